@@ -1,0 +1,172 @@
+"""Preprocessing specs and the OpenCV implementation shared by centroid building and the runtime.
+
+A :class:`PreprocessSpec` is data, not code: it travels inside centroid packs (JSON) and fused ONNX
+graphs (metadata), so every stage resizes an image the same way. The functions here use numpy and
+OpenCV only, so the runtime can import them without torch.
+
+Pixel normalisation (mean/std, 0..255 -> 0..1) is *not* done here: fused graphs take uint8 RGB
+NHWC and normalise inside the graph, and the torch encoders do the same in ``Encoder.forward``. The
+CPU side therefore only decodes, resizes and crops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+SPEC_VERSION = 1
+POLICIES = ("center_crop", "native", "short_side")
+INTERPOLATIONS = {
+    "bicubic": cv2.INTER_CUBIC,
+    "bilinear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "nearest": cv2.INTER_NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an image becomes encoder input.
+
+    Attributes:
+        policy: ``center_crop`` resizes the short side to ``size`` and crops the centre ``size`` x ``size``
+            (OpenCLIP's default); ``native`` keeps the aspect ratio and only caps the long side at ``size``
+            (the paper's native-resolution RN50*); ``short_side`` resizes the short side to ``size``
+            without cropping.
+        size: crop size, long-side cap or short-side length, depending on ``policy``.
+        interpolation: filter used when upscaling. Downscaling is always antialiased (see :func:`resize`).
+        mean, std: per-channel normalisation in 0..1 units, applied inside the graph.
+        channel_order: ``RGB`` or ``BGR``: what the encoder expects.
+        size_multiple: output height and width are rounded down to a multiple of this (patch size for
+            ViTs, stride for CNNs) for the policies that keep the aspect ratio.
+        min_size: smallest side accepted after resizing; smaller images are upscaled to it.
+    """
+
+    policy: str = "center_crop"
+    size: int = 224
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    channel_order: str = "RGB"
+    size_multiple: int = 1
+    min_size: int = 32
+    version: int = field(default=SPEC_VERSION)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown resize policy {self.policy!r}; expected one of {POLICIES}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; expected one of {tuple(INTERPOLATIONS)}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+        if self.size < 1 or self.size_multiple < 1:
+            raise ValueError("size and size_multiple must be positive")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    @property
+    def fixed_size(self) -> bool:
+        """True when every image comes out at the same height and width."""
+        return self.policy == "center_crop"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessSpec:
+        d = dict(d)
+        version = int(d.get("version", SPEC_VERSION))
+        if version > SPEC_VERSION:
+            raise ValueError(f"preprocess spec version {version} is newer than this QUASAR ({SPEC_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocess spec fields: {sorted(unknown)}")
+        for key in ("mean", "std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessSpec:
+        return cls.from_dict(json.loads(text))
+
+
+def _round_multiple(v: float, m: int) -> int:
+    return max(m, int(v) // m * m)
+
+
+def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
+    """Return (resized_h, resized_w, crop) for an image of the given size; crop is (ch, cw) or None."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image has no pixels ({height}x{width})")
+    if spec.policy == "center_crop":
+        scale = spec.size / min(height, width)
+        rh, rw = max(spec.size, round(height * scale)), max(spec.size, round(width * scale))
+        return rh, rw, (spec.size, spec.size)
+    if spec.policy == "native":
+        scale = min(1.0, spec.size / max(height, width))
+    else:  # short_side
+        scale = spec.size / min(height, width)
+    if min(height, width) * scale < spec.min_size:
+        scale = spec.min_size / min(height, width)
+    rh = _round_multiple(round(height * scale), spec.size_multiple)
+    rw = _round_multiple(round(width * scale), spec.size_multiple)
+    return rh, rw, None
+
+
+def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicubic") -> np.ndarray:
+    """Resize with an antialiased filter when shrinking.
+
+    Plain bicubic downscaling aliases badly (PIL and torchvision antialias by default), which moves
+    scores far from the reference pipeline. INTER_AREA is OpenCV's antialiased downscaler; for large
+    factors we first halve with INTER_AREA, which is exact box filtering and fast.
+    """
+    h, w = img.shape[:2]
+    if (h, w) == (height, width):
+        return img
+    if height <= h and width <= w:
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, (width, height), interpolation=INTERPOLATIONS[interpolation])
+
+
+def center_crop(img: np.ndarray, ch: int, cw: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+    return img[top : top + ch, left : left + cw]
+
+
+def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Resize and crop an RGB uint8 HWC image per ``spec``; returns a contiguous uint8 HWC array.
+
+    The channel order of the result is ``spec.channel_order``.
+    """
+    if img_rgb.ndim != 3 or img_rgb.shape[2] != 3 or img_rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 HxWx3 image, got {img_rgb.dtype} {img_rgb.shape}")
+    rh, rw, crop = target_shape(img_rgb.shape[0], img_rgb.shape[1], spec)
+    out = resize(img_rgb, rh, rw, spec.interpolation)
+    if crop is not None:
+        out = center_crop(out, *crop)
+    if spec.channel_order == "BGR":
+        out = out[:, :, ::-1]
+    return np.ascontiguousarray(out)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode an image file to RGB uint8 HWC with OpenCV (EXIF orientation applied).
+
+    A minimal reader for anchor building; the runtime has the full robust decoder.
+    """
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"{path}: empty file")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: not a decodable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
