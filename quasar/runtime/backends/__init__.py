@@ -1,0 +1,56 @@
+"""Inference backends and the rule that picks one.
+
+``auto``: a TensorRT engine file -> ``tensorrt``; an ONNX file -> ONNX Runtime on CUDA when the CUDA
+execution provider is installed (onnxruntime-gpu), else ONNX Runtime on CPU. ``torch`` is never
+picked automatically (it needs the export extras); each backend module is imported only when chosen,
+so ``import quasar.runtime`` loads neither TensorRT, cuda-python nor torch.
+"""
+
+from __future__ import annotations
+
+from quasar.errors import QuasarError
+from quasar.runtime.backends.base import Backend, Done, Pending
+from quasar.runtime.model import ModelInfo
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+
+__all__ = ["BACKENDS", "Backend", "Done", "Pending", "create_backend", "resolve_backend"]
+
+
+def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None = None) -> tuple[str, str | None]:
+    """(backend, device) that ``create_backend`` will use; QuasarError for impossible combinations."""
+    if backend not in BACKENDS:
+        raise QuasarError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if info.kind == "engine":
+        if backend not in ("auto", "tensorrt"):
+            raise QuasarError(f"{info.path}: a TensorRT engine runs only on the tensorrt backend, not {backend}")
+        if device not in (None, "cuda"):
+            raise QuasarError(f"{info.path}: a TensorRT engine runs on cuda, not {device}")
+        return "tensorrt", "cuda"
+    if backend == "tensorrt":
+        raise QuasarError(f"{info.path}: the tensorrt backend needs an engine file (X.engine + X.engine.json); "
+                          "for an ONNX file use --backend onnxruntime --device tensorrt (TensorRT EP)")
+    if backend == "torch":
+        return "torch", device
+    if backend == "auto" and device is None:
+        from quasar.runtime.backends.ort import best_device  # noqa: PLC0415
+
+        device = best_device()
+    return "onnxruntime", device
+
+
+def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = None, *,
+                   threads: int | None = None, optimization: str = "all", device_id: int = 0) -> Backend:
+    """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``)."""
+    name, device = resolve_backend(info, backend, device)
+    if name == "tensorrt":
+        from quasar.runtime.backends.tensorrt import TensorRTBackend  # noqa: PLC0415
+
+        return TensorRTBackend(info, device_id=device_id)
+    if name == "torch":
+        from quasar.runtime.backends.torch_backend import TorchBackend  # noqa: PLC0415
+
+        return TorchBackend(info, device=device, threads=threads)
+    from quasar.runtime.backends.ort import OrtBackend  # noqa: PLC0415
+
+    return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id)

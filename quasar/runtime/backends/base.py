@@ -1,0 +1,70 @@
+"""The inference backend contract: uint8 NHWC batch in, (scores, margins) float32 [N, K] out.
+
+``submit`` starts a batch and returns a handle whose ``result()`` waits for it. CPU backends finish
+inside ``submit``; CUDA backends only enqueue the host->device copy there, so the pipeline can
+submit batch i+1 (its copy overlapping batch i's compute) before it collects batch i.
+``batch_buffer`` lets a backend hand out the host memory a batch is assembled in (pinned memory
+for CUDA), so a batch is written once and copied straight to the device.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from quasar.errors import QuasarError
+from quasar.runtime.model import ModelInfo
+
+
+class Pending(ABC):
+    @abstractmethod
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Wait for the batch; (scores, margins) as float32 [N, K]."""
+
+
+class Done(Pending):
+    """A batch that finished synchronously."""
+
+    def __init__(self, scores: np.ndarray, margins: np.ndarray) -> None:
+        self._out = (scores, margins)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._out
+
+
+class Backend(ABC):
+    """One loaded model on one device. ``submit``/``result`` must be safe to call from several threads."""
+
+    name = "backend"
+    device = "cpu"
+    max_batch: int | None = None  # engines built for a fixed maximum batch say so here
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+
+    @abstractmethod
+    def submit(self, batch: np.ndarray) -> Pending:
+        """Start inference on a uint8 [N, H, W, 3] batch."""
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.submit(batch).result()
+
+    def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Host memory to assemble a batch of this shape in; pass it to ``submit`` or ``release``."""
+        return np.empty(shape, dtype=np.uint8)
+
+    def release(self, buffer: np.ndarray) -> None:
+        """Give back a ``batch_buffer`` that will not be submitted (a cancelled run)."""
+
+    def close(self) -> None:
+        """Free sessions and device memory; the backend is unusable afterwards."""
+
+    def check_outputs(self, scores: np.ndarray, margins: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Outputs must be [N, K] with K = number of heads in the metadata (else the file is inconsistent)."""
+        k = self.info.num_heads
+        for name, a in (("scores", scores), ("margins", margins)):
+            if a.ndim != 2 or a.shape != (n, k):
+                raise QuasarError(f"{self.info.path}: output {name!r} has shape {a.shape}, expected ({n}, {k}) "
+                                  f"for {k} heads {list(self.info.heads)}")
+        return np.asarray(scores, dtype=np.float32), np.asarray(margins, dtype=np.float32)

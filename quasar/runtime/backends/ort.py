@@ -1,0 +1,187 @@
+"""ONNX Runtime backend: CPU, or CUDA / TensorRT execution providers when onnxruntime-gpu is installed.
+
+On CPU a batch is one ``session.run`` (ORT sessions are thread-safe for ``run``). With the CUDA or
+TensorRT EP the batch goes through IOBinding: the pipeline assembles it in a pinned slot,
+``submit`` enqueues the host->device copy on a copy stream and returns, and ``result`` runs the
+graph on the device buffer. The copy of batch i+1 therefore overlaps the compute of batch i.
+Without cuda-python the GPU path falls back to ``session.run`` with host arrays (ORT copies).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from quasar.errors import QuasarError
+from quasar.runtime.backends.base import Backend, Done, Pending
+from quasar.runtime.model import ModelInfo
+
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort  # noqa: PLC0415
+
+    return list(ort.get_available_providers())
+
+
+def best_device() -> str:
+    """``cuda`` when the CUDA EP is present (onnxruntime-gpu), else ``cpu``."""
+    return "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
+
+
+class OrtBackend(Backend):
+    """Args:
+        device: ``cpu``, ``cuda`` or ``tensorrt`` (the EP); None picks CUDA when available.
+        threads: intra-op threads (None: ORT's default, one per core).
+        optimization: graph optimisation level, one of ``OPT_LEVELS``.
+        device_id: GPU index for the CUDA/TensorRT EPs.
+        staging_slots, slot_bytes: pinned staging ring for the CUDA path (see backends/cuda.py).
+    """
+
+    def __init__(self, info: ModelInfo, device: str | None = None, threads: int | None = None,
+                 optimization: str = "all", device_id: int = 0, staging_slots: int = 5,
+                 slot_bytes: int | None = None) -> None:
+        super().__init__(info)
+        import onnxruntime as ort  # noqa: PLC0415
+
+        device = device or best_device()
+        if device not in PROVIDERS:
+            raise QuasarError(f"unknown onnxruntime device {device!r}; expected one of {sorted(PROVIDERS)}")
+        missing = [p for p in PROVIDERS[device][:-1] if p not in ort.get_available_providers()]
+        if missing:
+            raise QuasarError(f"onnxruntime has no {missing[0]} here (install onnxruntime-gpu and CUDA)")
+        if optimization not in OPT_LEVELS:
+            raise QuasarError(f"unknown graph optimisation level {optimization!r}; expected one of {OPT_LEVELS}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        so.log_severity_level = 3
+        providers: list = list(PROVIDERS[device])
+        if device != "cpu":
+            providers = [(p, {"device_id": device_id}) if p != "CPUExecutionProvider" else p for p in providers]
+        try:
+            self.session = ort.InferenceSession(info.path, so, providers=providers)
+        except Exception as e:  # ORT raises its own exception types
+            raise QuasarError(f"{info.path}: ONNX Runtime cannot load this model ({str(e).strip()[:300]})") from None
+        self.device = "cpu" if device == "cpu" else "cuda"
+        self.name = f"onnxruntime-{device}"
+        self.device_id = device_id
+        self._check_io()
+        self._lock = threading.Lock()
+        self._ring = None
+        if self.device == "cuda":
+            self._init_staging(staging_slots, slot_bytes)
+
+    # ------------------------------------------------------------------ validation
+    def _check_io(self) -> None:
+        path, k = self.info.path, self.info.num_heads
+        ins = self.session.get_inputs()
+        if len(ins) != 1 or ins[0].name != "images":
+            raise QuasarError(f"{path}: expected one input named 'images', found {[i.name for i in ins]}")
+        x = ins[0]
+        if x.type != "tensor(uint8)" or len(x.shape) != 4 or x.shape[3] != 3:
+            raise QuasarError(f"{path}: input 'images' must be uint8 [N, H, W, 3] (NHWC), is {x.type} {x.shape}")
+        static_hw = all(isinstance(d, int) for d in x.shape[1:3])
+        if self.info.dynamic_size and static_hw:
+            raise QuasarError(f"{path}: metadata says dynamic_size=true but the graph input is fixed at {x.shape}")
+        if not self.info.dynamic_size:
+            size = self.info.spec.size
+            if static_hw and tuple(x.shape[1:3]) != (size, size):
+                raise QuasarError(f"{path}: graph input is {x.shape[1]}x{x.shape[2]} but the spec crops {size}x{size}")
+        outs = {o.name: o for o in self.session.get_outputs()}
+        for name in ("scores", "margins"):
+            o = outs.get(name)
+            if o is None:
+                raise QuasarError(f"{path}: the graph has no {name!r} output (outputs: {sorted(outs)})")
+            if o.type != "tensor(float)" or len(o.shape) != 2:
+                raise QuasarError(f"{path}: output {name!r} must be float32 [N, K], is {o.type} {o.shape}")
+            if isinstance(o.shape[1], int) and o.shape[1] != k:
+                raise QuasarError(f"{path}: output {name!r} has {o.shape[1]} columns but the metadata names "
+                                  f"{k} heads {list(self.info.heads)}")
+
+    # ------------------------------------------------------------------ CPU
+    def _run_host(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores, margins = self.session.run(["scores", "margins"], {"images": batch})
+        return self.check_outputs(scores, margins, batch.shape[0])
+
+    def submit(self, batch: np.ndarray) -> Pending:
+        if self._ring is None:
+            return Done(*self._run_host(batch))
+        return self._submit_cuda(batch)
+
+    # ------------------------------------------------------------------ CUDA (IOBinding, pinned, double-buffered)
+    def _init_staging(self, nslots: int, slot_bytes: int | None) -> None:
+        try:
+            from quasar.runtime.backends.cuda import CudaRuntime, StagingRing  # noqa: PLC0415
+
+            self._cuda = CudaRuntime(device=self.device_id)
+            spec = self.info.spec
+            self._ring = StagingRing(self._cuda, nslots, slot_bytes or 32 * spec.size * spec.size * 3)
+            self._copy_stream = self._cuda.stream()
+        except ImportError:
+            self._ring = None  # no cuda-python: plain session.run, ORT copies from pageable memory
+
+    def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self._ring is not None and self._ring.fits(shape):
+            return self._ring.view(self._ring.acquire(), shape)
+        return super().batch_buffer(shape)
+
+    def release(self, buffer: np.ndarray) -> None:
+        if self._ring is not None:
+            slot = self._ring.slot_of(buffer)
+            if slot is not None:
+                self._ring.release(slot)
+
+    def _submit_cuda(self, batch: np.ndarray) -> Pending:
+        ring = self._ring
+        slot = ring.slot_of(batch)
+        if slot is None:
+            if not ring.fits(batch.shape):
+                return Done(*self._run_host(batch))  # oversized batch: let ORT copy it
+            slot = ring.acquire()
+            np.copyto(ring.view(slot, batch.shape), batch)
+        with self._lock:
+            self._cuda.h2d(slot.dev_ptr, slot.host_ptr, batch.nbytes, self._copy_stream)
+            self._cuda.record(slot.copied, self._copy_stream)
+        return _OrtCudaPending(self, slot, tuple(batch.shape))
+
+    def _finish_cuda(self, slot, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            with self._lock:
+                self._cuda.sync_event(slot.copied)  # usually long done: it was enqueued a batch earlier
+                binding = self.session.io_binding()
+                binding.bind_input("images", "cuda", self.device_id, np.uint8, list(shape), slot.dev_ptr)
+                binding.bind_output("scores")
+                binding.bind_output("margins")
+                self.session.run_with_iobinding(binding)
+                scores, margins = binding.copy_outputs_to_cpu()
+        finally:
+            self._ring.release(slot)
+        return self.check_outputs(scores, margins, shape[0])
+
+    def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        self.session = None
+
+
+class _OrtCudaPending(Pending):
+    def __init__(self, backend: OrtBackend, slot, shape: tuple[int, ...]) -> None:
+        self.backend, self.slot, self.shape = backend, slot, shape
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.backend._finish_cuda(self.slot, self.shape)

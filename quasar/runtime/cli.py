@@ -1,0 +1,123 @@
+"""``quasar score``: score images and folders into CSV / JSON Lines, resumably.
+
+Per-image problems (unreadable, corrupt, too large...) become rows with an ``error`` and a summary
+on stderr; the exit status is non-zero only for fatal problems (bad model, bad arguments), which
+:func:`quasar.cli.main` reports as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from quasar.errors import QuasarError
+
+MAX_LISTED_FAILURES = 20
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="score images with a fused QUASAR model",
+        description="Score image files and folders. One output row per input: path, one P(good) column "
+                    "per head, error. Rows are flushed as they are written; --resume skips paths already "
+                    "in the output file.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--model", metavar="FILE", default=None,
+                   help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
+    p.add_argument("-o", "--output", default="-", metavar="OUT",
+                   help="out.csv, out.jsonl or - for stdout (CSV) [default: -]")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None, help="override the format inferred from OUT")
+    p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
+    p.add_argument("--workers", type=_positive, default=None, help="decode/preprocess threads")
+    p.add_argument("--threads", type=_positive, default=None, help="inference threads (intra-op)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto")
+    p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None,
+                   help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP)")
+    p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
+    p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
+    p.add_argument("--max-pixels", type=_positive, default=None,
+                   help="decompression-bomb limit per image in pixels [default: about 179 MP]")
+    p.add_argument("--no-reduced-decode", action="store_true",
+                   help="always decode JPEGs at full resolution (slower; for exact parity checks)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=run)
+
+
+def _quiet_opencv() -> None:
+    """OpenCV logs every undecodable file on stderr; the CLI reports them itself."""
+    try:
+        import cv2  # noqa: PLC0415
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except (ImportError, AttributeError):
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from quasar.runtime.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
+    from quasar.runtime.output import open_writer  # noqa: PLC0415
+    from quasar.runtime.scorer import Scorer  # noqa: PLC0415
+    from quasar.runtime.sources import iter_items  # noqa: PLC0415
+
+    if args.resume and args.output == "-":
+        raise QuasarError("--resume needs an output file (-o FILE), not stdout")
+    _quiet_opencv()
+    scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
+                    workers=args.workers, threads=args.threads,
+                    max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode)
+    writer, done = open_writer(args.output, args.format, scorer.heads, margins=args.margins, resume=args.resume)
+    skipped = 0
+
+    def todo():
+        nonlocal skipped
+        for item in iter_items(args.paths, args.recursive):
+            if item.label in done:
+                skipped += 1
+                continue
+            yield item
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    bar = tqdm(unit="img", desc="scoring", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    failures: list[tuple[str, str]] = []
+    n = 0
+    t0 = time.perf_counter()
+    try:
+        for rec in scorer.score_items(todo()):
+            writer.write(rec)
+            n += 1
+            if rec.error is not None:
+                failures.append((rec.source, rec.error))
+                bar.set_postfix(failed=len(failures), refresh=False)
+            bar.update()
+    finally:
+        bar.close()
+        writer.close()
+        scorer.close()
+    dt = time.perf_counter() - t0
+    if not args.quiet:
+        _summary(n, failures, skipped, dt)
+    return 0
+
+
+def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float) -> None:
+    err = sys.stderr
+    rate = f", {n / seconds:.1f} img/s" if seconds > 0 and n else ""
+    extra = f", {skipped} already in the output" if skipped else ""
+    print(f"quasar score: {n - len(failures)} of {n} scored, {len(failures)} failed{extra} "
+          f"({seconds:.1f} s{rate})", file=err)
+    if n == 0 and not skipped:
+        print("quasar score: no images found (folders need -r to include sub-folders)", file=err)
+    for path, reason in failures[:MAX_LISTED_FAILURES]:
+        print(f"  {path}: {reason}", file=err)
+    if len(failures) > MAX_LISTED_FAILURES:
+        print(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more (see the error column)", file=err)

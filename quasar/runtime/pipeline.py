@@ -1,0 +1,221 @@
+"""The batched scoring pipeline: decode workers -> shape buckets -> bounded queue -> backend.
+
+Threads, not processes: OpenCV's decode and resize release the GIL, so ``workers`` threads decode in
+parallel while the calling thread runs inference, and nothing is pickled. A feeder thread walks the
+(lazy) input stream, keeps at most ``2 * workers + 2`` decode jobs in flight, groups the
+preprocessed images into batches and puts them on a queue of at most ``queue_size`` messages. The
+caller's thread takes batches off the queue and runs the backend, so CPU work overlaps inference
+and memory is bounded whatever the number of files.
+
+**Bucketing rule** (models with dynamic H/W, e.g. the ``native`` policy): a batch only ever holds
+images of *identical* preprocessed shape, so no image is padded or resized for the sake of its
+batch, and an image's score does not depend on what it was batched with. Shapes are already
+quantised by the spec (``size_multiple``: 32 for effnet-lite0, so typical photos fall into a few
+shapes such as 384x512 or 512x384). A partial bucket is flushed when it is full, at the end, or
+when its oldest image is ``window`` inputs behind the newest one (default ``4 * batch_size``),
+which bounds both the memory held in buckets and how long results wait. Fixed-size models have one
+bucket, so batches are simply consecutive images.
+
+Results come out in input order (a small reorder buffer bridges the bucket window).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from quasar.runtime.backends.base import Backend, Pending
+from quasar.runtime.decode import ImageError
+from quasar.runtime.sources import Item
+
+
+@dataclass(frozen=True)
+class Result:
+    """Scores of one input (``scores``/``margins`` are [K] arrays), or the reason it has none."""
+
+    index: int
+    label: str
+    scores: np.ndarray | None = None
+    margins: np.ndarray | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Batch:
+    indices: list[int]
+    labels: list[str]
+    array: np.ndarray
+
+
+@dataclass
+class _Failed:
+    index: int
+    label: str
+    error: str
+
+
+@dataclass
+class _Fatal:
+    exc: BaseException
+
+
+_END = object()
+
+
+class _Stopped(Exception):
+    """The consumer went away; the feeder unwinds."""
+
+
+class Pipeline:
+    """Run ``prepare`` on ``workers`` threads and ``backend`` on batches of up to ``batch_size``.
+
+    One ``Pipeline`` may run several times, also concurrently from several threads: each ``run``
+    has its own threads and queue; only the backend is shared.
+    """
+
+    def __init__(self, prepare: Callable[[Item], np.ndarray], backend: Backend, batch_size: int = 8,
+                 workers: int = 2, window: int | None = None, queue_size: int = 4, depth: int | None = None) -> None:
+        if batch_size < 1 or workers < 1:
+            raise ValueError("batch_size and workers must be at least 1")
+        self.prepare = prepare
+        self.backend = backend
+        self.batch_size = batch_size
+        self.workers = workers
+        self.window = window if window is not None else 4 * batch_size
+        self.queue_size = queue_size
+        # Batches in flight on the device: 2 lets batch i+1's copy overlap batch i's compute.
+        self.depth = depth if depth is not None else (2 if backend.device == "cuda" else 1)
+
+    # ------------------------------------------------------------------ feeder (its own thread)
+    def _feed(self, items: Iterator[Item], out_q: queue.Queue, stop: threading.Event) -> None:
+        def put(msg) -> None:
+            while not stop.is_set():
+                try:
+                    out_q.put(msg, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            if isinstance(msg, _Batch):
+                self.backend.release(msg.array)
+            raise _Stopped
+
+        buckets: dict[tuple[int, ...], list[tuple[int, str, np.ndarray]]] = {}
+
+        def emit(shape: tuple[int, ...]) -> None:
+            entries = buckets.pop(shape)
+            buf = self.backend.batch_buffer((len(entries), *shape))
+            np.stack([e[2] for e in entries], out=buf)
+            put(_Batch([e[0] for e in entries], [e[1] for e in entries], buf))
+
+        def take(fut: Future, index: int, label: str) -> None:
+            try:
+                arr = fut.result()
+            except ImageError as e:
+                put(_Failed(index, label, str(e)))
+                return
+            except Exception as e:  # a bug or an odd OS error must not end the run
+                put(_Failed(index, label, f"unexpected {type(e).__name__}: {e}"))
+                return
+            bucket = buckets.setdefault(arr.shape, [])
+            bucket.append((index, label, arr))
+            if len(bucket) >= self.batch_size:
+                emit(arr.shape)
+            for shape, b in list(buckets.items()):
+                if index - b[0][0] >= self.window:
+                    emit(shape)
+
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="quasar-decode")
+        try:
+            inflight: deque[tuple[Future, int, str]] = deque()
+            max_inflight = 2 * self.workers + 2
+            for index, item in enumerate(items):
+                if stop.is_set():
+                    raise _Stopped
+                inflight.append((pool.submit(self.prepare, item), index, item.label))
+                while len(inflight) >= max_inflight:
+                    take(*inflight.popleft())
+            while inflight:
+                take(*inflight.popleft())
+            for shape in list(buckets):
+                emit(shape)
+            put(_END)
+        except _Stopped:
+            pass
+        except BaseException as e:  # the input iterator failed: hand the exception to the consumer
+            try:
+                put(_Fatal(e))
+            except _Stopped:
+                pass
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ consumer (the caller's thread)
+    def run(self, items: Iterable[Item]) -> Iterator[Result]:
+        """Score ``items`` lazily; yields one :class:`Result` per item, in input order."""
+        out_q: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        stop = threading.Event()
+        feeder = threading.Thread(target=self._feed, args=(iter(items), out_q, stop), name="quasar-feeder",
+                                  daemon=True)
+        pending: deque[tuple[_Batch, Pending]] = deque()
+        ready: dict[int, Result] = {}
+        next_index = 0
+
+        def collect() -> None:
+            batch, handle = pending.popleft()
+            scores, margins = handle.result()
+            for j, (i, label) in enumerate(zip(batch.indices, batch.labels, strict=True)):
+                ready[i] = Result(i, label, scores[j].copy(), margins[j].copy())
+
+        feeder.start()
+        try:
+            while True:
+                try:
+                    # With a batch on the device, only wait briefly for the next one, then collect.
+                    msg = out_q.get(timeout=0.02) if pending else out_q.get()
+                except queue.Empty:
+                    collect()
+                    msg = None
+                if msg is _END:
+                    break
+                if isinstance(msg, _Fatal):
+                    raise msg.exc
+                if isinstance(msg, _Failed):
+                    ready[msg.index] = Result(msg.index, msg.label, error=msg.error)
+                elif isinstance(msg, _Batch):
+                    pending.append((msg, self.backend.submit(msg.array)))
+                    if len(pending) >= self.depth:
+                        collect()
+                while next_index in ready:
+                    yield ready.pop(next_index)
+                    next_index += 1
+            while pending:
+                collect()
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+        finally:
+            stop.set()
+            self._cleanup(out_q, pending, feeder)
+
+    def _cleanup(self, out_q: queue.Queue, pending: deque, feeder: threading.Thread) -> None:
+        """Return staging buffers of batches that will never run, and let the feeder exit."""
+        for _, handle in pending:
+            try:
+                handle.result()
+            except Exception:  # noqa: BLE001 - already failing or abandoned
+                pass
+        pending.clear()
+        while feeder.is_alive() or not out_q.empty():
+            try:
+                msg = out_q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if isinstance(msg, _Batch):
+                self.backend.release(msg.array)
+        feeder.join()

@@ -1,0 +1,71 @@
+"""From an input (file, bytes or array) to the exact uint8 tensor one image contributes to a batch.
+
+The resize and crop come from :mod:`quasar.preprocess` (the code centroid building used), driven by
+the *full-resolution* upright size even when the JPEG was decoded at a reduced scale, so reduced
+decoding never changes the output shape, only (slightly) the pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quasar.preprocess import PreprocessSpec, center_crop, resize, target_shape
+from quasar.runtime.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
+from quasar.runtime.sources import Item, read_file
+
+# Largest resized image (before the crop) accepted, in units of spec.size**2: an extreme panorama
+# would otherwise be upscaled to a huge strip (a 1x1000 image at short side 224 is 224x224000).
+MAX_RESIZE_AREA_FACTOR = 64
+
+
+class Preparer:
+    """Decodes and preprocesses one input per call; stateless, so worker threads share one instance.
+
+    Args:
+        spec: the model's preprocessing spec.
+        max_pixels: decompression-bomb limit on the decoded image (None: no limit).
+        reduced_decode: decode large JPEGs at 1/2, 1/4 or 1/8 scale when the result still covers the
+            resize target (libjpeg's DCT scaling: several times faster, and itself a smoothing filter).
+        max_file_bytes: refuse larger files without reading them.
+    """
+
+    def __init__(self, spec: PreprocessSpec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 reduced_decode: bool = True, max_file_bytes: int = 1 << 30) -> None:
+        self.spec = spec
+        self.max_pixels = max_pixels
+        self.reduced_decode = reduced_decode
+        self.max_file_bytes = max_file_bytes
+
+    def min_decoded_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The resize target (before any crop) for a stored image of this size (orientation-free)."""
+        rh, rw, _ = target_shape(height, width, self.spec)
+        return rh, rw
+
+    def decode(self, item: Item) -> Decoded:
+        if item.error is not None:
+            raise ImageError(item.error)
+        if item.array is not None:
+            return from_array(item.array, order=item.array_order, max_pixels=self.max_pixels)
+        data = item.data if item.data is not None else read_file(item.path, self.max_file_bytes)
+        return decode(data, max_pixels=self.max_pixels,
+                      min_shape=self.min_decoded_shape if self.reduced_decode else None)
+
+    def finish(self, decoded: Decoded) -> np.ndarray:
+        """Resize/crop per spec to a contiguous uint8 HxWx3 array in the spec's channel order."""
+        spec = self.spec
+        h, w = decoded.full_size
+        try:
+            rh, rw, crop = target_shape(h, w, spec)
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+        if rh * rw > MAX_RESIZE_AREA_FACTOR * spec.size**2:
+            raise ImageError(f"extreme aspect ratio ({w}x{h}): resizing per the model's spec would give {rw}x{rh}")
+        out = resize(decoded.image, rh, rw, spec.interpolation)
+        if crop is not None:
+            out = center_crop(out, *crop)
+        if spec.channel_order == "BGR":
+            out = out[:, :, ::-1]
+        return np.ascontiguousarray(out)
+
+    def __call__(self, item: Item) -> np.ndarray:
+        return self.finish(self.decode(item))

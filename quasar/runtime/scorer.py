@@ -1,0 +1,134 @@
+"""``Scorer``: the Python API. Open a fused model once, score any number of images with it.
+
+    from quasar.runtime import Scorer
+    scorer = Scorer()                       # the default model ($QUASAR_MODEL overrides)
+    for rec in scorer.score_iter("photos/", recursive=True):
+        print(rec.source, rec.scores, rec.error)
+
+A ``Scorer`` is safe to share between threads: every ``score*`` call runs its own pipeline
+(threads, queue), and only the backend, which is thread-safe, is shared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quasar.runtime.backends import create_backend
+from quasar.runtime.decode import DEFAULT_MAX_PIXELS
+from quasar.runtime.model import ModelInfo, default_model_path, load_model_info
+from quasar.runtime.pipeline import Pipeline, Result
+from quasar.runtime.prepare import Preparer
+from quasar.runtime.sources import IMAGE_EXTENSIONS, iter_items
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One input's result. ``scores``: P(good) per head; ``margins``: cos_good - cos_bad per head.
+
+    On failure ``scores`` and ``margins`` are empty and ``error`` says why (``source`` names the input).
+    """
+
+    source: str
+    scores: dict[str, float] = field(default_factory=dict)
+    margins: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class Scorer:
+    """Score images with a QUASAR fused model.
+
+    Args:
+        model: ONNX file or TensorRT engine (with its ``.json`` sidecar); None: the default model.
+        backend: ``auto``, ``onnxruntime``, ``tensorrt`` or ``torch`` (see :mod:`quasar.runtime.backends`).
+        device: ``cpu``/``cuda`` (``tensorrt`` selects ORT's TensorRT EP); None: the backend's best.
+        batch_size: images per inference call (default 8 on CPU, 32 on CUDA; capped by an engine's profile).
+        workers: decode/preprocess threads (default: CPU cores, at most 8).
+        threads: ONNX Runtime / torch intra-op threads (default: the library's).
+        max_pixels: decompression-bomb limit per image (None: no limit).
+        reduced_decode: decode big JPEGs at 1/2..1/8 scale when the result still covers the resize target.
+        window: bucket flush window for dynamic-size models (see :mod:`quasar.runtime.pipeline`).
+        optimization: ONNX Runtime graph optimisation level (disable, basic, extended, all).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
+                 batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, reduced_decode: bool = True, window: int | None = None,
+                 optimization: str = "all", device_id: int = 0) -> None:
+        path = os.fspath(model) if model is not None else default_model_path()
+        self.info: ModelInfo = load_model_info(path)
+        self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
+                                      device_id=device_id)
+        bs = batch_size or (32 if self.backend.device == "cuda" else 8)
+        if self.backend.max_batch:
+            bs = min(bs, self.backend.max_batch)
+        self.batch_size = bs
+        self.workers = workers or default_workers()
+        self.preparer = Preparer(self.info.spec, max_pixels=max_pixels, reduced_decode=reduced_decode)
+        self.pipeline = Pipeline(self.preparer, self.backend, batch_size=bs, workers=self.workers, window=window)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return self.info.heads
+
+    @property
+    def spec(self):
+        return self.info.spec
+
+    @property
+    def model_path(self) -> str:
+        return self.info.path
+
+    def _record(self, r: Result) -> ScoreRecord:
+        if r.error is not None:
+            return ScoreRecord(r.label, error=r.error)
+        return ScoreRecord(r.label, dict(zip(self.heads, map(float, r.scores), strict=True)),
+                           dict(zip(self.heads, map(float, r.margins), strict=True)))
+
+    def score_iter(self, inputs, recursive: bool = False,
+                   extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[ScoreRecord]:
+        """Lazily score paths, folders, bytes, numpy images or an iterable of them, in input order.
+
+        Folders are listed (``recursive``: with sub-folders) and their image files scored in sorted
+        order. Numpy arrays are RGB (or greyscale/RGBA); a 4-D array is a batch of images.
+        """
+        for r in self.pipeline.run(iter_items(inputs, recursive, extensions)):
+            yield self._record(r)
+
+    def score(self, inputs, recursive: bool = False) -> list[ScoreRecord]:
+        """Like :meth:`score_iter`, collected into a list."""
+        return list(self.score_iter(inputs, recursive))
+
+    def score_items(self, items) -> Iterator[ScoreRecord]:
+        """Score an iterable of prepared :class:`~quasar.runtime.sources.Item` (the CLI's entry point)."""
+        for r in self.pipeline.run(items):
+            yield self._record(r)
+
+    def preprocess(self, x) -> np.ndarray:
+        """The exact uint8 HxWx3 tensor this scorer feeds the model for one input (for debugging and parity)."""
+        (item,) = list(iter_items([x]))
+        return self.preparer(item)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Scorer(model={self.info.path!r}, backend={self.backend.name!r}, heads={list(self.heads)}, "
+                f"batch_size={self.batch_size}, workers={self.workers})")

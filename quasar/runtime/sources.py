@@ -1,0 +1,144 @@
+"""Turn what the user passes (paths, folders, bytes, arrays, lists of those) into a lazy item stream.
+
+Everything is a generator: a folder of 100,000 files is listed one directory at a time and never
+held as a list, so the pipeline's memory stays bounded. Problems found while listing (a directory
+symlink loop, an unreadable directory) become items that carry an error, so they are reported like
+any unreadable file instead of aborting the run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Extensions picked up when walking folders (explicitly named files are always tried).
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .avif .jp2 .pbm .pgm .ppm .pnm".split()
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input. Exactly one of ``path``, ``data``, ``array`` or ``error`` is set."""
+
+    label: str  # what the output row shows: the path as given/joined, or "<bytes 3>", "<array 0>"
+    path: str | None = None
+    data: bytes | bytearray | memoryview | None = None
+    array: np.ndarray | None = None
+    error: str | None = None
+    array_order: str = "RGB"
+
+
+def read_file(path: str, max_bytes: int | None = None) -> bytes:
+    """Read a whole regular file, turning OS errors into :class:`~quasar.runtime.decode.ImageError` reasons.
+
+    ``stat`` first: opening a FIFO or a device would block or never end.
+    """
+    from quasar.runtime.decode import ImageError  # noqa: PLC0415 - avoids an import cycle
+
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError("is a directory (pass -r / recursive=True to score folders)")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("not a regular file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise ImageError(f"file is {st.st_size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        reason = "file not found"
+        if os.path.islink(path):
+            reason += " (broken symlink)"
+        raise ImageError(reason) from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as e:
+        raise ImageError(e.strerror or str(e)) from None
+
+
+def iter_items(inputs, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+    """Flatten ``inputs`` lazily into items.
+
+    ``inputs`` is a path (str/PathLike; a folder is listed, recursively with ``recursive``), bytes,
+    a numpy image (HxW[xC]) or batch (NxHxWxC), or any iterable of those.
+    """
+    counters = {"bytes": 0, "array": 0}
+    yield from _expand(inputs, recursive, extensions, counters, top=True)
+
+
+def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterator[Item]:
+    if isinstance(x, Item):
+        yield x
+    elif isinstance(x, (str, os.PathLike)):
+        yield from iter_path(os.fspath(x), recursive, extensions)
+    elif isinstance(x, (bytes, bytearray, memoryview)):
+        yield Item(f"<bytes {counters['bytes']}>", data=x)
+        counters["bytes"] += 1
+    elif isinstance(x, np.ndarray):
+        for a in (x if x.ndim == 4 else (x,)):
+            yield Item(f"<array {counters['array']}>", array=a)
+            counters["array"] += 1
+    elif top and isinstance(x, Iterable) and not isinstance(x, Mapping):
+        for y in x:
+            yield from _expand(y, recursive, extensions, counters, top=False)
+    else:
+        raise TypeError(f"cannot score a {type(x).__name__}: pass paths, bytes, numpy arrays or a list of them")
+
+
+def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+    """A file path as one item (even if missing: the error is reported per file); a folder's images."""
+    if os.path.isdir(path):
+        yield from walk_folder(path, recursive, extensions)
+    else:
+        yield Item(path, path=path)
+
+
+def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+    """Image files under ``root`` in sorted order, one directory listing in memory at a time.
+
+    Symlinks are followed. Each real directory is listed once: a symlink back to one of its own
+    ancestors (a loop) yields an error item naming the link; a second route to an already listed
+    directory is skipped silently, so no file is scored twice.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def listdir(d: str, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Item]:
+        try:
+            st = os.stat(d)
+        except OSError as e:
+            yield Item(d, error=f"cannot open directory: {e.strerror}")
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            yield Item(d, error=f"directory symlink loop (points back to {os.path.realpath(d)}); not followed")
+            return
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            yield Item(d, error=f"cannot list directory: {e.strerror}")
+            return
+        subdirs = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append(e.path)
+            elif Path(e.name).suffix.lower() in extensions:
+                yield Item(e.path, path=e.path)
+        if recursive:
+            for sub in subdirs:
+                yield from listdir(sub, ancestors + (key,))
+
+    yield from listdir(root, ())

@@ -1,0 +1,111 @@
+"""A tiny fused model that follows the contract, built with ``onnx.helper`` (no torch, no weights).
+
+For tests and for wiring the runtime into an application before a real model is exported:
+uint8 NHWC ``images`` -> Cast -> NCHW -> (x - mean) / std -> 3x3 conv (stride 2) -> ReLU -> global
+average pool -> L2 normalise -> cosine with ``quasar.centroids`` [2K, D] (rows good_0, bad_0, good_1,
+bad_1, ... as in ``CentroidPack.centroid_matrix``) -> ``margins`` = cos_good - cos_bad -> ``scores`` = sigmoid(``quasar.logit_scales`` * margins).
+Its scores carry no meaning. Needs the ``onnx`` package (imported when called).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from quasar.preprocess import PreprocessSpec
+
+TINY_NATIVE_SPEC = PreprocessSpec(policy="native", size=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                                  size_multiple=16, min_size=32)
+TINY_CROP_SPEC = PreprocessSpec(policy="center_crop", size=64)
+
+
+def tiny_metadata(heads, spec: PreprocessSpec, dynamic: bool, scales) -> dict[str, str]:
+    return {
+        "quasar.format": "quasar-fused-model",
+        "quasar.format_version": "1",
+        "quasar.heads": json.dumps(list(heads)),
+        "quasar.preprocess": spec.to_json(),
+        "quasar.encoder": "tiny-test-conv",
+        "quasar.pack_hash": "sha256:" + "0" * 64,
+        "quasar.logit_scales": json.dumps([float(s) for s in scales]),
+        "quasar.input_layout": "NHWC_uint8",
+        "quasar.dynamic_size": "true" if dynamic else "false",
+        "quasar.precision": "fp32",
+        "quasar.project_version": "0.1.0",
+    }
+
+
+def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | None = None, dim: int = 16,
+                     seed: int = 0, metadata: dict[str, str | None] | None = None, out_heads: int | None = None) -> bytes:
+    """Serialized ONNX bytes. ``metadata`` entries override (None deletes) the contract's keys;
+    ``out_heads`` builds a graph with another output width than ``len(heads)`` (a broken model)."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    spec = spec or TINY_NATIVE_SPEC
+    dynamic = not spec.fixed_size
+    k = out_heads or len(heads)
+    rng = np.random.default_rng(seed)
+    conv_w = rng.normal(0, 0.3, (dim, 3, 3, 3)).astype(np.float32)
+    conv_b = rng.normal(0, 0.1, (dim,)).astype(np.float32)
+    cents = rng.normal(0, 1, (2 * k, dim)).astype(np.float32)
+    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    scales = np.linspace(20, 40, k).astype(np.float32)
+    mean = (np.array(spec.mean, np.float32) * 255).reshape(1, 3, 1, 1)
+    inv_std = (1 / (np.array(spec.std, np.float32) * 255)).reshape(1, 3, 1, 1)
+    inits = [
+        numpy_helper.from_array(mean, "mean"), numpy_helper.from_array(inv_std, "inv_std"),
+        numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(conv_b, "conv_b"),
+        numpy_helper.from_array(cents, "quasar.centroids"), numpy_helper.from_array(scales, "quasar.logit_scales"),
+        numpy_helper.from_array(np.array([1e-12], np.float32), "eps"),
+        numpy_helper.from_array(np.array([0], np.int64), "s0"), numpy_helper.from_array(np.array([1], np.int64), "s1"),
+        numpy_helper.from_array(np.array([2 * k], np.int64), "s2k"), numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+        numpy_helper.from_array(np.array([2], np.int64), "step2"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["images"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["xf"], ["xc"], perm=[0, 3, 1, 2]),
+        helper.make_node("Sub", ["xc", "mean"], ["xs"]),
+        helper.make_node("Mul", ["xs", "inv_std"], ["xn"]),
+        helper.make_node("Conv", ["xn", "conv_w", "conv_b"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["emb"], axis=1),
+        helper.make_node("ReduceL2", ["emb"], ["nrm"], axes=[1], keepdims=1),
+        helper.make_node("Max", ["nrm", "eps"], ["nrm2"]),
+        helper.make_node("Div", ["emb", "nrm2"], ["u"]),
+        helper.make_node("Gemm", ["u", "quasar.centroids"], ["cos"], transB=1),
+        helper.make_node("Slice", ["cos", "s0", "s2k", "ax1", "step2"], ["good"]),
+        helper.make_node("Slice", ["cos", "s1", "s2k", "ax1", "step2"], ["bad"]),
+        helper.make_node("Sub", ["good", "bad"], ["margins"]),
+        helper.make_node("Mul", ["margins", "quasar.logit_scales"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["scores"]),
+    ]
+    hw = ["height", "width"] if dynamic else [spec.size, spec.size]
+    graph = helper.make_graph(
+        nodes, "quasar_tiny",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", *hw, 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", k]),
+         helper.make_tensor_value_info("margins", TensorProto.FLOAT, ["batch", k])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="quasar-tiny")
+    model.ir_version = 8
+    meta = tiny_metadata(heads, spec, dynamic, scales[: len(heads)] if len(heads) <= k else
+                         list(scales) + [30.0] * (len(heads) - k))
+    for key, v in (metadata or {}).items():
+        if v is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = v
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_tiny_model(path, **kwargs) -> str:
+    """Write :func:`tiny_model_bytes` to ``path`` and return it."""
+    with open(path, "wb") as f:
+        f.write(tiny_model_bytes(**kwargs))
+    return str(path)

@@ -1,0 +1,33 @@
+"""Shared fixtures: real photos (installed once into the user cache) and small generated images."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """All working-copy photos (Debian wallpapers + scikit-image), each with .path/.source/.name/.split."""
+    from quasar.photos import fetch_photos
+
+    return fetch_photos()
+
+
+@pytest.fixture(scope="session")
+def anchor_photos(photos):
+    return [p for p in photos if p.split == "anchor"]
+
+
+@pytest.fixture(scope="session")
+def heldout_photos(photos):
+    return [p for p in photos if p.split == "heldout"]
+
+
+@pytest.fixture(scope="session")
+def skimage_photo_paths():
+    import skimage
+
+    d = os.path.join(os.path.dirname(skimage.__file__), "data")
+    return [os.path.join(d, n) for n in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")]

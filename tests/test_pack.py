@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from quasar.centroids.pack import CentroidPack, Head, PackError
+from quasar.preprocess import PreprocessSpec
+
+SPEC = PreprocessSpec(policy="native", size=512, size_multiple=32)
+
+
+def _pack(name="quality", enc="effnet-lite0", dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    h = Head(name, rng.normal(size=dim).astype(np.float32), rng.normal(size=dim).astype(np.float32), 20.0,
+             aggregation={"method": "mean"}, anchors={"good": 3, "bad": 9})
+    return CentroidPack(enc, SPEC, [h])
+
+
+def test_round_trip_is_exact_and_json(tmp_path):
+    p = _pack()
+    f = tmp_path / "p.qpack.json"
+    h = p.save(f)
+    d = json.loads(f.read_text())  # plain JSON: nothing is ever unpickled
+    assert d["format"] == "quasar-centroid-pack" and d["format_version"] == 1 and d["content_hash"] == h
+    q = CentroidPack.load(f)
+    np.testing.assert_array_equal(q.heads[0].good, p.heads[0].good)
+    assert q.preprocess == SPEC and q.encoder == "effnet-lite0" and q.content_hash == h
+    m = q.centroid_matrix()
+    assert m.shape == (2, 8) and np.allclose(np.linalg.norm(m, axis=1), 1)
+
+
+def test_merge_and_refusals(tmp_path):
+    a, b = _pack("quality"), _pack("aesthetics", seed=1)
+    m = a.merge(b)
+    assert m.head_names == ["quality", "aesthetics"] and m.centroid_matrix().shape == (4, 8)
+    with pytest.raises(PackError, match="encoder 'dinov2-s14'"):
+        a.merge(_pack("aesthetics", enc="dinov2-s14"))
+    with pytest.raises(PackError, match="exists in both"):
+        a.merge(_pack("quality", seed=3))
+    assert a.merge(_pack("quality", seed=3), replace=True).heads[0].good[0] == _pack(seed=3).heads[0].good[0]
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: d.update(format="something-else"), "not a QUASAR centroid pack"),
+        (lambda d: d.update(format_version=2), "format version 2 is not supported"),
+        (lambda d: d["heads"][0].update(logit_scale=2.0), "content hash mismatch"),
+        (lambda d: d["heads"][0]["good"].update(shape=[9]), "shape says"),
+        (lambda d: d.pop("encoder"), "malformed pack"),
+    ],
+)
+def test_load_refuses_bad_files(tmp_path, edit, match):
+    f = tmp_path / "p.json"
+    _pack().save(f)
+    d = json.loads(f.read_text())
+    edit(d)
+    f.write_text(json.dumps(d))
+    with pytest.raises(PackError, match=match):
+        CentroidPack.load(f)
+
+
+def test_load_refuses_non_json_and_missing(tmp_path):
+    f = tmp_path / "x.json"
+    f.write_bytes(b"\x80\x04\x95 pickle bytes")
+    with pytest.raises(PackError, match="not a JSON centroid pack"):
+        CentroidPack.load(f)
+    with pytest.raises(PackError, match="no such pack"):
+        CentroidPack.load(tmp_path / "missing.json")
+
+
+def test_validate_rejects_nan_and_duplicates(tmp_path):
+    p = _pack()
+    p.heads[0].good[0] = np.nan
+    with pytest.raises(PackError, match="NaN"):
+        p.save(tmp_path / "n.json")
+    q = _pack()
+    q.heads.append(q.heads[0])
+    with pytest.raises(PackError, match="duplicate"):
+        q.validate()
+
+
+def test_default_pack_ships():
+    p = CentroidPack.load("default")
+    assert p.encoder == "effnet-lite0" and p.head_names == ["quality"] and p.embed_dim == 1280
+    assert p.heads[0].anchors["kind"] == "synthetic" and p.heads[0].logit_scale_policy == "calibrated"
