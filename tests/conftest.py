@@ -31,3 +31,16 @@ def skimage_photo_paths():
 
     d = os.path.join(os.path.dirname(skimage.__file__), "data")
     return [os.path.join(d, n) for n in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")]
+
+
+@pytest.fixture(scope="session")
+def rn50_checkpoint(tmp_path_factory):
+    """An open_clip RN50 with random weights, written as a checkpoint file (no CLIP weights offline)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("RN50", pretrained=None)
+    path = tmp_path_factory.mktemp("ckpt") / "rn50_random.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)

@@ -42,17 +42,6 @@ def test_effnet_encoder_features(skimage_photo_paths):
     assert cos < 0.99  # different photos give different embeddings
 
 
-@pytest.fixture(scope="module")
-def rn50_checkpoint(tmp_path_factory):
-    import open_clip
-
-    torch.manual_seed(0)
-    model = open_clip.create_model("RN50", pretrained=None)
-    path = tmp_path_factory.mktemp("ckpt") / "rn50_random.pt"
-    torch.save(model.state_dict(), path)
-    return str(path)
-
-
 def test_open_clip_checkpoint_loads_back_by_path(rn50_checkpoint):
     a = create_encoder(f"open_clip:RN50@{rn50_checkpoint}")
     b = create_encoder(f"open_clip:RN50@{rn50_checkpoint}")

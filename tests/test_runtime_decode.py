@@ -243,3 +243,13 @@ def test_extreme_aspect_ratio_is_refused():
     crop = PreprocessSpec(policy="center_crop", size=224)
     with pytest.raises(ImageError, match="extreme aspect ratio"):
         Preparer(crop)(Item("x", array=np.zeros((1, 2000, 3), np.uint8)))
+
+
+def test_gif_falls_back_to_pil_without_opencv_gif(monkeypatch):
+    frames = [np.full((30, 40, 3), (200, 10, 10), np.uint8), np.zeros((30, 40, 3), np.uint8)]
+    data = animated_gif(frames)
+    real = cv2.imdecodeWithMetadata
+    monkeypatch.setattr(cv2, "imdecodeWithMetadata", lambda buf, flags: (None, (), ()) if buf[:3].tobytes() == b"GIF"
+                        else real(buf, flags))
+    out = decode(data).image
+    assert out.shape == (30, 40, 3) and abs(int(out[0, 0, 0]) - 200) < 12

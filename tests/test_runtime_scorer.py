@@ -316,6 +316,8 @@ def test_runtime_never_imports_torch(tiny, tmp_path):
         "from quasar.runtime import Scorer\n"
         f"recs = Scorer({tiny!r}, backend='onnxruntime').score([{str(p)!r}])\n"
         "assert recs[0].ok, recs\n"
+        "from quasar.cli import main\n"
+        f"assert main(['score', {str(p)!r}, '--model', {tiny!r}, '-q', '-o', {str(p) + '.csv'!r}]) == 0\n"
         "bad = [m for m in ('torch', 'torchvision', 'timm', 'tensorrt', 'PIL') if m in sys.modules]\n"
         "assert not bad, bad\n"
         "print('ok')\n"
@@ -327,3 +329,21 @@ def test_runtime_never_imports_torch(tiny, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
+
+
+def test_bench_smoke(tiny, tmp_path):
+    from quasar.runtime.bench import bench
+
+    files = []
+    for i in range(6):
+        files.append(str(tmp_path / f"{i}.jpg"))
+        (tmp_path / f"{i}.jpg").write_bytes(jpeg(pattern(300 + 40 * (i % 2), 400, seed=i)))
+    r = bench(tiny, files, batch_size=2, workers=2)
+    assert r["end_to_end"] > 0 and r["model_only"] > 0 and r["preprocess_only"] > 0
+
+
+def test_an_image_the_backend_refuses_fails_alone(tiny):
+    with Scorer(tiny, batch_size=4) as s:
+        s.backend.accepts = lambda shape: "too wide for this engine" if shape[1] >= 2 * shape[0] else None
+        recs = s.score([pattern(100, 100), pattern(100, 300), pattern(120, 100)])
+    assert [r.error for r in recs] == [None, "too wide for this engine", None]

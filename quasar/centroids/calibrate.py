@@ -27,7 +27,10 @@ def margins(emb: np.ndarray, good: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)  # no overflow for large negative x
+    return z / (1.0 + z)
 
 
 def calibrated_scale(anchor_margins: np.ndarray, target_width: float = 2 * TARGET_P - 1) -> float:

@@ -26,6 +26,7 @@ from importlib import resources
 
 import numpy as np
 
+from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
 
 FORMAT = "quasar-centroid-pack"
@@ -34,7 +35,7 @@ DEFAULT_PACK_NAME = "default"
 _DEFAULT_PACK_FILE = "default_quality.qpack.json"
 
 
-class PackError(ValueError):
+class PackError(QuasarError, ValueError):
     """A pack file is malformed, of an unknown version, or does not fit the request."""
 
 

@@ -13,7 +13,8 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
   pixels often store black or garbage RGB, which would otherwise be scored.
 * **16-bit and float samples are scaled to 8 bits** (``round(v * 255 / 65535)``; floats are taken as
   0..1), greyscale is replicated to three channels, CMYK JPEGs are converted by libjpeg.
-* **Animated GIF/WebP/PNG: the first frame.** ICC profiles are ignored (as PIL does by default).
+* **Animated GIF/WebP/PNG: the first frame** (OpenCV >= 4.11 decodes GIF; older builds fall back to
+  PIL when it is installed). ICC profiles are ignored (as PIL does by default).
 * **Decompression bombs**: the pixel count in the header is checked *before* decoding against
   ``max_pixels`` (default: PIL's limit, about 179 MP).
 * **Tiny images** (even 1x1) are decoded and later upscaled to the spec's ``min_size`` by
@@ -22,6 +23,7 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quasar.runtime.formats import JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
+from quasar.runtime.formats import GIF, JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
 
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL.Image.MAX_IMAGE_PIXELS * 2, where PIL raises instead of warning
 _REDUCED_FLAGS = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-                  8: cv2.IMREAD_REDUCED_GRAYSCALE_8}  # the scale bits; OR-ed with IMREAD_COLOR_RGB
+                  8: cv2.IMREAD_REDUCED_GRAYSCALE_8}  # the scale bits; OR-ed with the colour flag
+_COLOR_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB
 
 # (h, w) of the stored image -> the smallest (h, w) the decoded image may have.
 MinShape = Callable[[int, int], tuple[int, int]]
@@ -96,7 +99,11 @@ def decode(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEF
 
 def _decode_jpeg(buf: np.ndarray, width: int | None, height: int | None, min_shape: MinShape | None) -> Decoded:
     f = choose_reduction(height, width, min_shape) if width and height else 1
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB | _REDUCED_FLAGS[f])
+    if _COLOR_RGB is not None:
+        img = cv2.imdecode(buf, _COLOR_RGB | _REDUCED_FLAGS[f])
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR | _REDUCED_FLAGS[f])
+        img = None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img is None:
         if not jpeg_has_eoi(buf):
             raise ImageError("truncated JPEG (no end-of-image marker; the file was cut short)")
@@ -124,6 +131,10 @@ def _decode_other(buf: np.ndarray, fmt: str | None) -> Decoded:
                 exif = np.asarray(blob, dtype=np.uint8).tobytes()
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if (img is None or img.size == 0) and fmt == GIF:
+        img = _gif_with_pil(buf)  # OpenCV < 4.11 has no GIF decoder
+        if img is not None:
+            return Decoded(img, img.shape[:2], 1)
     if img is None or img.size == 0:
         if fmt is None:
             raise ImageError(f"not an image: unrecognised file signature {bytes(buf[:8])!r}")
@@ -132,6 +143,20 @@ def _decode_other(buf: np.ndarray, fmt: str | None) -> Decoded:
     if fmt != TIFF:  # OpenCV's TIFF reader has already applied the orientation tag
         rgb = apply_orientation(rgb, exif_orientation(exif))
     return Decoded(rgb, rgb.shape[:2], 1)
+
+
+def _gif_with_pil(buf: np.ndarray) -> np.ndarray | None:
+    """First GIF frame via PIL, if PIL is installed (optional: only old OpenCV builds need it)."""
+    try:
+        from PIL import Image  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            im.seek(0)
+            return to_rgb8(np.asarray(im.convert("RGBA")), "RGB")
+    except Exception:  # noqa: BLE001 - PIL raises many types for bad data; the caller reports it
+        return None
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

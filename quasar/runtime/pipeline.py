@@ -118,15 +118,19 @@ class Pipeline:
                 arr = fut.result()
             except ImageError as e:
                 put(_Failed(index, label, str(e)))
-                return
+                arr = None
             except Exception as e:  # a bug or an odd OS error must not end the run
                 put(_Failed(index, label, f"unexpected {type(e).__name__}: {e}"))
-                return
-            bucket = buckets.setdefault(arr.shape, [])
-            bucket.append((index, label, arr))
-            if len(bucket) >= self.batch_size:
-                emit(arr.shape)
-            for shape, b in list(buckets.items()):
+                arr = None
+            refused = None if arr is None else self.backend.accepts(arr.shape)
+            if refused:
+                put(_Failed(index, label, refused))
+            elif arr is not None:
+                bucket = buckets.setdefault(arr.shape, [])
+                bucket.append((index, label, arr))
+                if len(bucket) >= self.batch_size:
+                    emit(arr.shape)
+            for shape, b in list(buckets.items()):  # the window rule: old partial buckets go now
                 if index - b[0][0] >= self.window:
                     emit(shape)
 
@@ -172,15 +176,24 @@ class Pipeline:
             for j, (i, label) in enumerate(zip(batch.indices, batch.labels, strict=True)):
                 ready[i] = Result(i, label, scores[j].copy(), margins[j].copy())
 
-        feeder.start()
-        try:
+        def next_message():
+            """The next message; None when a pending batch should be collected first."""
             while True:
                 try:
                     # With a batch on the device, only wait briefly for the next one, then collect.
-                    msg = out_q.get(timeout=0.02) if pending else out_q.get()
+                    return out_q.get(timeout=0.02 if pending else 0.5)
                 except queue.Empty:
+                    if pending:
+                        return None
+                    if not feeder.is_alive() and out_q.empty():
+                        raise RuntimeError("the pipeline's feeder thread ended without finishing") from None
+
+        feeder.start()
+        try:
+            while True:
+                msg = next_message()
+                if msg is None:
                     collect()
-                    msg = None
                 if msg is _END:
                     break
                 if isinstance(msg, _Fatal):

@@ -50,14 +50,19 @@ class Backend(ABC):
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.submit(batch).result()
 
+    def accepts(self, image_shape: tuple[int, ...]) -> str | None:
+        """None if one preprocessed image of this HxWx3 shape can run, else the reason it cannot
+        (engines are built for a range of sizes); such an image fails alone, not the whole run."""
+        return None
+
     def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """Host memory to assemble a batch of this shape in; pass it to ``submit`` or ``release``."""
         return np.empty(shape, dtype=np.uint8)
 
-    def release(self, buffer: np.ndarray) -> None:
+    def release(self, buffer: np.ndarray) -> None:  # noqa: B027 - a no-op unless buffers are pinned
         """Give back a ``batch_buffer`` that will not be submitted (a cancelled run)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nothing to free by default
         """Free sessions and device memory; the backend is unusable afterwards."""
 
     def check_outputs(self, scores: np.ndarray, margins: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

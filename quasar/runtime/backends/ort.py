@@ -47,7 +47,7 @@ class OrtBackend(Backend):
 
     def __init__(self, info: ModelInfo, device: str | None = None, threads: int | None = None,
                  optimization: str = "all", device_id: int = 0, staging_slots: int = 5,
-                 slot_bytes: int | None = None) -> None:
+                 slot_bytes: int | None = None, spin: bool = False) -> None:
         super().__init__(info)
         import onnxruntime as ort  # noqa: PLC0415
 
@@ -69,6 +69,9 @@ class OrtBackend(Backend):
         if threads:
             so.intra_op_num_threads = int(threads)
         so.log_severity_level = 3
+        if not spin:
+            # Decode threads share the cores: ORT's idle workers would otherwise busy-wait on them.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = list(PROVIDERS[device])
         if device != "cpu":
             providers = [(p, {"device_id": device_id}) if p != "CPUExecutionProvider" else p for p in providers]

@@ -10,6 +10,7 @@ One execution context is shared; enqueues are serialised by a lock and ordered o
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -46,7 +47,7 @@ class TensorRTBackend(Backend):
         self.max_batch = int(hi[0])
         self.context = self.engine.create_execution_context()
         k = info.num_heads
-        self.ring = StagingRing(self.cuda, staging_slots, int(np.prod(hi)))
+        self.ring = StagingRing(self.cuda, staging_slots, math.prod(self.max_shape))
         for slot in self.ring.slots:
             nbytes = self.max_batch * k * 4
             slot.extra.update(
@@ -72,9 +73,17 @@ class TensorRTBackend(Backend):
             if eng.get_tensor_mode(name) != mode or eng.get_tensor_dtype(name) != dtype:
                 raise QuasarError(f"{path}: engine tensor {name!r} is {eng.get_tensor_mode(name)} "
                                   f"{eng.get_tensor_dtype(name)}, expected {mode} {dtype}")
-        k = eng.get_tensor_shape("scores")[-1]
+        k = tuple(eng.get_tensor_shape("scores"))[-1]
         if k not in (-1, self.info.num_heads):
             raise QuasarError(f"{path}: engine outputs {k} columns but the sidecar names {self.info.num_heads} heads")
+
+    def accepts(self, image_shape: tuple[int, ...]) -> str | None:
+        (lo_h, lo_w), (hi_h, hi_w) = self.min_shape[1:3], self.max_shape[1:3]
+        h, w = image_shape[:2]
+        if not (lo_h <= h <= hi_h and lo_w <= w <= hi_w):
+            return (f"preprocessed size {h}x{w} is outside the engine's profile "
+                    f"({lo_h}x{lo_w} to {hi_h}x{hi_w}); rebuild the engine for larger inputs")
+        return None
 
     def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.ring.fits(shape):

@@ -1,0 +1,95 @@
+"""``quasar export onnx`` and ``quasar export tensorrt``.
+
+Imports nothing heavy at module level: ``quasar.cli`` builds every stage's parser, including for
+``quasar score``, which must run without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from quasar.errors import QuasarError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export fused ONNX graphs and TensorRT engines",
+                              description="Export an (encoder, centroid pack) as one fused graph.")
+    sub = p.add_subparsers(dest="export_command", required=True)
+
+    o = sub.add_parser("onnx", help="fused ONNX graph (uint8 NHWC images -> scores, margins)")
+    o.add_argument("--encoder", help="encoder id (default: the pack's encoder)")
+    o.add_argument("--pack", required=True, help="centroid pack file, or 'default'")
+    o.add_argument("-o", "--output", required=True, help="output .onnx file")
+    o.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders")
+    o.add_argument("--opset", type=int, default=17)
+    o.add_argument("--calib-dir", help="int8: directory of calibration images (default: the anchor photos)")
+    o.set_defaults(func=_cmd_onnx)
+
+    t = sub.add_parser("tensorrt", help="TensorRT engine from a fused ONNX graph (needs a GPU)")
+    t.add_argument("model", help="fused .onnx file")
+    t.add_argument("-o", "--output", help="engine file (default: MODEL with .engine)")
+    t.add_argument("--fp16", action="store_true", help="allow fp16 kernels (TensorRT 10; 11 uses the graph's types)")
+    t.add_argument("--int8", action="store_true", help="int8 from a QDQ graph (export --precision int8)")
+    t.add_argument("--min-batch", type=int, default=1)
+    t.add_argument("--opt-batch", type=int, default=8)
+    t.add_argument("--max-batch", type=int, default=32)
+    t.add_argument("--min-side", type=int, help="dynamic-size graphs: smallest H/W (default: the spec's min size)")
+    t.add_argument("--max-side", type=int, help="dynamic-size graphs: largest H/W (default: the spec's size cap)")
+    t.add_argument("--opt-size", metavar="HxW", help="dynamic-size graphs: H and W to tune for, e.g. 384x512")
+    t.add_argument("--workspace-gib", type=float, default=4.0)
+    t.add_argument("--timing-cache", help="timing cache file (created if missing, updated after the build)")
+    t.add_argument("--verbose", action="store_true")
+    t.set_defaults(func=_cmd_tensorrt)
+
+
+def _cmd_onnx(args: argparse.Namespace) -> int:
+    from quasar.export.onnx_export import check_output_path, load_pack
+
+    # Cheap checks first: these fail in milliseconds, the export takes seconds to minutes.
+    check_output_path(args.output)
+    pack = load_pack(args.pack)
+    calib = None
+    if args.calib_dir:
+        if args.precision != "int8":
+            raise QuasarError("--calib-dir applies to --precision int8 only")
+        from quasar.export.int8 import images_in_dir
+
+        calib = images_in_dir(args.calib_dir)
+    from quasar.export.onnx_export import export_onnx
+
+    t0 = time.perf_counter()
+    path = export_onnx(args.encoder, pack, args.output, precision=args.precision, size=args.size,
+                       opset=args.opset, calibration_images=calib)
+    mb = os.path.getsize(path) / 1e6
+    print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads, "
+          f"{mb:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _parse_hw(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise QuasarError(f"--opt-size must look like 384x512, not {text!r}") from None
+    return h, w
+
+
+def _cmd_tensorrt(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.model):
+        raise QuasarError(f"{args.model}: no such ONNX file")
+    from quasar.export.tensorrt import build_engine
+
+    t0 = time.perf_counter()
+    path = build_engine(args.model, args.output, fp16=args.fp16, int8=args.int8, min_batch=args.min_batch,
+                        opt_batch=args.opt_batch, max_batch=args.max_batch, min_side=args.min_side,
+                        max_side=args.max_side, opt_hw=_parse_hw(args.opt_size), timing_cache=args.timing_cache,
+                        workspace_gib=args.workspace_gib, verbose=args.verbose)
+    print(f"{path}: built in {time.perf_counter() - t0:.0f} s (sidecar {path}.json)")
+    return 0

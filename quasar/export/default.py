@@ -1,0 +1,67 @@
+"""The default model: the shipped default pack exported with its encoder, cached per pack and precision.
+
+The runtime never imports torch, so it gets this file by running ``python -m quasar.export.default
+[--precision P]`` as a subprocess, which prints the path (exporting once, then reusing the cache).
+The file name carries the pack's content hash, so a new default pack gets a new file and a stale one
+is never used. Concurrent first calls are safe: each export writes a temporary file and renames it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from quasar.errors import QuasarError
+from quasar.photos import cache_dir
+
+
+def default_model_file(pack_hash: str, precision: str = "fp32") -> str:
+    """``<cache>/models/default-<12 hex of the pack hash>-<precision>.onnx``."""
+    return str(cache_dir() / "models" / f"default-{pack_hash[7:19]}-{precision}.onnx")
+
+
+def _is_current(path: str, pack_hash: str, precision: str) -> bool:
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return False
+    from quasar.export.metadata import MetadataError, read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except MetadataError:
+        return False
+    return meta.get("quasar.pack_hash") == pack_hash and meta.get("quasar.precision") == precision
+
+
+def default_model_path(precision: str = "fp32") -> str:
+    """Path of the default fused model in ``precision``, exporting it on first use."""
+    from quasar.export.metadata import PRECISIONS
+    from quasar.export.onnx_export import load_pack
+
+    if precision not in PRECISIONS:
+        raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    pack = load_pack("default")
+    path = default_model_file(pack.content_hash, precision)
+    if _is_current(path, pack.content_hash, precision):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    from quasar.export.onnx_export import export_onnx
+
+    return export_onnx(None, pack, path, precision=precision)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m quasar.export.default",
+                                     description="Print the path of the default fused model (exported once).")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    args = parser.parse_args(argv)
+    try:
+        print(default_model_path(args.precision))
+    except QuasarError as e:
+        print(f"quasar: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

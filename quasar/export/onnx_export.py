@@ -1,0 +1,195 @@
+"""Export one (encoder, pack) as one fused ONNX graph, in fp32, fp16 or int8 (see the fused model contract).
+
+Exporter choice, measured here with torch 2.14 on 2 CPU cores: the TorchScript exporter
+(``dynamo=False``) exports effnet-lite0 with dynamic batch/H/W in about 5 s with scoped node names
+(``/encoder/backbone/...``) that the int8 step uses to keep the normalisation and the head in fp32;
+the dynamo exporter took 499 s for the same graph (symbolic shapes of TF-"same" padding) and names
+nodes ``node_Conv_12``. Both graphs compute the same function.
+
+Precisions share the I/O (uint8 NHWC in, float32 out):
+
+* ``fp32``: the traced graph.
+* ``fp16``: the *encoder* is traced in half precision (its input Cast goes straight to fp16); the
+  scoring head stays float32 (see :mod:`quasar.export.fused`). ONNX Runtime's CPU provider runs such a
+  graph by inserting Casts around ops it lacks fp16 kernels for: correct but not fast; the variant is
+  meant for GPUs (CUDA provider, TensorRT 11, which takes precision from the graph).
+* ``int8``: static QDQ quantisation of the fp32 graph (:mod:`quasar.export.int8`).
+
+Every file is written to a temporary name beside ``out_path`` and renamed into place, so readers never
+see half a model and a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from quasar.centroids.pack import CentroidPack, PackError
+from quasar.errors import QuasarError
+from quasar.export.fused import FusedScorer, build_fused
+from quasar.export.graph import cast_before_transpose, name_head_initializers
+from quasar.export.metadata import INPUT_NAME, OUTPUT_NAMES, PRECISIONS, fused_metadata, write_metadata
+from quasar.preprocess import PreprocessSpec
+
+MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
+
+
+def load_pack(pack: CentroidPack | str | os.PathLike) -> CentroidPack:
+    """A pack object, a pack file or ``"default"``; file problems become :class:`QuasarError`."""
+    if isinstance(pack, CentroidPack):
+        return pack
+    try:
+        return CentroidPack.load(pack)
+    except PackError as e:
+        raise QuasarError(str(e)) from None
+
+
+def check_output_path(out_path: str | os.PathLike) -> str:
+    """Fail before minutes of work if the output cannot be written."""
+    out = os.path.abspath(os.fspath(out_path))
+    parent = os.path.dirname(out)
+    if os.path.isdir(out):
+        raise QuasarError(f"{out}: is a directory; give a file name for the model")
+    if not os.path.isdir(parent):
+        raise QuasarError(f"{out}: the output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise QuasarError(f"{out}: the output directory {parent} is not writable")
+    return out
+
+
+def export_spec(spec: PreprocessSpec, size: int | None) -> PreprocessSpec:
+    """The pack's spec with ``size`` (crop size, or long-side cap for native resolution) replaced."""
+    if size is None or size == spec.size:
+        return spec
+    if size < 1 or (not spec.fixed_size and size < spec.min_size):
+        raise QuasarError(f"size {size} is below the encoder's smallest input ({spec.min_size} px)")
+    return dataclasses.replace(spec, size=int(size))
+
+
+def dummy_input(fused: FusedScorer, batch: int = 2) -> torch.Tensor:
+    """A small uint8 batch for tracing; H != W so that no height/width mix-up can hide.
+
+    For dynamic-size encoders the size is irrelevant to the graph (shapes are traced as ops), so it
+    is kept small: tracing runs the model, and fp16 convolutions are slow on the CPU.
+    """
+    spec = fused.spec
+    if fused.encoder.dynamic_size and not spec.fixed_size:
+        m = spec.size_multiple
+        h = m * max(1, -(-max(96, spec.min_size) // m))
+        w = h + m * max(1, -(-32 // m))
+    else:
+        h = w = spec.size
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8, generator=g)
+
+
+def _check_runs(fused: FusedScorer, x: torch.Tensor) -> None:
+    """Run once before tracing, so a wrong ``--size`` fails with one clear line rather than a trace dump."""
+    try:
+        with torch.no_grad():
+            fused(x[:1])
+    except (RuntimeError, ValueError, AssertionError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QuasarError(f"{fused.encoder.encoder_id} does not run at {x.shape[1]}x{x.shape[2]} px "
+                          f"(it takes a fixed input size; omit --size?): {msg}") from None
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """No MHA fast path (it would trace to ``_native_multi_head_attention``) and no exporter chatter."""
+    mha = torch.backends.mha
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*TorchScript-based ONNX export.*")
+            warnings.filterwarnings("ignore", message=".*feature will be removed.*")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
+def trace_to_onnx(fused: FusedScorer, path: str, opset: int = MIN_OPSET, batch: int = 2) -> None:
+    """Trace ``fused`` to ``path`` (TorchScript exporter), with dynamic batch and, if possible, H and W."""
+    x = dummy_input(fused, batch)
+    dynamic = fused.encoder.dynamic_size and not fused.spec.fixed_size
+    axes = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"} if dynamic else {0: "batch"}}
+    axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
+    with _quiet_export(), torch.no_grad():
+        torch.onnx.export(fused, (x,), path, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+
+
+def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, rewrite: bool = True) -> None:
+    """Apply the graph rewrites, write the contract metadata and check the file."""
+    model = onnx.load(path)
+    if rewrite:
+        cast_before_transpose(model)
+        name_head_initializers(model, fused.centroids.numpy(), fused.logit_scales.numpy())
+    model.producer_name = "quasar-engine"
+    from quasar import __version__
+
+    model.producer_version = __version__
+    model.doc_string = (f"QUASAR fused scorer: {fused.encoder.encoder_id} + pack {pack.content_hash} "
+                        f"({len(pack.heads)} heads), {precision}")
+    write_metadata(model, fused_metadata(
+        encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.head_names,
+        logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
+        dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
+    onnx.save(model, path)
+    onnx.checker.check_model(path)
+
+
+def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, out_path: str | os.PathLike,
+                precision: str = "fp32", size: int | None = None, opset: int = MIN_OPSET,
+                calibration_images: Sequence[str | np.ndarray] | None = None) -> str:
+    """Export the fused graph of ``encoder_id`` (default: the pack's encoder) and ``pack``; returns the path.
+
+    Args:
+        pack: a :class:`CentroidPack`, a pack file, or ``"default"``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        size: override the spec's size (crop size, or the long-side cap of native-resolution encoders).
+        opset: ONNX opset, 17 or newer.
+        calibration_images: int8 only: image paths or RGB uint8 arrays; default the anchor photos and
+            distorted copies of them (:func:`quasar.export.int8.default_calibration_images`).
+
+    Raises:
+        QuasarError: unknown precision, a pack for another encoder, an unwritable output, a bad size.
+    """
+    if precision not in PRECISIONS:
+        raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if opset < MIN_OPSET:
+        raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
+    out = check_output_path(out_path)
+    pack = load_pack(pack)
+    fused = build_fused(encoder_id or pack.encoder, pack, export_spec(pack.preprocess, size))
+    _check_runs(fused, dummy_input(fused, 1))
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".quasar-export-") as tmp:
+        graph_path = os.path.join(tmp, "model.onnx")
+        if precision == "fp16":
+            # Only the encoder: the head (normalisation of e, centroids, scales) stays float32.
+            # In place: the module is ours, and a deep copy would duplicate a CLIP text tower.
+            fused.encoder.half()
+        trace_to_onnx(fused, graph_path, opset)
+        finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision)
+        if precision == "int8":
+            from quasar.export.int8 import default_calibration_images, quantize_int8
+
+            images = calibration_images if calibration_images is not None else default_calibration_images()
+            q_path = os.path.join(tmp, "model.int8.onnx")
+            quantize_int8(graph_path, q_path, images, fused.spec, tmp_dir=tmp)
+            finalize(q_path, fused, pack, "int8", rewrite=False)
+            graph_path = q_path
+        os.replace(graph_path, out)
+    return out

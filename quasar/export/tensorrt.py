@@ -1,0 +1,421 @@
+"""TensorRT engine from a fused ONNX graph, with a JSON sidecar that says what it was built for.
+
+Written against the TensorRT 10 Python API and TensorRT 11 alike (``tensorrt`` is imported lazily,
+only here):
+
+* TensorRT 10 ("weak typing"): ``--fp16`` / ``--int8`` set builder flags. int8 means explicit
+  quantisation: the graph must be the QDQ model from ``quasar export onnx --precision int8``
+  (implicit calibration is deprecated in 10 and gone in 11).
+* TensorRT 11 removed the precision flags: every network is strongly typed and precision comes from
+  the graph, so build from the fp16 or int8 ONNX export. ``--fp16`` on an fp32 graph is refused with
+  that advice instead of silently building fp32.
+* An fp16 graph is always built strongly typed (its types are the point).
+
+An engine only runs on the TensorRT version and GPU architecture it was built for, and silently
+building for the wrong profile is the commonest deployment bug; hence the sidecar
+(``model.engine.json``: TensorRT version, GPU name and compute capability, source ONNX sha256 and
+metadata, optimisation profile, engine sha256) and :func:`load_engine`, which compares it with the
+machine and names every mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from quasar.errors import QuasarError
+from quasar.export.metadata import INPUT_NAME, OUTPUT_NAMES, FusedModelInfo, load_info, read_metadata
+
+SIDECAR_FORMAT = "quasar-tensorrt-engine"
+SIDECAR_VERSION = 1
+DEFAULT_WORKSPACE_GIB = 4.0
+
+
+def import_tensorrt():
+    """``tensorrt`` or a one-line :class:`QuasarError` saying how to get it."""
+    try:
+        import tensorrt
+    except ImportError:
+        raise QuasarError("TensorRT is not installed: pip install tensorrt (needs an NVIDIA GPU and driver)") from None
+    return tensorrt
+
+
+def trt_major(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def has_precision_flags(trt) -> bool:
+    """TensorRT <= 10 has BuilderFlag.FP16/INT8 (weak typing); 11 removed them."""
+    return hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- optimisation profile
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """min/opt/max input shapes (N, H, W, 3) of the one optimisation profile an engine is built with."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def __post_init__(self) -> None:
+        for k in range(4):
+            if not (0 < self.min[k] <= self.opt[k] <= self.max[k]):
+                raise QuasarError(f"profile needs 0 < min <= opt <= max in every dimension; got min={self.min} "
+                                  f"opt={self.opt} max={self.max}")
+
+    def contains(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max, strict=True))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ShapeProfile:
+        return cls(tuple(d["min"]), tuple(d["opt"]), tuple(d["max"]))
+
+
+def _up(v: float, m: int) -> int:
+    return max(m, -(-int(round(v)) // m) * m)
+
+
+def _down(v: float, m: int) -> int:
+    return max(m, int(v) // m * m)
+
+
+def make_profile(info: FusedModelInfo, input_hw: tuple[int | str, int | str], *, min_batch: int = 1,
+                 opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None, max_side: int | None = None,
+                 opt_hw: tuple[int, int] | None = None) -> ShapeProfile:
+    """The profile for a graph: batch as given; H/W fixed for fixed-size graphs, else from the spec.
+
+    For native-resolution specs an image's sides lie in [min_size, size] (the long side is capped at
+    ``size``), so that is the default range; ``opt`` is a 4:3 landscape at the cap, the commonest photo.
+    Images outside the profile must go to another backend; ``max_side`` can raise it.
+    """
+    batch = (min_batch, opt_batch, max_batch)
+    if not info.dynamic_size:
+        h, w = (int(d) for d in input_hw)
+        if (min_side, max_side, opt_hw) != (None, None, None) and (min_side or h, max_side or h) != (h, h):
+            raise QuasarError(f"the graph takes a fixed {h}x{w} input; H/W options do not apply")
+        return ShapeProfile((batch[0], h, w, 3), (batch[1], h, w, 3), (batch[2], h, w, 3))
+    spec = info.preprocess
+    m = int(spec.get("size_multiple", 1))
+    size = int(spec.get("size", 224))
+    lo = min_side or _up(spec.get("min_size", m), m)
+    hi = max_side or (size if spec.get("policy") == "native" else 2 * size)
+    oh, ow = opt_hw or (_down(0.75 * min(size, hi), m), _down(min(size, hi), m))
+    return ShapeProfile((batch[0], lo, lo, 3), (batch[1], oh, ow, 3), (batch[2], hi, hi, 3))
+
+
+# --------------------------------------------------------------------------- the platform
+
+
+def current_gpu(device: int = 0) -> dict[str, str] | None:
+    """``{"name", "compute_capability"}`` of CUDA device ``device``, or None without one.
+
+    Tries cuda-python, then torch, then ``nvidia-smi``, so that it works wherever TensorRT does.
+    """
+    try:
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart
+        err, props = cudart.cudaGetDeviceProperties(device)
+        if int(err) == 0:
+            name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+            return {"name": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}"}
+    except Exception:  # noqa: BLE001 - any failure: try the next source
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available() and device < torch.cuda.device_count():
+            major, minor = torch.cuda.get_device_capability(device)
+            return {"name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        r = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 and r.stdout.strip():
+            name, cc = (s.strip() for s in r.stdout.strip().splitlines()[0].rsplit(",", 1))
+            return {"name": name, "compute_capability": cc}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return None
+
+
+def current_platform(trt=None, device: int = 0) -> dict[str, str | None]:
+    """What an engine built or loaded here depends on: TensorRT version, GPU name, compute capability."""
+    trt = trt or import_tensorrt()
+    gpu = current_gpu(device) or {}
+    return {"tensorrt_version": str(trt.__version__), "gpu_name": gpu.get("name"),
+            "compute_capability": gpu.get("compute_capability")}
+
+
+def sidecar_mismatches(sidecar: dict, platform: dict, check_gpu_name: bool = True) -> list[str]:
+    """Human-readable differences between what an engine was built for and this machine; [] if none.
+
+    TensorRT version and compute capability must match (an engine does not load otherwise); the GPU
+    name too by default, because tactics were timed on that GPU (same architecture, other SKU: the
+    engine runs, maybe slower; pass ``check_gpu_name=False`` to accept that).
+    """
+    keys = [("tensorrt_version", "TensorRT version"), ("compute_capability", "GPU compute capability")]
+    if check_gpu_name:
+        keys.append(("gpu_name", "GPU"))
+    out = []
+    for key, label in keys:
+        built, here = sidecar.get(key), platform.get(key)
+        if built != here:
+            out.append(f"{label}: engine built for {built!r}, this machine has {here!r}")
+    return out
+
+
+def sidecar_path(engine_path: str | os.PathLike) -> str:
+    return os.fspath(engine_path) + ".json"
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _input_hw(onnx_path: str) -> tuple[int | str, int | str]:
+    import onnx
+
+    model = onnx.load(onnx_path, load_external_data=False)
+    (x,) = [i for i in model.graph.input if i.name == INPUT_NAME]
+    dims = [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim]
+    return dims[1], dims[2]
+
+
+class _Logger:
+    """A TensorRT logger that keeps errors so a failed build can say why in one line."""
+
+    def __new__(cls, trt, verbose: bool):
+        class Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity, msg) -> None:
+                if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                    self.errors.append(str(msg))
+                if verbose or severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                    print(f"[TensorRT] {msg}", flush=True)
+
+        return Logger()
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | None = None, *,
+                 fp16: bool = False, int8: bool = False, profile: ShapeProfile | None = None,
+                 min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None,
+                 max_side: int | None = None, opt_hw: tuple[int, int] | None = None,
+                 timing_cache: str | os.PathLike | None = None, workspace_gib: float = DEFAULT_WORKSPACE_GIB,
+                 optimization_level: int | None = None, verbose: bool = False) -> str:
+    """Build ``engine_path`` (default: the ONNX path with ``.engine``) and its sidecar; returns the path.
+
+    ``timing_cache`` (a file, created if missing, updated after the build) makes rebuilds of the same
+    layers on the same GPU take seconds instead of minutes.
+    """
+    onnx_path = os.fspath(onnx_path)
+    if not os.path.isfile(onnx_path):
+        raise QuasarError(f"{onnx_path}: no such ONNX file")
+    info = load_info(onnx_path)
+    engine_path = os.fspath(engine_path) if engine_path else os.path.splitext(onnx_path)[0] + ".engine"
+    parent = os.path.dirname(os.path.abspath(engine_path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise QuasarError(f"{engine_path}: output directory {parent} does not exist or is not writable")
+    if int8 and info.precision != "int8":
+        raise QuasarError(f"--int8 needs a QDQ graph ({onnx_path} is {info.precision}): "
+                          "export with quasar export onnx --precision int8")
+    int8 = int8 or info.precision == "int8"
+    profile = profile or make_profile(info, _input_hw(onnx_path), min_batch=min_batch, opt_batch=opt_batch,
+                                      max_batch=max_batch, min_side=min_side, max_side=max_side, opt_hw=opt_hw)
+
+    trt = import_tensorrt()
+    weak = has_precision_flags(trt) and info.precision != "fp16"
+    if not weak and fp16 and info.precision == "fp32":
+        raise QuasarError(f"TensorRT {trt.__version__} takes precision from the graph (no FP16 flag): "
+                          "export with quasar export onnx --precision fp16 and build from that")
+    logger = _Logger(trt, verbose)
+    builder = trt.Builder(logger)
+    flags = 0
+    if not weak and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(onnx_path):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise QuasarError(f"TensorRT cannot parse {onnx_path}: {errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if optimization_level is not None:
+        config.builder_optimization_level = int(optimization_level)
+    if weak:
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        if int8:
+            config.set_flag(trt.BuilderFlag.INT8)
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(opt_profile)
+    cache_path = os.fspath(timing_cache) if timing_cache else None
+    cache_bytes = b""
+    if cache_path and os.path.exists(cache_path):
+        with open(cache_path, "rb") as f:
+            cache_bytes = f.read()
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU is ignored, not fatal
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        why = logger.errors[-1] if logger.errors else "see the TensorRT messages above"
+        raise QuasarError(f"TensorRT could not build an engine from {onnx_path}: {why}")
+    data = bytes(serialized)
+    _write_atomic(engine_path, data)
+    if cache_path:
+        _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+
+    platform = current_platform(trt)
+    from quasar import __version__
+
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        **platform,
+        "engine_sha256": hashlib.sha256(data).hexdigest(),
+        "onnx_sha256": sha256_file(onnx_path),
+        "onnx_file": os.path.basename(onnx_path),
+        "onnx_metadata": read_metadata(onnx_path),
+        "profile": {INPUT_NAME: profile.to_dict()},
+        "precision": {"graph": info.precision, "fp16": bool(fp16 and weak), "int8": bool(int8),
+                      "strongly_typed": not weak},
+        "outputs": list(OUTPUT_NAMES),
+        "built": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quasar_version": __version__,
+    }
+    _write_atomic(sidecar_path(engine_path), (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    return engine_path
+
+
+# --------------------------------------------------------------------------- load and run
+
+
+def read_sidecar(engine_path: str | os.PathLike) -> dict:
+    path = sidecar_path(engine_path)
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except FileNotFoundError:
+        raise QuasarError(f"{path}: missing; the engine cannot be checked against this machine "
+                          "(rebuild it with quasar export tensorrt)") from None
+    except json.JSONDecodeError as e:
+        raise QuasarError(f"{path}: not JSON ({e})") from None
+    if d.get("format") != SIDECAR_FORMAT or int(d.get("format_version", 0)) > SIDECAR_VERSION:
+        raise QuasarError(f"{path}: not a QUASAR engine sidecar of a known version")
+    return d
+
+
+@dataclass
+class LoadedEngine:
+    engine: Any  # tensorrt.ICudaEngine
+    sidecar: dict
+    path: str
+
+    @property
+    def profile(self) -> ShapeProfile:
+        return ShapeProfile.from_dict(self.sidecar["profile"][INPUT_NAME])
+
+    @property
+    def heads(self) -> list[str]:
+        return json.loads(self.sidecar["onnx_metadata"]["quasar.heads"])
+
+
+def load_engine(path: str | os.PathLike, *, check_gpu_name: bool = True, trt=None) -> LoadedEngine:
+    """Deserialize an engine after checking its sidecar against this machine.
+
+    Raises :class:`QuasarError` naming each mismatch (TensorRT version, compute capability, GPU), or
+    an engine file that is not the one the sidecar describes.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise QuasarError(f"{path}: no such engine file")
+    sidecar = read_sidecar(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != sidecar.get("engine_sha256"):
+        raise QuasarError(f"{path}: the engine does not match its sidecar (sha256 differs); rebuild it")
+    trt = trt or import_tensorrt()
+    problems = sidecar_mismatches(sidecar, current_platform(trt), check_gpu_name=check_gpu_name)
+    if problems:
+        raise QuasarError(f"{path} was built elsewhere; rebuild it here (quasar export tensorrt): " + "; ".join(problems))
+    runtime = trt.Runtime(_Logger(trt, False))
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise QuasarError(f"{path}: TensorRT could not deserialize the engine")
+    return LoadedEngine(engine, sidecar, path)
+
+
+class EngineRunner:
+    """Run a loaded engine on uint8 NHWC batches (device buffers through torch, which the export extra has).
+
+    Meant for tests and benchmarks; the runtime has its own backend.
+    """
+
+    def __init__(self, loaded: LoadedEngine) -> None:
+        import torch
+
+        self.torch = torch
+        self.loaded = loaded
+        self.context = loaded.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+
+    def run_device(self, x) -> tuple[Any, Any]:
+        """``x``: a CUDA uint8 tensor [N, H, W, 3]; returns CUDA float32 (scores, margins), not synchronised."""
+        torch = self.torch
+        if not self.loaded.profile.contains(tuple(x.shape)):
+            raise QuasarError(f"input shape {tuple(x.shape)} is outside the engine's profile {self.loaded.profile}")
+        ctx = self.context
+        ctx.set_input_shape(INPUT_NAME, tuple(x.shape))
+        ctx.set_tensor_address(INPUT_NAME, x.data_ptr())
+        outs = []
+        for name in OUTPUT_NAMES:
+            out = torch.empty(tuple(ctx.get_tensor_shape(name)), dtype=torch.float32, device=x.device)
+            ctx.set_tensor_address(name, out.data_ptr())
+            outs.append(out)
+        if not ctx.execute_async_v3(self.stream.cuda_stream):
+            raise QuasarError("TensorRT execution failed")
+        return outs[0], outs[1]
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).cuda()
+        torch.cuda.current_stream().synchronize()
+        with torch.cuda.stream(self.stream):
+            scores, margins = self.run_device(x)
+        self.stream.synchronize()
+        return scores.cpu().numpy(), margins.cpu().numpy()

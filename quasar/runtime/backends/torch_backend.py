@@ -1,0 +1,126 @@
+"""Torch backend (CPU/CUDA): rebuild the fused model in torch from an ONNX file's metadata.
+
+Useful where ONNX Runtime is missing or to debug an export: the encoder comes from its id
+(``quasar.encoder``) with the graph's preprocessing spec, and the heads from the graph's
+initializers ``quasar.centroids`` [2K, D] (rows good_0, bad_0, good_1, bad_1, ..., as
+``CentroidPack.centroid_matrix``) and ``quasar.logit_scales`` [K]. The forward pass is the contract's:
+L2-normalised embedding, cosines, ``margins = cos_good - cos_bad``, ``scores = sigmoid(s * margins)``,
+computed by the exporter's own :class:`quasar.export.fused.FusedScorer`.
+
+This is the only runtime module that imports torch (and ``onnx``, to read the initializers), and it
+is imported only when ``backend="torch"`` is requested. ``threads`` sets torch's process-wide
+intra-op thread count. On CUDA a batch is copied from pinned memory on a side stream, and the compute
+stream waits for it, so the copy of batch i+1 overlaps the compute of batch i.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quasar.errors import QuasarError
+from quasar.runtime.backends.base import Backend, Done, Pending
+from quasar.runtime.model import ModelInfo
+
+
+def read_head_initializers(path: str, num_heads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids [2K, D], logit_scales [K]) from the graph; QuasarError if absent or misshapen."""
+    try:
+        import onnx  # noqa: PLC0415
+        from onnx import numpy_helper  # noqa: PLC0415
+    except ImportError:
+        raise QuasarError("the torch backend needs the onnx package (pip install quasar-engine[export])") from None
+    model = onnx.load(path, load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    missing = [n for n in ("quasar.centroids", "quasar.logit_scales") if n not in inits]
+    if missing:
+        raise QuasarError(f"{path}: the graph has no initializer {missing[0]!r}; the torch backend cannot "
+                          "rebuild this model (use onnxruntime)")
+    cents = numpy_helper.to_array(inits["quasar.centroids"]).astype(np.float32)
+    scales = numpy_helper.to_array(inits["quasar.logit_scales"]).astype(np.float32).reshape(-1)
+    if cents.ndim != 2 or cents.shape[0] != 2 * num_heads or scales.shape != (num_heads,):
+        raise QuasarError(f"{path}: quasar.centroids {cents.shape} / quasar.logit_scales {scales.shape} do not "
+                          f"fit {num_heads} heads ([2K, D] and [K])")
+    return cents, scales
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, info: ModelInfo, device: str | None = None, threads: int | None = None) -> None:
+        super().__init__(info)
+        if info.kind != "onnx":
+            raise QuasarError(f"{info.path}: the torch backend rebuilds models from ONNX files, not engines")
+        try:
+            import torch  # noqa: PLC0415
+
+            from quasar.encoders import create_encoder  # noqa: PLC0415
+        except ImportError as e:
+            raise QuasarError(f"the torch backend needs torch and the export extras ({e})") from None
+        self.torch = torch
+        cents, scales = read_head_initializers(info.path, info.num_heads)
+        try:
+            encoder = create_encoder(info.encoder, info.spec)
+        except (ValueError, ImportError, FileNotFoundError) as e:
+            raise QuasarError(f"{info.path}: cannot rebuild encoder {info.encoder!r} in torch ({e})") from None
+        if getattr(encoder, "embed_dim", cents.shape[1]) != cents.shape[1]:
+            raise QuasarError(f"{info.path}: encoder {info.encoder} embeds to {encoder.embed_dim} dims but the "
+                              f"centroids have {cents.shape[1]}")
+        if device in (None, "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device not in ("cpu", "cuda"):
+            raise QuasarError(f"the torch backend runs on cpu or cuda, not {device}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise QuasarError("torch has no CUDA device here")
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = device
+        self.name = f"torch-{device}"
+        # The exporter's own module (quasar.export.fused), so both compute exactly the same function.
+        from quasar.export.fused import FusedScorer  # noqa: PLC0415
+
+        self.module = FusedScorer(encoder, cents, scales, list(info.heads)).to(device).eval()
+        if device == "cuda":
+            self._copy_stream = torch.cuda.Stream()
+            self._pinned: dict[int, object] = {}
+
+    def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.device != "cuda":
+            return super().batch_buffer(shape)
+        t = self.torch.empty(shape, dtype=self.torch.uint8).pin_memory()
+        arr = t.numpy()
+        self._pinned[arr.ctypes.data] = t  # keep the pinned tensor alive until submit
+        return arr
+
+    def release(self, buffer: np.ndarray) -> None:
+        if self.device == "cuda":
+            self._pinned.pop(buffer.ctypes.data, None)
+
+    def submit(self, batch: np.ndarray) -> Pending:
+        torch = self.torch
+        with torch.inference_mode():
+            if self.device == "cpu":
+                scores, margins = self.module(torch.from_numpy(np.ascontiguousarray(batch)))
+                return Done(*self.check_outputs(scores.numpy(), margins.numpy(), batch.shape[0]))
+            host = self._pinned.pop(batch.ctypes.data, None)
+            if host is None:
+                host = torch.from_numpy(np.ascontiguousarray(batch)).pin_memory()
+            compute = torch.cuda.current_stream()
+            with torch.cuda.stream(self._copy_stream):
+                x = host.to("cuda", non_blocking=True)
+            compute.wait_stream(self._copy_stream)
+            x.record_stream(compute)
+            scores, margins = self.module(x)
+            return _TorchPending(self, scores, margins, batch.shape[0])
+
+    def close(self) -> None:
+        self.module = None
+
+
+class _TorchPending(Pending):
+    def __init__(self, backend: TorchBackend, scores, margins, n: int) -> None:
+        self.backend, self.scores, self.margins, self.n = backend, scores, margins, n
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.backend.check_outputs(self.scores.float().cpu().numpy(), self.margins.float().cpu().numpy(),
+                                          self.n)
+

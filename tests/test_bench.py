@@ -1,0 +1,354 @@
+"""Speed benchmark pieces with logic: statistics, report writers, camera JPEGs, worker protocol,
+eager baseline vs the fused ONNX model, the GPU script without a GPU, ``quasar bench`` arguments.
+
+No timing is asserted anywhere: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from quasar.bench import camera, report, stats
+from quasar.bench.limits import theoretical_peak
+from quasar.bench.machine import cpuinfo, machine_info
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_percentiles_match_numpy_and_handle_empty():
+    v = [5.0, 1.0, 3.0, 2.0, 4.0, 100.0]
+    p = stats.percentiles(v)
+    assert p == {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
+                 "p99": float(np.percentile(v, 99))}
+    assert p["p50"] == 3.5
+    assert all(math.isnan(x) for x in stats.percentiles([]).values())
+
+
+def test_spread_and_throughput():
+    assert stats.spread([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0}
+    t = stats.throughput(10, [2.0, 1.0, 4.0])  # 5, 10, 2.5 images/s
+    assert t == {"min": 2.5, "median": 5.0, "max": 10.0}
+
+
+def test_rankdata_ties_and_srcc_match_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert list(stats.rankdata([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=50)
+    b = a + rng.normal(scale=0.5, size=50)
+    b[:5] = b[5]  # ties
+    assert stats.srcc(a, b) == pytest.approx(scipy_stats.spearmanr(a, b)[0], abs=1e-12)
+    assert stats.srcc([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(stats.srcc([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError):
+        stats.srcc([1, 2], [1])
+
+
+def test_agreement_uses_shared_keys():
+    a = stats.agreement({"x": 0.1, "y": 0.5, "z": 0.9}, {"x": 0.2, "y": 0.4, "z": 0.95, "extra": 1.0})
+    assert a["n"] == 3 and a["srcc"] == pytest.approx(1.0)
+    assert a["max_abs_diff"] == pytest.approx(0.1) and a["mean_abs_diff"] == pytest.approx((0.1 + 0.1 + 0.05) / 3)
+
+
+# ------------------------------------------------------------------ report
+
+
+def _raw(n: int, secs: list[float], scores: dict | None = None, lat: list[float] | None = None, rss: float = 100.0):
+    out = {"n_images": n, "rep_seconds": secs, "peak_rss_mib": rss, "info": {}}
+    if scores is not None:
+        out["scores"] = scores
+    if lat is not None:
+        out["latencies_ms"] = lat
+    return out
+
+
+@pytest.fixture()
+def fake_run():
+    """Raw worker results of one set plus model-only rows, with round numbers."""
+    ref_scores = {f"f{i}": [0.1 * i] for i in range(10)}
+    close = {k: [v[0] + 0.001] for k, v in ref_scores.items()}
+    swapped = dict(close, f0=[0.95])  # one image out of order
+    raw = {
+        "camera/eager_single": _raw(10, [10.0, 10.0, 12.0], ref_scores, lat=[1000.0] * 10, rss=1000.0),
+        "camera/eager_batched": _raw(10, [5.0, 5.0, 5.0], ref_scores, rss=1200.0),
+        "camera/quasar_fp32": _raw(10, [1.0, 1.0, 1.0], close, rss=250.0),
+        "camera/quasar_int8": _raw(10, [2.0, 2.0, 2.0], swapped, rss=200.0),
+        "model/ort_fp32_b8": _raw(10, [0.8, 0.8, 0.8]),
+        "model/ort_int8_b8": _raw(10, [0.5, 0.5, 0.5]),
+    }
+    rows = {}
+    for name, r in raw.items():
+        row = report.summarize_row(r)
+        set_name, key = name.split("/")
+        row.update(label=key, set=set_name, kind=key, precision=None)
+        rows[name] = row
+    report.add_ratios(rows, raw)
+    return raw, rows
+
+
+def test_ratios_and_agreement(fake_run):
+    raw, rows = fake_run
+    q = rows["camera/quasar_fp32"]
+    assert q["images_per_s"]["median"] == pytest.approx(10.0)
+    assert q["vs_eager_single"]["images_per_s"] == pytest.approx(10.0)
+    assert q["vs_eager_single"]["peak_rss"] == pytest.approx(0.25)
+    assert q["agreement_vs_eager_single"]["srcc"] == pytest.approx(1.0)
+    assert rows["camera/quasar_int8"]["agreement_vs_eager_single"]["srcc"] < 0.99
+    assert rows["camera/eager_single"]["latency_ms"]["p50"] == 1000.0
+    assert "vs_eager_single" not in rows["camera/eager_single"]
+    # model-only rows are compared with the camera set's reference
+    assert rows["model/ort_fp32_b8"]["vs_eager_single"]["images_per_s"] == pytest.approx(12.5)
+
+
+def test_targets_met_not_met_and_missing(fake_run):
+    raw, rows = fake_run
+    pooled = {c: report.pooled_agreement(raw, ["camera"], c) for c in ("quasar_fp32", "quasar_int8")}
+    targets = {t["name"]: t for t in report.evaluate_targets(rows, pooled, ["camera"])}
+    assert targets["camera/fp32/e2e_vs_single"]["met"] is True  # 10x >= 5x
+    assert targets["camera/fp32/e2e_vs_batched"]["value"] == pytest.approx(5.0)
+    assert targets["camera/int8/e2e_vs_single"]["met"] is True and targets["camera/int8/e2e_vs_single"]["value"] == 5.0
+    assert targets["camera/fp32/e2e_vs_model"]["value"] == pytest.approx(0.8)  # 10 / 12.5
+    assert targets["camera/fp32/e2e_vs_model"]["met"] is True
+    assert targets["camera/int8/e2e_vs_model"]["met"] is False  # 5 / 20
+    assert targets["int8_vs_fp32_model"]["value"] == pytest.approx(1.6) and targets["int8_vs_fp32_model"]["met"] is False
+    assert targets["srcc_fp32"]["met"] is True and targets["srcc_int8"]["met"] is False
+    del rows["camera/quasar_int8"]
+    t2 = {t["name"]: t for t in report.evaluate_targets(rows, {}, ["camera"])}
+    assert t2["camera/int8/e2e_vs_single"]["met"] is None and t2["camera/int8/e2e_vs_single"]["reason"]
+    assert t2["srcc_fp32"]["met"] is None
+
+
+def _report_dict(fake_run) -> dict:
+    raw, rows = fake_run
+    pooled = {c: report.pooled_agreement(raw, ["camera"], c) for c in ("quasar_fp32", "quasar_int8")}
+    return {
+        "quick": False, "reps": 3, "created": "2026-01-01T00:00:00Z", "machine": machine_info(),
+        "sets": {"camera": {"n": 10, "sizes": {"4000x3000": 10}, "mean_file_mb": 3.0}},
+        "notes": ["a note"], "order": list(rows) + ["camera/eager_dataloader"], "rows": rows,
+        "targets": report.evaluate_targets(rows, pooled, ["camera"]),
+        "parity": {"fp32/runtime": {"camera": {"srcc": 0.99, "max_abs_diff": 0.01}, "pooled": {"srcc": 0.99}}},
+        "limits": None, "errors": {"camera/eager_dataloader": "worker exited with 1: boom"},
+        "nan": float("nan"),
+    }
+
+
+def test_markdown_and_json_writers(fake_run, tmp_path):
+    rep = _report_dict(fake_run)
+    jp, mp = report.write(rep, tmp_path / "out")
+    data = json.loads(Path(jp).read_text())  # strict JSON: NaN became null
+    assert data["nan"] is None and data["rows"]["camera/quasar_fp32"]["images_per_s"]["median"] == 10.0
+    md = Path(mp).read_text()
+    assert "| configuration | images/s median (min–max)" in md
+    assert "**10.00** (10.00–10.00)" in md and "10.00×" in md
+    assert "failed: worker exited with 1: boom" in md
+    assert "**met**" in md and "**not met**" in md
+    assert "## Where scores differ from (a)" in md
+    assert "Physical limits were not measured" in md
+
+
+# ------------------------------------------------------------------ machine and limits
+
+
+def test_cpuinfo_parses_proc_format(tmp_path):
+    f = tmp_path / "cpuinfo"
+    f.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\ncpu MHz\t\t: 2450.5\nflags\t\t: fpu avx2 fma\n\n"
+                 "processor\t: 1\nmodel name\t: Test CPU 9000\ncpu MHz\t\t: 1000\nflags\t\t: fpu\n")
+    info = cpuinfo(str(f))
+    assert info["model"] == "Test CPU 9000" and info["mhz"] == 2450.5 and info["flags"] == ["fpu", "avx2", "fma"]
+    m = machine_info()
+    assert m["cores"] >= 1 and "onnxruntime" in m["versions"] and "opencv" in m["versions"]
+
+
+def test_theoretical_peak():
+    t = theoretical_peak(["avx2", "fma"], 2500.0, 2)
+    assert t["fp32_gflops"] == 160.0 and not t["vnni"] and t["int8_gops"] == 320.0
+    t = theoretical_peak(["avx512f", "avx512_vnni"], 2000.0, 4)
+    assert t["fp32_gflops"] == 512.0 and t["vnni"] and t["int8_gops"] == 2048.0
+    assert theoretical_peak([], None, 2)["fp32_gflops"] is None
+
+
+# ------------------------------------------------------------------ camera JPEGs
+
+
+def test_plan_sizes_and_orientation():
+    p = camera.plan("camera", ["a.png", "b.png"], 6)
+    assert [(x.width, x.height) for x in p] == [(4000, 3000), (2600, 1950), (3000, 4000), (2600, 1950),
+                                               (4000, 3000), (1950, 2600)]
+    assert [x.source for x in p] == ["a.png", "b.png"] * 3
+    assert {(x.width, x.height) for x in camera.plan("1mp", ["a"], 3)} == {(1152, 864), (864, 1152)}
+    with pytest.raises(ValueError):
+        camera.plan("8k", ["a"], 1)
+
+
+def test_crop_to_aspect():
+    img = np.zeros((600, 1000, 3), np.uint8)
+    assert camera.crop_to_aspect(img, 4, 3).shape[:2] == (600, 800)
+    assert camera.crop_to_aspect(img, 3, 4).shape[:2] == (600, 450)
+    assert camera.crop_to_aspect(np.zeros((1000, 600, 3), np.uint8), 4, 3).shape[:2] == (450, 600)
+
+
+def test_generate_camera_set_sizes_and_reuse(tmp_path):
+    src = tmp_path / "src.png"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(src), rng.integers(0, 256, (300, 500, 3), dtype=np.uint8))
+    paths = camera.generate("camera", tmp_path / "cache", 3, sources=[str(src)])
+    from quasar.runtime.formats import probe
+
+    sizes = [(h.width, h.height) for h in (probe(Path(p).read_bytes()) for p in paths)]
+    assert sizes == [(4000, 3000), (2600, 1950), (3000, 4000)]
+    assert cv2.imread(paths[1]).shape == (1950, 2600, 3)
+    d = camera.describe(paths)
+    assert d["sizes"] == {"4000x3000": 1, "2600x1950": 1, "3000x4000": 1} and d["mean_file_mb"] > 0.1
+    mtimes = [os.path.getmtime(p) for p in paths]
+    assert camera.generate("camera", tmp_path / "cache", 3, sources=[str(src)]) == paths
+    assert [os.path.getmtime(p) for p in paths] == mtimes  # reused, not rewritten
+    one = camera.generate("1mp", tmp_path / "cache", 2, sources=[str(src)])
+    assert camera.describe(one)["sizes"] == {"1152x864": 2}
+
+
+def test_synthetic_sources_when_no_photos(tmp_path):
+    paths = camera.generate("1mp", tmp_path, 2, sources=[])
+    assert camera.describe(paths)["sizes"] == {"1152x864": 2}
+
+
+# ------------------------------------------------------------------ worker protocol
+
+
+def test_worker_subprocess_on_tiny_model(tmp_path):
+    pytest.importorskip("onnx")
+    from quasar.bench.speed import run_worker
+    from quasar.runtime.testing import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.onnx")
+    files = camera.generate("1mp", tmp_path, 3, sources=[])
+    out = run_worker({"kind": "quasar", "files": files, "reps": 2, "model": model, "batch_size": 2}, str(tmp_path),
+                     "t/quasar")
+    assert out["kind"] == "quasar" and out["n_images"] == 3 and len(out["rep_seconds"]) == 2
+    assert set(out["scores"]) == set(files) and all(len(v) == 2 for v in out["scores"].values())
+    assert 0 < out["peak_rss_mib"] < 4096
+    lat = run_worker({"kind": "quasar_latency", "files": files, "reps": 1, "model": model}, str(tmp_path), "t/lat")
+    assert len(lat["latencies_ms"]) == 3 and lat["info"]["batch_size"] == 1
+    with pytest.raises(RuntimeError, match="unknown job kind"):
+        run_worker({"kind": "nope", "files": []}, str(tmp_path), "t/bad")
+
+
+# ------------------------------------------------------------------ eager baseline vs the fused model
+
+
+@pytest.fixture(scope="module")
+def eager():
+    pytest.importorskip("torchvision")
+    from quasar.bench.eager import EagerPipeline, build_eager_model
+
+    return EagerPipeline(*build_eager_model())
+
+
+def test_eager_head_matches_fused_head():
+    torch = pytest.importorskip("torch")
+    from quasar.bench.eager import CentroidHead
+
+    rng = np.random.default_rng(0)
+    c, s = rng.normal(size=(4, 16)).astype(np.float32), np.array([20.0, 40.0], np.float32)
+    emb = torch.from_numpy(rng.normal(size=(5, 16)).astype(np.float32))
+    cn = c / np.linalg.norm(c, axis=1, keepdims=True)
+    e = emb.numpy() / np.linalg.norm(emb.numpy(), axis=1, keepdims=True)
+    cos = e @ cn.T
+    want = 1 / (1 + np.exp(-s * (cos[:, 0::2] - cos[:, 1::2])))
+    np.testing.assert_allclose(CentroidHead(c, s)(emb).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
+    """Same pixels -> same scores: the eager baseline computes the exported model's function."""
+    torch = pytest.importorskip("torch")
+    from quasar.bench.eager import load_tensor
+    from quasar.bench.models import ModelUnavailable, model_path
+    from quasar.runtime import Scorer
+    from quasar.runtime.reference import reference_preprocess
+
+    try:
+        path = model_path("fp32", tmp_path_factory.mktemp("bench-cache"))
+    except ModelUnavailable as e:
+        pytest.skip(str(e))
+    files = camera.generate("1mp", tmp_path_factory.mktemp("imgs"), 3, sources=[p.path for p in photos[:3]])
+    with Scorer(path, workers=1) as scorer:
+        # 1. model only: the runtime's uint8 input through both
+        x = np.stack([scorer.preprocess(f) for f in files[:2]])  # both landscape, same shape
+        with torch.inference_mode():
+            mine = eager.model.forward_uint8(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(mine, scorer.backend.run(x)[0], atol=2e-4)
+        # 2. whole eager pipeline vs the ONNX model on the eager pipeline's own (PIL) pixels
+        one = np.array([eager.score_one(f) for f in files])
+        ref = np.array([scorer.backend.run(reference_preprocess(f, scorer.spec)[None])[0][0] for f in files])
+        np.testing.assert_allclose(one, ref, atol=2e-3)
+        # 3. the runtime's own preprocessing differs only by resampling: close, not equal
+        rt = np.array([r.scores["quality"] for r in scorer.score(files)])
+        assert np.abs(rt - one[:, 0]).max() < 0.25
+    # batching (same-shape buckets) never changes a score
+    np.testing.assert_allclose(np.array(eager.score_batched(files, 2)), one, atol=1e-5)
+    tensor = load_tensor(files[2], scorer.spec)
+    assert tuple(tensor.shape) == (3, 512, 384)  # portrait, long side 512, multiples of 32
+
+
+def test_flops_counted_with_multiply_add_as_two(eager):
+    from quasar.bench.limits import model_flops
+
+    f = model_flops(eager.model, 224, 224)
+    # EfficientNet-Lite0: about 0.39 G multiply-adds at 224 px -> about 0.78 GFLOP
+    assert 0.6e9 < f < 1.0e9
+    assert model_flops(eager.model, 384, 512) == pytest.approx(f * 384 * 512 / 224**2, rel=0.05)
+
+
+def test_decode_rates_quick(tmp_path):
+    from quasar.bench.limits import decode_rates
+    from quasar.preprocess import PreprocessSpec
+
+    files = camera.generate("1mp", tmp_path, 2, sources=[])
+    spec = PreprocessSpec(policy="native", size=512, size_multiple=32, min_size=64)
+    d = decode_rates(files, spec, quick=True)
+    assert d["files"] == 2 and d["source_mp"] == pytest.approx(2.0, abs=0.01)
+    for name in ("cv2_full", "cv2_reduced_2", "runtime_decode", "runtime_decode_resize"):
+        assert d["rates"][name]["1_thread"]["images_per_s"] > 0 and d["rates"][name]["all_cores"]["mp_per_s"] > 0
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def test_gpu_script_without_cuda_fails_cleanly(tmp_path):
+    out = tmp_path / "gpu.json"
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_speed.py"), "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "no CUDA device" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+    h = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_speed.py"), "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert h.returncode == 0 and "--out" in h.stdout
+
+
+def test_bench_cli_arguments():
+    from quasar.bench.cli import register
+    from quasar.bench.speed import default_out_dir
+
+    p = argparse.ArgumentParser(prog="quasar")
+    register(p.add_subparsers(dest="command"))
+    args = p.parse_args(["bench", "--quick", "--out", "somewhere", "--images", "3", "--only", "quasar"])
+    assert args.quick and args.out == "somewhere" and args.images == 3 and args.only == "quasar"
+    assert callable(args.func)
+    assert default_out_dir() in ("benchmarks/results", "quasar-bench-results")
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "--quick" in r.stdout
