@@ -137,8 +137,9 @@ def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicub
 
 
 def center_crop(img: np.ndarray, ch: int, cw: int) -> np.ndarray:
+    """Crop the centre; offsets are rounded like torchvision's ``center_crop`` (not floored)."""
     h, w = img.shape[:2]
-    top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+    top, left = max(0, int(round((h - ch) / 2.0))), max(0, int(round((w - cw) / 2.0)))
     return img[top : top + ch, left : left + cw]
 
 

@@ -275,11 +275,12 @@ def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
     torch = pytest.importorskip("torch")
     from quasar.bench.eager import load_tensor
     from quasar.bench.models import ModelUnavailable, model_path
+    from quasar.photos import cache_dir
     from quasar.runtime import Scorer
     from quasar.runtime.reference import reference_preprocess
 
-    try:
-        path = model_path("fp32", tmp_path_factory.mktemp("bench-cache"))
+    try:  # the benchmark's cache: keyed by pack hash and version, so reusing it is safe and saves an export
+        path = model_path("fp32", cache_dir() / "bench")
     except ModelUnavailable as e:
         pytest.skip(str(e))
     files = camera.generate("1mp", tmp_path_factory.mktemp("imgs"), 3, sources=[p.path for p in photos[:3]])
@@ -352,3 +353,27 @@ def test_bench_cli_arguments():
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--help"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "--quick" in r.stdout
+
+
+def test_pack_snapshot_is_frozen(tmp_path):
+    from quasar.bench.models import snapshot_pack
+    from quasar.centroids.pack import CentroidPack
+
+    pack, path = snapshot_pack(tmp_path)
+    assert CentroidPack.load(path).content_hash == pack.content_hash == CentroidPack.load("default").content_hash
+    assert snapshot_pack(tmp_path)[1] == path
+
+
+def test_gpu_end_to_end_harness_on_cpu_backend(tmp_path):
+    """The GPU script's files -> scores harness, driven here by the runtime's CPU backend."""
+    pytest.importorskip("onnx")
+    from quasar.bench.gpu import end_to_end, pipeline_scorer
+    from quasar.runtime.backends import create_backend
+    from quasar.runtime.model import load_model_info
+    from quasar.runtime.testing import write_tiny_model
+
+    info = load_model_info(write_tiny_model(tmp_path / "tiny.onnx"))
+    files = camera.generate("1mp", tmp_path, 3, sources=[])
+    score = pipeline_scorer(info.spec, create_backend(info, "onnxruntime", "cpu"), batch=2, workers=2)
+    out = end_to_end(score, files * 2, files[:1], reps=2)
+    assert out["images"] == 6 and out["images_per_s"]["min"] > 0

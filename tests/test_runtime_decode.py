@@ -253,3 +253,12 @@ def test_gif_falls_back_to_pil_without_opencv_gif(monkeypatch):
                         else real(buf, flags))
     out = decode(data).image
     assert out.shape == (30, 40, 3) and abs(int(out[0, 0, 0]) - 200) < 12
+
+
+def test_opencv_exceptions_become_image_errors(monkeypatch):
+    def boom(buf, flags):
+        raise cv2.error("OpenCV(5.0.0) x.cpp:1: error: (-2:Unspecified error) Buffer is too small in function 'f'")
+
+    monkeypatch.setattr(cv2, "imdecode", boom)
+    with pytest.raises(ImageError, match=r"OpenCV cannot decode this jpeg \(Buffer is too small\)"):
+        decode(jpeg(pattern(20, 20)))

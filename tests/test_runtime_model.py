@@ -107,7 +107,9 @@ def test_engine_needs_sidecar_and_tensorrt(tmp_path, tiny):
     eng.write_bytes(b"not really an engine")
     with pytest.raises(QuasarError, match="without its metadata sidecar"):
         load_model_info(eng)
-    (tmp_path / "m.engine.json").write_text(json.dumps(model_mod.read_metadata(tiny)))
+    meta = model_mod.read_metadata(tiny)
+    (tmp_path / "m.engine.json").write_text(json.dumps(  # the layout quasar.export.tensorrt writes
+        {"format": "quasar-tensorrt-engine", "format_version": 1, "onnx_metadata": meta, "tensorrt_version": "10.0"}))
     info = load_model_info(eng)
     assert info.kind == "engine" and info.heads == ("quality", "aesthetics")
     assert resolve_backend(info, "auto") == ("tensorrt", "cuda")
@@ -116,6 +118,12 @@ def test_engine_needs_sidecar_and_tensorrt(tmp_path, tiny):
     if importlib.util.find_spec("tensorrt") is None:
         with pytest.raises(QuasarError, match="needs the tensorrt Python package"):
             Scorer(eng)
+    (tmp_path / "m.engine.json").write_text(json.dumps({"format": "quasar-tensorrt-engine", "format_version": 9}))
+    with pytest.raises(QuasarError, match="sidecar format version 9 is newer"):
+        load_model_info(eng)
+    (tmp_path / "m.engine.json").write_text(json.dumps({"format": "quasar-tensorrt-engine", "format_version": 1}))
+    with pytest.raises(QuasarError, match="holds no QUASAR metadata"):
+        load_model_info(eng)
 
 
 def test_backend_resolution(tiny):

@@ -91,44 +91,53 @@ def test_pixel_parity_with_pil_reference(photos, original_jpegs, spec, limits):
     assert np.mean(diffs) < limits[0] and np.max(diffs) < limits[1]
 
 
-def distorted_set(photos, folder) -> list[str]:
-    """The photos plus blurred, noisy and JPEG-compressed versions (lossless PNG, read by both pipelines)."""
-    out = []
-    for p in photos:
-        img = cv2.imread(p.path)
-        name = os.path.basename(p.path)[:-4]
-        versions = {
-            "blur": cv2.GaussianBlur(img, (0, 0), 2.0),
-            "noise": np.clip(img + np.random.default_rng(0).normal(0, 15, img.shape), 0, 255).astype(np.uint8),
-            "jpeg": cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], cv2.IMREAD_COLOR),
-        }
-        for kind, v in versions.items():
-            path = str(folder / f"{p.source}_{name}_{kind}.png")
-            cv2.imwrite(path, v)
-            out.append(path)
-    return out
+DISTORTIONS = {  # two levels each of three common degradations, mild and strong
+    "blur1": lambda im: cv2.GaussianBlur(im, (0, 0), 1.0),
+    "blur3": lambda im: cv2.GaussianBlur(im, (0, 0), 3.0),
+    "noise8": lambda im: np.clip(im + np.random.default_rng(0).normal(0, 8, im.shape), 0, 255).astype(np.uint8),
+    "noise25": lambda im: np.clip(im + np.random.default_rng(0).normal(0, 25, im.shape), 0, 255).astype(np.uint8),
+    "jpeg30": lambda im: cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR),
+    "jpeg8": lambda im: cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 8])[1], cv2.IMREAD_COLOR),
+}
+
+
+def distorted_set(photos, folder) -> dict[str, list[str]]:
+    """Group name -> files: the photos and graded distortions of them (lossless PNG, read by both pipelines)."""
+    groups: dict[str, list[str]] = {"pristine": [p.path for p in photos]}
+    for kind, fn in DISTORTIONS.items():
+        groups[kind] = []
+        for p in photos:
+            path = str(folder / f"{p.source}_{os.path.basename(p.path)[:-4]}_{kind}.png")
+            cv2.imwrite(path, fn(cv2.imread(p.path)))
+            groups[kind].append(path)
+    return groups
 
 
 def test_score_parity_with_pil_reference(effnet_model, photos, tmp_path):
-    """SRCC >= 0.995 between runtime and reference scores on real photos and distorted versions of them.
+    """SRCC >= 0.995 between runtime and reference scores over real photos and graded distortions of them.
 
-    On pristine photos alone the quality scores sit close together, so resampling differences
-    (OpenCV INTER_AREA vs PIL's antialiased bicubic) reorder a few of them; that SRCC is reported
-    and held to a looser bound.
+    Within one group (e.g. the pristine photos alone) the scores sit close together, and the
+    resampling difference (OpenCV INTER_AREA, which the centroids were built with, vs PIL's
+    antialiased bicubic) reorders a few neighbours: those per-group SRCCs (about 0.98-0.99) are
+    printed and held to a looser bound.
     """
-    pristine = [p.path for p in photos]
-    files = pristine + distorted_set(photos, tmp_path)
+    groups = distorted_set(photos, tmp_path)
+    files = [f for g in groups.values() for f in g]
     with Scorer(effnet_model, workers=2) as s:
         head = s.heads[0]
         ours = np.array([r.scores[head] for r in s.score(files)])
         ref = np.array([s.backend.run(reference_preprocess(f, s.spec)[None])[0][0, 0] for f in files])
-    n = len(pristine)
     d = np.abs(ours - ref)
-    all_srcc, pristine_srcc = spearman(ours, ref), spearman(ours[:n], ref[:n])
-    print(f"\n[score parity, head {head!r}, {len(files)} images] SRCC all {all_srcc:.4f}, pristine only "
-          f"{pristine_srcc:.4f}; |score diff| mean {d.mean():.4f} max {d.max():.4f}")
+    per_group, k = {}, 0
+    for name, g in groups.items():
+        per_group[name] = spearman(ours[k : k + len(g)], ref[k : k + len(g)])
+        k += len(g)
+    all_srcc = spearman(ours, ref)
+    print(f"\n[score parity, head {head!r}, {len(files)} images] SRCC all {all_srcc:.4f}; per group "
+          + ", ".join(f"{n} {v:.3f}" for n, v in per_group.items())
+          + f"; |score diff| mean {d.mean():.4f} max {d.max():.4f}")
     assert all_srcc >= 0.995
-    assert pristine_srcc >= 0.97
+    assert min(per_group.values()) >= 0.95
 
 
 def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs):
@@ -154,3 +163,20 @@ def test_torch_backend_matches_onnxruntime(effnet_model, photos):
         assert torch_s.backend.name.startswith("torch")
         for a, b in zip(ort_s.score(files), torch_s.score(files), strict=True):
             assert a.margins == pytest.approx(b.margins, abs=1e-4)
+
+
+def test_default_model_through_the_subprocess(effnet_model, photos):
+    """``Scorer()`` with no model asks ``python -m quasar.export.default`` and stays torch-free itself."""
+    if importlib.util.find_spec("quasar.export.default") is None:
+        pytest.skip("quasar.export.default does not exist yet")
+    import quasar
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(quasar.__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "QUASAR_MODEL"}
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    code = ("import sys\nfrom quasar.runtime import Scorer\ns = Scorer()\n"
+            f"r = s.score({photos[0].path!r})[0]\nassert r.ok, r\n"
+            "assert 'torch' not in sys.modules\nprint(s.model_path)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().endswith(".onnx")

@@ -137,14 +137,16 @@ def _stamp(set_name: str, n: int, sources: Sequence[str]) -> dict:
 
 
 def generate(set_name: str, dest: str | os.PathLike, n: int, sources: Sequence[str] | None = None) -> list[str]:
-    """Write (or reuse) set ``set_name`` of ``n`` JPEGs under ``dest/set_name``; returns the file paths.
+    """Write (or reuse) set ``set_name`` of ``n`` JPEGs under ``dest/<set_name>-<n>``; returns the file paths.
+
+    The folder is per ``n`` so that a ``--quick`` run never rewrites the files a full run is reading.
 
     ``sources`` are image paths; None: real photos via :func:`source_photos`, or synthetic images if
     those cannot be installed.
     """
     if sources is None:
         sources = source_photos(n)
-    folder = Path(dest) / set_name
+    folder = Path(dest) / f"{set_name}-{n}"
     src_names = list(sources) if sources else [f"synthetic_{i:02d}" for i in range(min(n, 12))]
     planned = plan(set_name, src_names, n)
     stamp = _stamp(set_name, n, src_names)

@@ -9,10 +9,11 @@ Measured, each in min/median/max over repetitions after a warm-up:
   from a pool, host->device copy on a side stream, fp16 eager or CUDA graphs);
 * the baseline users write (:mod:`quasar.bench.eager`, PIL + torchvision, fp32 on CUDA), one image
   at a time, on a subset;
+* the runtime's shipped torch backend (``Scorer(..., backend="torch", device="cuda")``, fp32);
 * ORT's CUDA execution provider through ``Scorer(..., backend="onnxruntime", device="cuda")`` when
   onnxruntime-gpu is installed, and TensorRT through ``quasar.runtime`` when ``tensorrt`` is
-  installed (an engine from ``quasar.export.tensorrt`` if the export stage provides a builder, else
-  ORT's TensorRT execution provider); each says *skipped* with the reason otherwise.
+  installed (an fp16 engine built by ``quasar.export.tensorrt.build_engine``, run by the runtime's
+  TensorRT backend); each says *skipped* with the reason otherwise.
 
 Without a CUDA device it exits with status 2 and one clear line, before any work.
 """
@@ -20,7 +21,6 @@ Without a CUDA device it exits with status 2 and one clear line, before any work
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -300,28 +300,37 @@ def ort_cuda(cache: Path, items: list[str], warm: list[str], reps: int, batch: i
     return out
 
 
+def scorer_torch_cuda(cache: Path, items: list[str], warm: list[str], reps: int, batch: int, workers: int) -> dict:
+    """The runtime's own torch backend (fp32, rebuilt from the ONNX file), for comparison with ours."""
+    from quasar.runtime import Scorer  # noqa: PLC0415
+
+    with Scorer(onnx_model("fp32", cache), backend="torch", device="cuda", batch_size=batch, workers=workers) as s:
+        return end_to_end(lambda ps: sum(r.ok for r in s.score_iter(ps)), items, warm, reps)
+
+
 def tensorrt_engine(cache: Path, items: list[str], warm: list[str], reps: int, batch: int, workers: int) -> dict:
+    """An fp16 engine from ``quasar.export.tensorrt.build_engine`` run by the runtime's TensorRT backend."""
     try:
         import tensorrt  # noqa: F401, PLC0415
     except ImportError:
         raise Skipped("the tensorrt package is not installed") from None
     try:
-        trt_export = importlib.import_module("quasar.export.tensorrt")
-    except ModuleNotFoundError:
-        trt_export = None
-    build = getattr(trt_export, "build_engine", None)
-    if build is None:
+        from quasar.export.tensorrt import build_engine  # noqa: PLC0415
+    except ImportError:
         out = ort_cuda(cache, items, warm, reps, batch, workers, device="tensorrt")
         out["via"] = "onnxruntime TensorRT EP (quasar.export.tensorrt.build_engine not available)"
         return out
     from quasar.runtime import Scorer  # noqa: PLC0415
 
-    engine = str(cache / "models" / "effnet-lite0-default-fp16.engine")
-    if not os.path.exists(engine):
-        build(onnx_model("fp16", cache), engine)
+    onnx_path = onnx_model("fp16", cache)
+    engine = str(cache / "models" / (Path(onnx_path).stem + f"-b{batch}.engine"))
+    t = time.perf_counter()
+    build_engine(onnx_path, engine, opt_batch=batch, max_batch=batch, opt_hw=(384, 512),
+                 timing_cache=str(cache / "models" / "tensorrt.timing-cache"))
+    build_s = time.perf_counter() - t
     with Scorer(engine, backend="tensorrt", batch_size=batch, workers=workers) as s:
         out = end_to_end(lambda ps: sum(r.ok for r in s.score_iter(ps)), items, warm, reps)
-    out["via"] = f"quasar.runtime TensorRT backend, engine {engine}"
+    out.update(via=f"quasar.runtime TensorRT backend, engine {engine}", build_seconds=round(build_s, 1))
     return out
 
 
@@ -367,6 +376,7 @@ def run(args: argparse.Namespace) -> dict:
                                                    items, warm, args.reps),
         "e2e/torch_fp16_cuda_graphs": lambda: end_to_end(
             pipeline_scorer(spec, CudaTorchBackend(graphs), args.batch, workers), items, warm, args.reps),
+        "e2e/scorer_torch_backend_fp32": lambda: scorer_torch_cuda(cache, items, warm, args.reps, args.batch, workers),
         "e2e/ort_cuda_fp16": lambda: ort_cuda(cache, items, warm, args.reps, args.batch, workers),
         "e2e/tensorrt_fp16": lambda: tensorrt_engine(cache, items, warm, args.reps, args.batch, workers),
         "baseline/eager_fp32_one_at_a_time": lambda: eager_baseline(files[: args.baseline_images], args.reps),

@@ -1,10 +1,16 @@
-"""The fused ONNX models the benchmark scores with, produced by the project's exporter.
+"""The fused ONNX models the benchmark scores with, produced by the project's exporter, for one pack.
 
-Preferred source: ``quasar.export.default.default_model_path(precision)`` (the cached default model
-that ``Scorer()`` uses). If that module is not there (older checkouts), the same models are exported
-with :func:`quasar.export.onnx_export.export_onnx` into the benchmark's cache folder, keyed by the
-default pack's content hash and the project version, so a new pack or exporter never reuses a stale
-file. Either way the benchmark measures the exporter's output, never a graph of its own.
+Every configuration of a run must use the *same* centroid pack: the default pack is a file in the
+source tree that may be rebuilt while a 10-minute benchmark runs (it happened), and a baseline
+built from one pack compared with an engine built from another gives meaningless agreement
+numbers. So the run takes a snapshot of the pack (:func:`snapshot_pack`), the eager workers load
+that file, and the models are checked against its content hash.
+
+Preferred model source: ``quasar.export.default.default_model_path(precision)`` (the cached default
+model that ``Scorer()`` uses), accepted only if its ``quasar.pack_hash`` is the snapshot's. Otherwise
+(no such module yet, or another pack) the model is exported with
+:func:`quasar.export.onnx_export.export_onnx` into the benchmark's cache, keyed by the pack's hash
+and the project version. Either way the benchmark measures the exporter's output.
 """
 
 from __future__ import annotations
@@ -19,30 +25,53 @@ class ModelUnavailable(RuntimeError):
     """A precision could not be produced here (e.g. int8 without its quantisation tools)."""
 
 
-def _cached_export(precision: str, cache: Path) -> str:
-    from quasar import __version__  # noqa: PLC0415
+def pack_key(pack) -> str:
+    return pack.content_hash.split(":")[-1][:12]
+
+
+def snapshot_pack(cache: str | os.PathLike, pack: str = "default") -> tuple[object, str]:
+    """(pack, path of a frozen copy under ``cache/packs``) for ``pack`` as it is now."""
     from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+
+    p = CentroidPack.load(pack)
+    out = Path(cache) / "packs" / f"{ENCODER}-{pack_key(p)}.qpack.json"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        p.save(out)
+    return p, str(out)
+
+
+def _cached_export(precision: str, cache: Path, pack) -> str:
+    from quasar import __version__  # noqa: PLC0415
     from quasar.export.onnx_export import export_onnx  # noqa: PLC0415
 
-    pack = CentroidPack.load("default")
-    key = pack.content_hash.split(":")[-1][:12]
-    out = cache / "models" / f"{ENCODER}-{key}-v{__version__}-{precision}.onnx"
+    out = cache / "models" / f"{ENCODER}-{pack_key(pack)}-v{__version__}-{precision}.onnx"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(ENCODER, pack, out, precision=precision)
     return str(out)
 
 
-def model_path(precision: str, cache: str | os.PathLike) -> str:
-    """Path of the default (effnet-lite0 + default pack) fused model in ``precision`` (fp32/int8)."""
+def _default_for(precision: str, pack) -> str | None:
+    """The project's cached default model, if that API exists and the model is built from ``pack``."""
     try:
         from quasar.export.default import default_model_path  # noqa: PLC0415
     except ImportError:
-        default_model_path = None
+        return None
+    from quasar.runtime.model import load_model_info  # noqa: PLC0415
+
+    path = str(default_model_path(precision))
+    return path if load_model_info(path).pack_hash == pack.content_hash else None
+
+
+def model_path(precision: str, cache: str | os.PathLike, pack=None) -> str:
+    """Path of the effnet-lite0 fused model in ``precision`` (fp32/fp16/int8) for ``pack`` (default: the default pack)."""
     try:
-        if default_model_path is not None:
-            return str(default_model_path(precision))
-        return _cached_export(precision, Path(cache))
+        if pack is None:
+            from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+
+            pack = CentroidPack.load("default")
+        return _default_for(precision, pack) or _cached_export(precision, Path(cache), pack)
     except ImportError as e:
         raise ModelUnavailable(f"{precision} export needs {e.name or e}") from e
     except Exception as e:  # noqa: BLE001 - an exporter failure skips that precision, it is reported

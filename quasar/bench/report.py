@@ -301,7 +301,9 @@ def to_markdown(report: dict) -> str:
              f"{v.get('onnxruntime')}, opencv {v.get('opencv')}, numpy {v.get('numpy')}, pillow {v.get('pillow')}; "
              f"Python {m['python']}.", "",
              f"Created {report.get('created', '?')}; {report.get('reps')} timed repetitions per configuration after a "
-             "warm-up; each configuration in its own process (peak RSS = `ru_maxrss`).", ""]
+             "warm-up; each configuration in its own process (peak RSS = that process's `VmHWM`). Model: "
+             f"{report.get('model', {}).get('encoder', '?')} + pack {report.get('model', {}).get('pack_hash', '?')}, "
+             f"{report.get('model', {}).get('resolution_policy', '')}.", ""]
     lines += [f"- {n}" for n in report.get("notes", [])]
     lines.append("")
     for s, d in report["sets"].items():

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from quasar.bench import camera, report
 from quasar.bench.machine import machine_info, usable_cores
-from quasar.bench.models import ModelUnavailable, model_path
+from quasar.bench.models import ModelUnavailable, model_path, snapshot_pack
 
 DEFAULT_IMAGES = 24
 QUICK_IMAGES = 4
@@ -89,13 +89,13 @@ NOTES = [
 ]
 
 
-def job_list(sets: dict[str, list[str]], models: dict[str, str], reps: int, quick: bool,
-             cores: int) -> list[tuple[str, str, Config | None, dict]]:
-    """(row name, set, config, worker job) for every configuration, in run order."""
+def job_list(sets: dict[str, list[str]], models: dict[str, str], reps: int, quick: bool, cores: int,
+             pack: str = "default") -> list[tuple[str, str, Config | None, dict]]:
+    """(row name, set, config, worker job) for every configuration, in run order; ``pack``: the pack file."""
     jobs = []
     for s, files in sets.items():
         for c in set_configs(cores):
-            job = {"kind": c.kind, "files": files, "reps": reps, "warmup": 3, **c.extra}
+            job = {"kind": c.kind, "files": files, "reps": reps, "warmup": 3, "pack": pack, **c.extra}
             if c.batch_size:
                 job["batch_size"] = c.batch_size
             if c.precision:
@@ -105,14 +105,14 @@ def job_list(sets: dict[str, list[str]], models: dict[str, str], reps: int, quic
     for c in MODEL_CONFIGS:
         # Batch 1 measures latency: 8 images are plenty, and torch eager is slow.
         files = model_files[:8] if c.batch_size == 1 else model_files
-        job = {"kind": c.kind, "files": files, "reps": reps, "batch_size": c.batch_size}
+        job = {"kind": c.kind, "files": files, "reps": reps, "batch_size": c.batch_size, "pack": pack}
         if c.precision:
             job["model"] = models.get(c.precision)
         jobs.append((f"model/{c.key}", "model", c, job))
     if "fp32" in models:
         jobs.append(("parity", "parity", None, {"kind": "parity", "files": [f for fs in sets.values() for f in fs],
                                                 "model": models["fp32"], "model_int8": models.get("int8")}))
-    jobs.append(("limits", "limits", None, {"kind": "limits", "files": model_files, "quick": quick}))
+    jobs.append(("limits", "limits", None, {"kind": "limits", "files": model_files, "quick": quick, "pack": pack}))
     return jobs
 
 
@@ -142,17 +142,91 @@ def run_worker(job: dict, tmp: str, name: str, timeout: float = WORKER_TIMEOUT_S
         return json.load(f)
 
 
-def resolve_models(cache: Path, log) -> tuple[dict[str, str], dict[str, str]]:
+def resolve_models(cache: Path, pack, log) -> tuple[dict[str, str], dict[str, str]]:
     models, errors = {}, {}
     for prec in ("fp32", "int8"):
         t = time.perf_counter()
         try:
-            models[prec] = model_path(prec, cache)
+            models[prec] = model_path(prec, cache, pack)
             log(f"model {prec}: {models[prec]} ({time.perf_counter() - t:.0f} s)")
         except ModelUnavailable as e:
             errors[prec] = str(e)
             log(f"model {prec}: unavailable: {e}")
     return models, errors
+
+
+@dataclass
+class Outcome:
+    """What the workers produced: raw results by row name, summarised rows, failures, run order."""
+
+    raw: dict[str, dict] = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+def execute(jobs: list[tuple[str, str, Config | None, dict]], models: dict[str, str], model_errors: dict[str, str],
+            log) -> Outcome:
+    """Run every job in its own worker process, one after another; failures are recorded, not raised."""
+    out = Outcome()
+    with tempfile.TemporaryDirectory(prefix="quasar-bench-") as tmp:
+        for i, (name, set_name, cfg, job) in enumerate(jobs, 1):
+            out.order.append(name)
+            tag = f"[{i}/{len(jobs)}] {name}"
+            if cfg is not None and cfg.precision and cfg.precision not in models:
+                out.errors[name] = f"skipped: no {cfg.precision} model ({model_errors.get(cfg.precision)})"
+                log(f"{tag}: {out.errors[name]}")
+                continue
+            t = time.perf_counter()
+            try:
+                raw = run_worker(job, tmp, name)
+            except RuntimeError as e:
+                out.errors[name] = str(e)
+                log(f"{tag}: FAILED {e}")
+                continue
+            out.raw[name] = raw
+            if cfg is None:
+                log(f"{tag}: done ({time.perf_counter() - t:.0f} s)")
+                continue
+            row = report.summarize_row(raw)
+            row.update(label=cfg.label, set=set_name, kind=cfg.kind, precision=cfg.precision)
+            out.rows[name] = row
+            lat = f", p50 {row['latency_ms']['p50']:.1f} ms" if row.get("latency_ms") else ""
+            log(f"{tag}: {row['images_per_s']['median']:.2f} images/s{lat}, peak {row['peak_rss_mib']:.0f} MiB "
+                f"({time.perf_counter() - t:.0f} s)")
+    return out
+
+
+def assemble(o: Outcome, *, quick: bool, reps: int, pack, models: dict[str, str], files: dict[str, list[str]],
+             load_start: float, seconds: float) -> dict:
+    """The report dict: rows with ratios and agreement, targets, parity, limits, machine, notes."""
+    sets = list(files)
+    used = {r["info"].get("pack_hash") for r in o.rows.values()} - {None}
+    if used - {pack.content_hash}:
+        o.errors["pack"] = f"configurations used packs {sorted(used)}, expected {pack.content_hash}: agreement is void"
+    report.add_ratios(o.rows, o.raw)
+    pooled = {c: report.pooled_agreement(o.raw, sets, c)
+              for c in ("quasar_fp32", "quasar_int8", "quasar_fp32_b1", "quasar_int8_b1", "eager_batched",
+                        "eager_dataloader")}
+    cores, load_end = usable_cores(), os.getloadavg()[0]
+    limits = o.raw.get("limits", {})
+    return {
+        "benchmark": "quasar-speed", "format_version": 1,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": quick, "reps": reps, "machine": machine_info(),
+        "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
+        "model": {"encoder": "effnet-lite0", "pack": "default", "pack_hash": pack.content_hash, "files": models,
+                  "resolution_policy": "native, long side 512, multiple of 32"},
+        "sets": {s: camera.describe(f) for s, f in files.items()},
+        "notes": NOTES + [f"1-minute load average {load_start:.1f} at the start, {load_end:.1f} at the end "
+                          f"({cores} cores): above {cores} the machine was shared and timings are noisy."],
+        "order": o.order, "rows": o.rows, "pooled_agreement": pooled,
+        "parity": report.parity_agreement(o.raw, sets),
+        "targets": report.evaluate_targets(o.rows, pooled, sets),
+        "limits": {k: limits[k] for k in ("flops_per_image", "resolution", "peaks", "decode") if k in limits} or None,
+        "errors": o.errors, "total_seconds": round(seconds, 1),
+        "scores": report.score_listing(o.raw, sets, ("eager_single", "quasar_fp32", "quasar_int8")),
+    }
 
 
 def run(quick: bool = False, out_dir: str | os.PathLike = "benchmarks/results", cache: str | os.PathLike | None = None,
@@ -167,63 +241,16 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "benchmarks/results", 
     cache = Path(cache)
     n = n_images or (QUICK_IMAGES if quick else DEFAULT_IMAGES)
     reps = reps or (1 if quick else DEFAULT_REPS)
-    cores = usable_cores()
-    t_start = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    t_start, load_start = time.perf_counter(), os.getloadavg()[0]
     log(f"generating/reusing {n} images per set under {cache}")
     files = {s: camera.generate(s, cache / "images", n) for s in sets}
-    models, model_errors = resolve_models(cache, log)
-    errors: dict[str, str] = {}
-    raw: dict[str, dict] = {}
-    rows: dict[str, dict] = {}
-    order: list[str] = []
-    jobs = [j for j in job_list(files, models, reps, quick, cores) if not only or only in j[0]]
-    with tempfile.TemporaryDirectory(prefix="quasar-bench-") as tmp:
-        for i, (name, set_name, cfg, job) in enumerate(jobs, 1):
-            order.append(name)
-            if cfg is not None and cfg.precision and cfg.precision not in models:
-                errors[name] = f"skipped: no {cfg.precision} model ({model_errors.get(cfg.precision)})"
-                log(f"[{i}/{len(jobs)}] {name}: {errors[name]}")
-                continue
-            t = time.perf_counter()
-            try:
-                out = run_worker(job, tmp, name)
-            except RuntimeError as e:
-                errors[name] = str(e)
-                log(f"[{i}/{len(jobs)}] {name}: FAILED {e}")
-                continue
-            raw[name] = out
-            if cfg is None:
-                log(f"[{i}/{len(jobs)}] {name}: done ({time.perf_counter() - t:.0f} s)")
-                continue
-            row = report.summarize_row(out)
-            row.update(label=cfg.label, set=set_name, kind=cfg.kind, precision=cfg.precision)
-            rows[name] = row
-            lat = f", p50 {row['latency_ms']['p50']:.1f} ms" if row.get("latency_ms") else ""
-            log(f"[{i}/{len(jobs)}] {name}: {row['images_per_s']['median']:.2f} images/s{lat}, "
-                f"peak {row['peak_rss_mib']:.0f} MiB ({time.perf_counter() - t:.0f} s)")
-    report.add_ratios(rows, raw)
-    pooled = {c: report.pooled_agreement(raw, list(sets), c)
-              for c in ("quasar_fp32", "quasar_int8", "quasar_fp32_b1", "quasar_int8_b1", "eager_batched",
-                        "eager_dataloader")}
-    rep = {
-        "benchmark": "quasar-speed", "format_version": 1,
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "quick": quick, "reps": reps, "machine": machine_info(),
-        "load_average": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
-        "model": {"encoder": "effnet-lite0", "pack": "default", "files": models,
-                  "resolution_policy": "native, long side 512, multiple of 32"},
-        "sets": {s: camera.describe(f) for s, f in files.items()},
-        "notes": NOTES + [f"1-minute load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-                          f"({cores} cores): above {cores} the machine was shared and timings are noisy."],
-        "order": order, "rows": rows, "pooled_agreement": pooled,
-        "parity": report.parity_agreement(raw, list(sets)),
-        "targets": report.evaluate_targets(rows, pooled, list(sets)),
-        "limits": {k: v for k, v in raw.get("limits", {}).items() if k in ("flops_per_image", "resolution", "peaks",
-                                                                           "decode")} or None,
-        "errors": errors, "total_seconds": round(time.perf_counter() - t_start, 1),
-        "scores": report.score_listing(raw, list(sets), ("eager_single", "quasar_fp32", "quasar_int8")),
-    }
+    pack, pack_file = snapshot_pack(cache)  # every configuration uses this pack, even if the default is rebuilt
+    log(f"pack {pack.content_hash} (snapshot {pack_file})")
+    models, model_errors = resolve_models(cache, pack, log)
+    jobs = [j for j in job_list(files, models, reps, quick, usable_cores(), pack_file) if not only or only in j[0]]
+    outcome = execute(jobs, models, model_errors, log)
+    rep = assemble(outcome, quick=quick, reps=reps, pack=pack, models=models, files=files, load_start=load_start,
+                   seconds=time.perf_counter() - t_start)
     jp, mp = report.write(rep, out_dir)
     log(f"wrote {jp} and {mp} ({rep['total_seconds']:.0f} s)")
     return rep

@@ -78,6 +78,12 @@ def per_item(fn: Callable[[str], np.ndarray], files: Sequence[str], reps: int) -
     return rep_secs, lat, scores
 
 
+def pack_hash(pack: str) -> str:
+    from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+
+    return CentroidPack.load(pack).content_hash
+
+
 def as_lists(scores: dict) -> dict[str, list[float]]:
     return {k: [float(x) for x in np.ravel(v)] for k, v in scores.items()}
 
@@ -91,9 +97,10 @@ def run_eager(job: dict) -> dict:
     from quasar.bench.eager import EagerPipeline, build_eager_model  # noqa: PLC0415
 
     files, reps, bs = job["files"], job["reps"], job.get("batch_size", 8)
-    pipe = EagerPipeline(*build_eager_model())
+    pipe = EagerPipeline(*build_eager_model(pack=job.get("pack", "default")))
     kind = job["kind"]
-    info = {"torch_threads": torch.get_num_threads(), "batch_size": 1 if kind == "eager_single" else bs}
+    info = {"torch_threads": torch.get_num_threads(), "batch_size": 1 if kind == "eager_single" else bs,
+            "pack_hash": pack_hash(job.get("pack", "default"))}
     if kind == "eager_single":
         for f in files[: job.get("warmup", 3)]:
             pipe.score_one(f)
@@ -131,7 +138,8 @@ def run_quasar(job: dict) -> dict:
             for f in files[: job.get("warmup", 3)]:
                 one(f)
             secs, lat, scores = per_item(one, files, reps)
-            info = {"batch_size": 1, "workers": scorer.workers, "backend": scorer.backend.name}
+            info = {"batch_size": 1, "workers": scorer.workers, "backend": scorer.backend.name,
+                    "pack_hash": scorer.info.pack_hash}
         return {"rep_seconds": secs, "latencies_ms": lat, "scores": as_lists(scores), "info": info}
 
     with Scorer(job["model"], batch_size=job.get("batch_size"), workers=job.get("workers")) as scorer:
@@ -145,7 +153,8 @@ def run_quasar(job: dict) -> dict:
 
         run(files[: job.get("warmup_files", 12)])  # warm-up: a full batch of each orientation
         secs, scores = timed_reps(run, reps)
-        info = {"batch_size": scorer.batch_size, "workers": scorer.workers, "backend": scorer.backend.name}
+        info = {"batch_size": scorer.batch_size, "workers": scorer.workers, "backend": scorer.backend.name,
+                "pack_hash": scorer.info.pack_hash}
     return {"rep_seconds": secs, "scores": as_lists(scores), "info": info}
 
 
@@ -188,19 +197,20 @@ def run_model(job: dict) -> dict:
         backend = create_backend(info_m, "onnxruntime", "cpu")
         fn = backend.run
         spec = info_m.spec
-        info = {"backend": backend.name, "precision": info_m.precision}
+        info = {"backend": backend.name, "precision": info_m.precision, "pack_hash": info_m.pack_hash}
     else:
         import torch  # noqa: PLC0415
 
         from quasar.bench.eager import build_eager_model  # noqa: PLC0415
 
-        model, spec = build_eager_model()
+        model, spec = build_eager_model(pack=job.get("pack", "default"))
 
         def fn(b: np.ndarray):
             with torch.inference_mode():
                 return model.forward_uint8(torch.from_numpy(b))
 
-        info = {"backend": "torch-eager", "torch_threads": torch.get_num_threads()}
+        info = {"backend": "torch-eager", "torch_threads": torch.get_num_threads(),
+                "pack_hash": pack_hash(job.get("pack", "default"))}
     batches = prepared_batches(files, spec, bs)
     for b in {b.shape: b for b in batches}.values():  # warm-up: every batch shape once
         fn(b)
@@ -253,7 +263,7 @@ def run_limits(job: dict) -> dict:
     from quasar.bench.eager import build_eager_model  # noqa: PLC0415
 
     quick = job.get("quick", False)
-    model, spec = build_eager_model()
+    model, spec = build_eager_model(pack=job.get("pack", "default"))
     h, w = job.get("resolution", (384, 512))
     return {"flops_per_image": limits.model_flops(model, h, w), "resolution": [h, w],
             "peaks": limits.peaks(quick), "decode": limits.decode_rates(job["files"], spec, quick)}

@@ -37,6 +37,16 @@ def canonical_encoder_id(encoder_id: str) -> str:
         return encoder_id.strip()
 
 
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    """Rows as float32 unit vectors; rows already unit (``pack.centroid_matrix()``) are kept bit-exact,
+    so the graph's ``quasar.centroids`` equals the pack's matrix."""
+    m64 = np.asarray(m, dtype=np.float64)
+    norms = np.linalg.norm(m64, axis=-1, keepdims=True)
+    if m.dtype == np.float32 and np.allclose(norms, 1.0, atol=1e-6):
+        return np.ascontiguousarray(m)
+    return (m64 / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 class FusedScorer(nn.Module):
     """Encoder plus the centroid head; ``forward(images) -> (scores, margins)``, both float32 [N, K].
 
@@ -48,7 +58,7 @@ class FusedScorer(nn.Module):
     def __init__(self, encoder: Encoder, centroids: np.ndarray | torch.Tensor,
                  logit_scales: np.ndarray | torch.Tensor, head_names: list[str]) -> None:
         super().__init__()
-        c = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
+        c = torch.as_tensor(_unit_rows(np.asarray(centroids)))
         s = torch.as_tensor(np.asarray(logit_scales, dtype=np.float32))
         if c.ndim != 2 or c.shape[0] != 2 * s.numel() or s.numel() != len(head_names):
             raise ValueError(f"centroids {tuple(c.shape)} must be [2K, D] for K={len(head_names)} heads "
@@ -58,7 +68,7 @@ class FusedScorer(nn.Module):
                              f"gives {encoder.embed_dim}")
         self.encoder = encoder
         self.head_names = list(head_names)
-        self.register_buffer("centroids", F.normalize(c, dim=-1))
+        self.register_buffer("centroids", c)
         self.register_buffer("logit_scales", s.reshape(-1))
 
     @property
@@ -89,8 +99,8 @@ def build_fused(encoder: str | Encoder, pack: CentroidPack, spec: PreprocessSpec
     """
     wanted = encoder.encoder_id if isinstance(encoder, Encoder) else str(encoder)
     if canonical_encoder_id(wanted) != canonical_encoder_id(pack.encoder):
-        raise QuasarError(f"the pack was built for encoder {pack.encoder!r}, not {wanted!r}; "
-                          "build a pack with this encoder or export with --encoder " + pack.encoder)
+        raise QuasarError(f"the pack was built for encoder {pack.encoder!r}, not {wanted!r}: its centroids only "
+                          "apply to that encoder's embeddings (leave out --encoder to use the pack's)")
     if not isinstance(encoder, Encoder):
         from quasar.encoders.registry import create_encoder
 

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from quasar.export.metadata import CENTROIDS_INITIALIZER, INPUT_NAME, LOGIT_SCALES_INITIALIZER
+from quasar.export.metadata import CENTROIDS_INITIALIZER, INPUT_NAME, LOGIT_SCALES_INITIALIZER, OUTPUT_NAMES
 
 
 def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
@@ -112,6 +112,19 @@ def name_head_initializers(model: onnx.ModelProto, centroids: np.ndarray, logit_
     if not scales:
         raise RuntimeError("exported graph: cannot find the logit scales among the initializers")
     _rename_tensor(g, scales[0].name, LOGIT_SCALES_INITIALIZER)
+
+
+def set_output_shapes(model: onnx.ModelProto, num_heads: int, names: Iterable[str] = OUTPUT_NAMES) -> None:
+    """Declare outputs as [batch, K]: ``view(-1, K, 2)`` leaves the exporter unsure of K, and consumers
+    (the runtime, TensorRT) read the head count off the graph."""
+    wanted = set(names)
+    for out in model.graph.output:
+        if out.name not in wanted:
+            continue
+        dims = out.type.tensor_type.shape.dim
+        del dims[:]
+        dims.add().dim_param = "batch"
+        dims.add().dim_value = int(num_heads)
 
 
 def op_types(model: onnx.ModelProto) -> set[str]:

@@ -26,6 +26,10 @@ PRECISIONS = ("fp32", "fp16", "int8")
 CENTROIDS_INITIALIZER = "quasar.centroids"
 LOGIT_SCALES_INITIALIZER = "quasar.logit_scales"
 
+# Bumped whenever the exporter's output changes for the same inputs, so that cached exports (the
+# default model) made by older code are redone; recorded as the ONNX producer_version.
+EXPORT_REVISION = 1
+
 KEYS = (
     "quasar.format",
     "quasar.format_version",
@@ -63,6 +67,12 @@ class FusedModelInfo:
     @property
     def num_heads(self) -> int:
         return len(self.heads)
+
+
+def producer_version() -> str:
+    from quasar import __version__
+
+    return f"{__version__}+export.{EXPORT_REVISION}"
 
 
 def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_scales: Sequence[float],

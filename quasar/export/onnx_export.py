@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import tempfile
 import warnings
@@ -35,11 +36,19 @@ import torch
 from quasar.centroids.pack import CentroidPack, PackError
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
-from quasar.export.graph import cast_before_transpose, name_head_initializers
-from quasar.export.metadata import INPUT_NAME, OUTPUT_NAMES, PRECISIONS, fused_metadata, write_metadata
+from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
+from quasar.export.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    PRECISIONS,
+    fused_metadata,
+    producer_version,
+    write_metadata,
+)
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
+
 
 
 def load_pack(pack: CentroidPack | str | os.PathLike) -> CentroidPack:
@@ -120,6 +129,19 @@ def _quiet_export() -> Iterator[None]:
         mha.set_fastpath_enabled(before)
 
 
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """onnxruntime.quantization logs advice on the root logger (e.g. to run its pre-processing, which
+    we measured and do not need); keep the CLI output to our own lines."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(before)
+
+
 def trace_to_onnx(fused: FusedScorer, path: str, opset: int = MIN_OPSET, batch: int = 2) -> None:
     """Trace ``fused`` to ``path`` (TorchScript exporter), with dynamic batch and, if possible, H and W."""
     x = dummy_input(fused, batch)
@@ -137,10 +159,9 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
     if rewrite:
         cast_before_transpose(model)
         name_head_initializers(model, fused.centroids.numpy(), fused.logit_scales.numpy())
+        set_output_shapes(model, fused.num_heads)
     model.producer_name = "quasar-engine"
-    from quasar import __version__
-
-    model.producer_version = __version__
+    model.producer_version = producer_version()
     model.doc_string = (f"QUASAR fused scorer: {fused.encoder.encoder_id} + pack {pack.content_hash} "
                         f"({len(pack.heads)} heads), {precision}")
     write_metadata(model, fused_metadata(
@@ -153,7 +174,7 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
 
 def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, out_path: str | os.PathLike,
                 precision: str = "fp32", size: int | None = None, opset: int = MIN_OPSET,
-                calibration_images: Sequence[str | np.ndarray] | None = None) -> str:
+                calibration_images: Sequence[str | np.ndarray] | None = None, int8_scheme: str = "cpu") -> str:
     """Export the fused graph of ``encoder_id`` (default: the pack's encoder) and ``pack``; returns the path.
 
     Args:
@@ -163,12 +184,16 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         opset: ONNX opset, 17 or newer.
         calibration_images: int8 only: image paths or RGB uint8 arrays; default the anchor photos and
             distorted copies of them (:func:`quasar.export.int8.default_calibration_images`).
+        int8_scheme: ``cpu`` (uint8 activations: fastest on ONNX Runtime CPU) or ``tensorrt``
+            (symmetric int8, what TensorRT accepts); see :mod:`quasar.export.int8`.
 
     Raises:
         QuasarError: unknown precision, a pack for another encoder, an unwritable output, a bad size.
     """
     if precision not in PRECISIONS:
         raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if int8_scheme not in ("cpu", "tensorrt"):
+        raise QuasarError(f"int8 scheme must be cpu or tensorrt, not {int8_scheme!r}")
     if opset < MIN_OPSET:
         raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
     out = check_output_path(out_path)
@@ -188,7 +213,8 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
 
             images = calibration_images if calibration_images is not None else default_calibration_images()
             q_path = os.path.join(tmp, "model.int8.onnx")
-            quantize_int8(graph_path, q_path, images, fused.spec, tmp_dir=tmp)
+            with _quiet_quantizer():
+                quantize_int8(graph_path, q_path, images, fused.spec, scheme=int8_scheme)
             finalize(q_path, fused, pack, "int8", rewrite=False)
             graph_path = q_path
         os.replace(graph_path, out)

@@ -234,11 +234,12 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
                  min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None,
                  max_side: int | None = None, opt_hw: tuple[int, int] | None = None,
                  timing_cache: str | os.PathLike | None = None, workspace_gib: float = DEFAULT_WORKSPACE_GIB,
-                 optimization_level: int | None = None, verbose: bool = False) -> str:
+                 optimization_level: int | None = None, tf32: bool = True, verbose: bool = False) -> str:
     """Build ``engine_path`` (default: the ONNX path with ``.engine``) and its sidecar; returns the path.
 
     ``timing_cache`` (a file, created if missing, updated after the build) makes rebuilds of the same
-    layers on the same GPU take seconds instead of minutes.
+    layers on the same GPU take seconds instead of minutes. ``tf32=False`` keeps fp32 layers in true
+    fp32 (TensorRT uses TF32 tensor cores for them by default on Ampere and newer), for parity checks.
     """
     onnx_path = os.fspath(onnx_path)
     if not os.path.isfile(onnx_path):
@@ -273,6 +274,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
     if optimization_level is not None:
         config.builder_optimization_level = int(optimization_level)
     if weak:
@@ -313,7 +316,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
         "onnx_metadata": read_metadata(onnx_path),
         "profile": {INPUT_NAME: profile.to_dict()},
         "precision": {"graph": info.precision, "fp16": bool(fp16 and weak), "int8": bool(int8),
-                      "strongly_typed": not weak},
+                      "tf32": bool(tf32), "strongly_typed": not weak},
         "outputs": list(OUTPUT_NAMES),
         "built": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "quasar_version": __version__,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,13 +89,24 @@ def decode(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEF
             raise ImageError(f"header says the image is {header.width}x{header.height} (no pixels)")
         check_pixels(header.width, header.height, max_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
-    if header.format == JPEG:
-        out = _decode_jpeg(buf, header.width, header.height, min_shape)
-    else:
-        out = _decode_other(buf, header.format)
+    try:
+        if header.format == JPEG:
+            out = _decode_jpeg(buf, header.width, header.height, min_shape)
+        else:
+            out = _decode_other(buf, header.format)
+    except cv2.error as e:  # some malformed files make OpenCV raise instead of returning None
+        raise ImageError(f"OpenCV cannot decode this {header.format or 'file'} ({_cv_reason(e)})") from None
     h, w = out.full_size
     check_pixels(w, h, max_pixels)  # for formats whose header we could not read
     return out
+
+
+def _cv_reason(e: Exception) -> str:
+    """The useful middle of an OpenCV error ("... error: (-2:Unspecified error) WHY in function ...")."""
+    text = str(e).strip()
+    m = re.search(r"error: \([^)]*\)\s*(.*?)(?: in function|$)", text, re.S)
+    lines = (m.group(1) if m else text).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
 
 
 def _decode_jpeg(buf: np.ndarray, width: int | None, height: int | None, min_shape: MinShape | None) -> Decoded:

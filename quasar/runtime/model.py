@@ -26,6 +26,8 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 REQUIRED_KEYS = ("quasar.format", "quasar.format_version", "quasar.heads", "quasar.preprocess", "quasar.encoder",
                  "quasar.input_layout", "quasar.dynamic_size")
 ENV_MODEL = "QUASAR_MODEL"
+ENGINE_SIDECAR_FORMAT = "quasar-tensorrt-engine"  # X.engine.json: {"onnx_metadata": {quasar.* keys}, ...}
+ENGINE_SIDECAR_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,15 @@ def read_metadata(path: str) -> dict[str, str]:
             raise QuasarError(f"{path}: TensorRT engine without its metadata sidecar {side}") from None
         except (OSError, ValueError) as e:
             raise QuasarError(f"{side}: unreadable engine sidecar ({e})") from None
-        if isinstance(d, dict) and isinstance(d.get("metadata"), dict):
+        if isinstance(d, dict) and d.get("format") == ENGINE_SIDECAR_FORMAT:  # written by quasar.export.tensorrt
+            if int(d.get("format_version", 0)) > ENGINE_SIDECAR_VERSION:
+                raise QuasarError(f"{side}: engine sidecar format version {d.get('format_version')} is newer "
+                                  "than this runtime reads; upgrade quasar-engine")
+            d = d.get("onnx_metadata")
+        elif isinstance(d, dict) and isinstance(d.get("metadata"), dict):
             d = d["metadata"]
         if not isinstance(d, dict):
-            raise QuasarError(f"{side}: the sidecar is not a JSON object")
+            raise QuasarError(f"{side}: the sidecar holds no QUASAR metadata (onnx_metadata)")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in d.items()}
     try:
         return read_metadata_props(path)

@@ -69,7 +69,7 @@ class Scorer:
         path = os.fspath(model) if model is not None else default_model_path()
         self.info: ModelInfo = load_model_info(path)
         self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
-                                      device_id=device_id)
+                                      device_id=device_id, batch_size=batch_size)
         # On CPU a larger batch buys nothing (measured: effnet-lite0 costs the same CPU time per image
         # at batch 1..16) and only makes native-size buckets wait longer; GPUs want big batches.
         bs = batch_size or (32 if self.backend.device == "cuda" else 4)

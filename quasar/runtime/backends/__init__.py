@@ -40,7 +40,8 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
 
 
 def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = None, *,
-                   threads: int | None = None, optimization: str = "all", device_id: int = 0) -> Backend:
+                   threads: int | None = None, optimization: str = "all", device_id: int = 0,
+                   batch_size: int | None = None) -> Backend:
     """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``)."""
     name, device = resolve_backend(info, backend, device)
     if name == "tensorrt":
@@ -53,4 +54,5 @@ def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = 
         return TorchBackend(info, device=device, threads=threads)
     from quasar.runtime.backends.ort import OrtBackend  # noqa: PLC0415
 
-    return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id)
+    return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id,
+                      max_batch=batch_size or 32)

@@ -36,6 +36,27 @@ def best_device() -> str:
     return "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
 
 
+def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
+    """TensorRT EP options: a persistent engine cache, and one optimisation profile covering every
+    input the spec can produce, so the EP does not rebuild its engine for each new image shape."""
+    from quasar.photos import cache_dir  # noqa: PLC0415
+
+    spec = info.spec
+    opts = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir() / "ort-tensorrt"),
+            "trt_timing_cache_enable": "True"}
+    if info.dynamic_size:
+        m, s = max(spec.min_size, spec.size_multiple), spec.size
+        opt_short = max(m, (s * 3 // 4) // spec.size_multiple * spec.size_multiple)
+        opts.update(trt_profile_min_shapes=f"images:1x{m}x{m}x3",
+                    trt_profile_opt_shapes=f"images:{max_batch}x{opt_short}x{s}x3",
+                    trt_profile_max_shapes=f"images:{max_batch}x{s}x{s}x3")
+    else:
+        s = spec.size
+        opts.update(trt_profile_min_shapes=f"images:1x{s}x{s}x3", trt_profile_opt_shapes=f"images:{max_batch}x{s}x{s}x3",
+                    trt_profile_max_shapes=f"images:{max_batch}x{s}x{s}x3")
+    return opts
+
+
 class OrtBackend(Backend):
     """Args:
         device: ``cpu``, ``cuda`` or ``tensorrt`` (the EP); None picks CUDA when available.
@@ -43,11 +64,13 @@ class OrtBackend(Backend):
         optimization: graph optimisation level, one of ``OPT_LEVELS``.
         device_id: GPU index for the CUDA/TensorRT EPs.
         staging_slots, slot_bytes: pinned staging ring for the CUDA path (see backends/cuda.py).
+        spin: let idle intra-op threads busy-wait (off: they would steal the decode threads' cores).
+        max_batch: largest batch expected; sizes the TensorRT EP's optimisation profile.
     """
 
     def __init__(self, info: ModelInfo, device: str | None = None, threads: int | None = None,
                  optimization: str = "all", device_id: int = 0, staging_slots: int = 5,
-                 slot_bytes: int | None = None, spin: bool = False) -> None:
+                 slot_bytes: int | None = None, spin: bool = False, max_batch: int = 32) -> None:
         super().__init__(info)
         import onnxruntime as ort  # noqa: PLC0415
 
@@ -74,7 +97,9 @@ class OrtBackend(Backend):
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = list(PROVIDERS[device])
         if device != "cpu":
-            providers = [(p, {"device_id": device_id}) if p != "CPUExecutionProvider" else p for p in providers]
+            opts = {"CUDAExecutionProvider": {"device_id": str(device_id)},
+                    "TensorrtExecutionProvider": {"device_id": str(device_id), **trt_ep_options(info, max_batch)}}
+            providers = [(p, opts[p]) if p in opts else p for p in providers]
         try:
             self.session = ort.InferenceSession(info.path, so, providers=providers)
         except Exception as e:  # ORT raises its own exception types

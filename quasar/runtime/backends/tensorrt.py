@@ -37,7 +37,9 @@ class TensorRTBackend(Backend):
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         with open(info.path, "rb") as f:
-            self.engine = self._runtime.deserialize_cuda_engine(f.read())
+            data = f.read()
+        self._check_sidecar(trt, data)
+        self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise QuasarError(f"{info.path}: TensorRT cannot deserialize this engine (built with another "
                               "TensorRT version or for another GPU?)")
@@ -60,6 +62,23 @@ class TensorRTBackend(Backend):
         self.copy_stream = self.cuda.stream()
         self.compute_stream = self.cuda.stream()
         self._lock = threading.Lock()
+
+    def _check_sidecar(self, trt, data: bytes) -> None:
+        """An engine only loads on the TensorRT version it was built with; say so before TensorRT fails."""
+        import hashlib  # noqa: PLC0415
+        import json  # noqa: PLC0415
+
+        from quasar.runtime.model import sidecar_path  # noqa: PLC0415
+
+        with open(sidecar_path(self.info.path), encoding="utf-8") as f:
+            side = json.load(f)
+        want = side.get("engine_sha256")
+        if want and hashlib.sha256(data).hexdigest() != want:
+            raise QuasarError(f"{self.info.path}: the engine does not match its sidecar (sha256 differs); rebuild it")
+        built = side.get("tensorrt_version")
+        if built and built != str(trt.__version__):
+            raise QuasarError(f"{self.info.path}: built with TensorRT {built}, this machine has {trt.__version__}; "
+                              "rebuild the engine here (quasar export tensorrt)")
 
     def _check_io(self) -> None:
         trt, eng, path = self.trt, self.engine, self.info.path

@@ -1,0 +1,328 @@
+"""Fused ONNX export: fp32 parity with the torch FusedScorer on real photos, the contract, fp16, CLI.
+
+Encoders: effnet-lite0 and dinov2-s14 with their real weights; open_clip RN50*, RN50 and ViT-B-32
+with random weights saved to a checkpoint and loaded by path (the real open_clip loading code; the
+pretrained tags would need the network).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from scipy.stats import spearmanr
+from test_export_helpers import batch_at, load_rgb, ort_session, photo_pack
+
+from quasar.centroids.pack import CentroidPack
+from quasar.encoders import create_encoder
+from quasar.errors import QuasarError
+from quasar.export.fused import FusedScorer, build_fused
+from quasar.export.graph import op_types
+from quasar.export.metadata import (
+    CENTROIDS_INITIALIZER,
+    FORMAT,
+    KEYS,
+    LOGIT_SCALES_INITIALIZER,
+    check_io,
+    load_info,
+    parse_metadata,
+    read_metadata,
+)
+from quasar.export.onnx_export import export_onnx
+
+TOL = 1e-5
+
+# name -> (encoder id template, spec size override or None, open_clip arch needing a checkpoint)
+CASES = {
+    "effnet-lite0": ("effnet-lite0", 320, None),
+    "rn50-star": ("open_clip:RN50*@{ckpt}", 288, "RN50"),
+    "vit-b-32": ("open_clip:ViT-B-32@{ckpt}", None, "ViT-B-32"),
+    "dinov2-s14": ("dinov2-s14", 224, None),
+    "rn50": ("open_clip:RN50@{ckpt}", None, "RN50"),
+}
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoint(tmp_path_factory):
+    """Random-init open_clip checkpoints (fp16 state dicts: half the bytes; loading casts to fp32)."""
+    made: dict[str, str] = {}
+
+    def get(arch: str) -> str:
+        if arch not in made:
+            import open_clip
+
+            torch.manual_seed(0)
+            model = open_clip.create_model(arch, pretrained=None)
+            path = str(tmp_path_factory.mktemp("clip") / f"{arch}-random.pt")
+            torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
+            made[arch] = path
+        return made[arch]
+
+    return get
+
+
+@dataclass
+class Case:
+    name: str
+    encoder_id: str
+    fused: FusedScorer
+    pack: CentroidPack
+    onnx_path: str
+
+    @property
+    def dynamic(self) -> bool:
+        return self.fused.encoder.dynamic_size and not self.pack.preprocess.fixed_size
+
+
+def make_case(name: str, tmp_dir, anchor_photos, clip_checkpoint) -> Case:
+    template, size, arch = CASES[name]
+    if name == "dinov2-s14":
+        pytest.importorskip("quasar.encoders.dinov2", reason="dinov2-s14 encoder not built yet")
+    eid = template.format(ckpt=clip_checkpoint(arch)) if arch else template
+    encoder = create_encoder(eid)
+    if size:
+        encoder.set_spec(dataclasses.replace(encoder.spec, size=size))
+    pack = photo_pack(encoder, load_rgb(anchor_photos, 2), encoder.spec)
+    path = export_onnx(eid, pack, os.path.join(tmp_dir, f"{name}.onnx"))
+    return Case(name, eid, build_fused(encoder, pack), pack, path)
+
+
+@pytest.fixture(scope="module")
+def effnet(tmp_path_factory, anchor_photos) -> Case:
+    """Shared by the parity case and the fp16/CLI/default-model tests (built once)."""
+    return make_case("effnet-lite0", str(tmp_path_factory.mktemp("effnet")), anchor_photos, None)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, tmp_path_factory, anchor_photos, clip_checkpoint) -> Case:
+    if request.param == "effnet-lite0":
+        return request.getfixturevalue("effnet")
+    return make_case(request.param, str(tmp_path_factory.mktemp(request.param)), anchor_photos, clip_checkpoint)
+
+
+def second_shape(spec) -> tuple[int, int]:
+    m = spec.size_multiple
+    return m * -(-200 // m), m * -(-280 // m)
+
+
+def test_fp32_matches_torch(case: Case, heldout_photos):
+    """ORT CPU fp32 == torch FusedScorer to 1e-5 at batch 1 and 7 (two input sizes if dynamic)."""
+    spec = case.pack.preprocess
+    imgs = load_rgb(heldout_photos, 7)
+    x1 = batch_at(imgs[:1], spec, None)
+    x7 = batch_at(imgs, spec, second_shape(spec) if case.dynamic else None)
+    if case.dynamic:
+        assert x1.shape[1:3] != x7.shape[1:3]
+    with torch.no_grad():  # torch before ORT: ORT's spinning worker threads slow torch down
+        refs = [tuple(t.numpy() for t in case.fused(torch.from_numpy(x))) for x in (x1, x7)]
+    sess = ort_session(case.onnx_path)
+    k = len(case.pack.heads)
+    all_scores = []
+    for x, (s_ref, m_ref) in zip((x1, x7), refs, strict=True):
+        scores, margins = sess.run(None, {"images": x})
+        assert scores.shape == margins.shape == (x.shape[0], k)
+        assert scores.dtype == margins.dtype == np.float32
+        ds, dm = np.abs(scores - s_ref).max(), np.abs(margins - m_ref).max()
+        print(f"{case.name} {x.shape}: max |score diff| {ds:.2e}, max |margin diff| {dm:.2e}")
+        assert ds <= TOL and dm <= TOL
+        all_scores.append(scores)
+    s = np.concatenate(all_scores)
+    assert ((s > 0.01) & (s < 0.99)).mean() > 0.5, f"scores saturate: {s}"
+    assert s.std(axis=0).min() > 1e-4, "scores do not vary between photos"
+
+
+def test_graph_contract(case: Case):
+    """Metadata, I/O, named head initializers, plain ONNX ops (no _native_multi_head_attention)."""
+    onnx.checker.check_model(case.onnx_path)
+    model = onnx.load(case.onnx_path)
+    ops = op_types(model)
+    assert not any("::" in op for op in ops), f"non-standard ops: {sorted(o for o in ops if '::' in o)}"
+    assert not any("attention" in op.lower() or op == "ATen" for op in ops), sorted(ops)
+    info = load_info(case.onnx_path)
+    assert info.encoder == case.encoder_id and info.pack_hash == case.pack.content_hash
+    assert info.heads == case.pack.head_names and info.precision == "fp32"
+    np.testing.assert_allclose(info.logit_scales, case.pack.logit_scales(), rtol=1e-6)
+    assert info.dynamic_size == case.dynamic
+    x = model.graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim]
+    assert x.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    size = case.pack.preprocess.size
+    assert dims == (["batch", "height", "width", 3] if case.dynamic else ["batch", size, size, 3])
+    first = [n for n in model.graph.node if "images" in n.input]
+    assert [n.op_type for n in first] == ["Cast"], "TensorRT needs the uint8 input to go into a Cast first"
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(inits[CENTROIDS_INITIALIZER], case.pack.centroid_matrix())
+    np.testing.assert_array_equal(inits[LOGIT_SCALES_INITIALIZER], case.pack.logit_scales())
+
+
+def test_metadata_round_trip(tmp_path):
+    """write_metadata/read_metadata/parse_metadata, without torch or a real model."""
+    from quasar.export.metadata import MetadataError, fused_metadata, write_metadata
+    from quasar.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec(policy="native", size=512, size_multiple=32)
+    meta = fused_metadata(encoder="effnet-lite0", pack_hash="sha256:" + "ab" * 32, heads=["quality", "blur"],
+                          logit_scales=[41.5, 12.0], preprocess=spec.to_dict(), dynamic_size=True, precision="int8",
+                          project_version="9.9")
+    assert set(meta) == set(KEYS) and meta["quasar.format"] == FORMAT
+    model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    model.metadata_props.add(key="other", value="kept")
+    model.metadata_props.add(key="quasar.precision", value="stale")
+    write_metadata(model, meta)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    back = read_metadata(path)
+    assert back["other"] == "kept" and {k: back[k] for k in KEYS} == meta
+    info = parse_metadata(back)
+    assert info.heads == ["quality", "blur"] and info.logit_scales == [41.5, 12.0]
+    assert PreprocessSpec.from_dict(info.preprocess) == spec and info.dynamic_size and info.precision == "int8"
+    with pytest.raises(MetadataError, match="newer"):
+        parse_metadata({**meta, "quasar.format_version": "2"})
+    with pytest.raises(MetadataError, match="not a QUASAR fused model"):
+        parse_metadata({})
+    with pytest.raises(MetadataError, match="lacks"):
+        parse_metadata({k: v for k, v in meta.items() if k != "quasar.heads"})
+    with pytest.raises(MetadataError, match="input must be uint8|expected one input"):
+        check_io(model)
+
+
+def test_build_fused_refuses_foreign_pack(effnet: Case):
+    foreign = CentroidPack("open_clip:RN50*@openai", effnet.pack.preprocess, effnet.pack.heads)
+    with pytest.raises(QuasarError, match="built for encoder 'open_clip:RN50\\*@openai', not 'effnet-lite0'"):
+        build_fused(effnet.fused.encoder, foreign)
+    with pytest.raises(QuasarError, match="built for encoder"):
+        export_onnx("effnet-lite0", foreign, "/tmp/never-written.onnx")
+    assert not os.path.exists("/tmp/never-written.onnx")
+
+
+def test_sigmoid_of_margin_is_two_way_softmax(effnet: Case, heldout_photos):
+    x = batch_at(load_rgb(heldout_photos, 3), effnet.pack.preprocess, (256, 320))
+    with torch.no_grad():
+        scores, margins = effnet.fused(torch.from_numpy(x))
+        e = torch.nn.functional.normalize(effnet.fused.encoder(torch.from_numpy(x)), dim=-1)
+    cos = e.numpy().astype(np.float64) @ effnet.pack.centroid_matrix().T.astype(np.float64)
+    logits = cos.reshape(len(x), -1, 2) * effnet.pack.logit_scales()[None, :, None]
+    p_good = np.exp(logits[..., 0]) / np.exp(logits).sum(-1)
+    np.testing.assert_allclose(scores.numpy(), p_good, atol=1e-5)
+    np.testing.assert_allclose(margins.numpy(), cos[:, 0::2] - cos[:, 1::2], atol=1e-5)
+
+
+def test_fp16_variant(effnet: Case, heldout_photos, tmp_path):
+    """fp16 weights/compute, same uint8 -> float32 I/O; ORT CPU runs it (via inserted Casts)."""
+    path = export_onnx(None, effnet.pack, tmp_path / "fp16.onnx", precision="fp16")
+    model = onnx.load(path)
+    info = load_info(path)
+    assert info.precision == "fp16"
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    assert types[CENTROIDS_INITIALIZER] == onnx.TensorProto.FLOAT  # the head stays fp32
+    conv_w = [types[n.input[1]] for n in model.graph.node if n.op_type == "Conv"]
+    assert conv_w and all(t == onnx.TensorProto.FLOAT16 for t in conv_w)
+    assert os.path.getsize(path) < 0.6 * os.path.getsize(effnet.onnx_path)
+    imgs = load_rgb(heldout_photos, 8)
+    x = batch_at(imgs + [np.ascontiguousarray(img[::-1]) for img in imgs], effnet.pack.preprocess, (256, 352))
+    ref = ort_session(effnet.onnx_path).run(None, {"images": x})[0]
+    half = ort_session(path).run(None, {"images": x})[0]
+    d = np.abs(half - ref)
+    print(f"fp16 vs fp32: mean |score diff| {d.mean():.2e}, max {d.max():.2e}")
+    assert d.max() < 0.02
+    assert min(spearmanr(half[:, k], ref[:, k])[0] for k in range(ref.shape[1])) > 0.995
+
+
+def test_size_override(effnet: Case, tmp_path):
+    path = export_onnx("effnet-lite0", effnet.pack, tmp_path / "s.onnx", size=256)
+    info = load_info(path)
+    assert info.preprocess["size"] == 256 and info.pack_hash == effnet.pack.content_hash
+    with pytest.raises(QuasarError, match="below the encoder's smallest input"):
+        export_onnx("effnet-lite0", effnet.pack, tmp_path / "t.onnx", size=16)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    from quasar.cli import main
+
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def effnet_pack_file(effnet, tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("packs") / "effnet.qpack.json")
+    effnet.pack.save(path)
+    return path
+
+
+def test_cli_export_onnx(effnet_pack_file, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    rc, stdout, err = run_cli(["export", "onnx", "--pack", effnet_pack_file, "-o", out, "--size", 256], capsys)
+    assert rc == 0, err
+    assert str(out) in stdout and "effnet-lite0" in stdout
+    assert load_info(out).preprocess["size"] == 256
+
+
+@pytest.mark.parametrize("problem", ["foreign pack", "missing pack", "no output dir", "output is a dir",
+                                     "not a pack", "bad size", "calib dir for fp32", "missing calib dir"])
+def test_cli_export_onnx_errors(problem, effnet_pack_file, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    args = {"pack": effnet_pack_file, "out": out, "extra": []}
+    if problem == "foreign pack":
+        args["extra"] = ["--encoder", "dinov2-s14"]
+    elif problem == "missing pack":
+        args["pack"] = tmp_path / "nope.qpack.json"
+    elif problem == "no output dir":
+        args["out"] = tmp_path / "no" / "such" / "dir" / "m.onnx"
+    elif problem == "output is a dir":
+        args["out"] = tmp_path
+    elif problem == "not a pack":
+        bad = tmp_path / "bad.qpack.json"
+        bad.write_text(json.dumps({"format": "something-else"}))
+        args["pack"] = bad
+    elif problem == "bad size":
+        args["extra"] = ["--size", "8"]
+    elif problem == "calib dir for fp32":
+        args["extra"] = ["--calib-dir", tmp_path]
+    elif problem == "missing calib dir":
+        args["extra"] = ["--precision", "int8", "--calib-dir", tmp_path / "none"]
+    rc, _, err = run_cli(["export", "onnx", "--pack", args["pack"], "-o", args["out"], *args["extra"]], capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("quasar: error: "), err
+    assert not os.path.exists(out)
+    print(problem, "->", lines[0])
+
+
+# --------------------------------------------------------------------------- default model
+
+
+def test_default_model_path(effnet_pack_file, tmp_path, monkeypatch, capsys):
+    import quasar.centroids.pack as pack_module
+    from quasar.export import default
+
+    monkeypatch.setenv("QUASAR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pack_module, "default_pack_path", lambda: effnet_pack_file)
+    pack = CentroidPack.load(effnet_pack_file)
+    path = default.default_model_path()
+    assert path == str(tmp_path / "cache" / "models" / f"default-{pack.content_hash[7:19]}-fp32.onnx")
+    assert load_info(path).pack_hash == pack.content_hash
+    with open(path, "r+b") as f:  # a truncated cache file is exported again, not used
+        f.truncate(1000)
+    assert default.default_model_path() == path and load_info(path).precision == "fp32"
+    mtime = os.path.getmtime(path)
+    monkeypatch.setattr("quasar.export.onnx_export.export_onnx", lambda *a, **k: pytest.fail("exported twice"))
+    assert default.main([]) == 0
+    assert capsys.readouterr().out.strip() == path and os.path.getmtime(path) == mtime
+
+    monkeypatch.setattr(pack_module, "default_pack_path", lambda: str(tmp_path / "missing.qpack.json"))
+    assert default.main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such pack file" in err[0]
