@@ -138,7 +138,7 @@ def test_fp32_matches_torch(case: Case, heldout_photos):
     assert s.std(axis=0).min() > 1e-4, "scores do not vary between photos"
 
 
-def test_graph_contract(case: Case):
+def test_graph_contract(case: Case, tmp_path):
     """Metadata, I/O, named head initializers, plain ONNX ops (no _native_multi_head_attention)."""
     onnx.checker.check_model(case.onnx_path)
     model = onnx.load(case.onnx_path)
@@ -160,6 +160,9 @@ def test_graph_contract(case: Case):
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     np.testing.assert_array_equal(inits[CENTROIDS_INITIALIZER], case.pack.centroid_matrix())
     np.testing.assert_array_equal(inits[LOGIT_SCALES_INITIALIZER], case.pack.logit_scales())
+    if case.name == "rn50":  # fixed size (attention pool with a 7x7 position embedding): --size is refused
+        with pytest.raises(QuasarError, match="does not run at 256x256 px .*leave out --size"):
+            export_onnx(case.encoder_id, case.pack, tmp_path / "m.onnx", size=256)
 
 
 def test_metadata_round_trip(tmp_path):
@@ -193,13 +196,13 @@ def test_metadata_round_trip(tmp_path):
         check_io(model)
 
 
-def test_build_fused_refuses_foreign_pack(effnet: Case):
+def test_build_fused_refuses_foreign_pack(effnet: Case, tmp_path):
     foreign = CentroidPack("open_clip:RN50*@openai", effnet.pack.preprocess, effnet.pack.heads)
     with pytest.raises(QuasarError, match="built for encoder 'open_clip:RN50\\*@openai', not 'effnet-lite0'"):
         build_fused(effnet.fused.encoder, foreign)
     with pytest.raises(QuasarError, match="built for encoder"):
-        export_onnx("effnet-lite0", foreign, "/tmp/never-written.onnx")
-    assert not os.path.exists("/tmp/never-written.onnx")
+        export_onnx("effnet-lite0", foreign, tmp_path / "never.onnx")
+    assert os.listdir(tmp_path) == []
 
 
 def test_sigmoid_of_margin_is_two_way_softmax(effnet: Case, heldout_photos):

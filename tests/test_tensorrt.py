@@ -27,14 +27,19 @@ from quasar.export.tensorrt import (
 from quasar.preprocess import PreprocessSpec
 
 
-def tiny_fused_model(path, dynamic: bool = True, precision: str = "fp32", k: int = 2) -> str:
-    """A contract-conforming graph (mean colour -> K scores) made without torch."""
+def tiny_fused_model(path, dynamic: bool = True, precision: str = "fp32", k: int = 2, int8_scheme: str = "cpu") -> str:
+    """A contract-conforming graph (mean colour -> K scores) made without torch; int8 adds a Q/DQ pair."""
     spec = PreprocessSpec(policy="native" if dynamic else "center_crop", size=512 if dynamic else 224,
                           size_multiple=32 if dynamic else 1, min_size=64)
     hw = ["height", "width"] if dynamic else [224, 224]
     w = helper.make_tensor("w", TensorProto.FLOAT, [3, k], np.linspace(-1, 1, 3 * k).tolist())
+    qparams = [helper.make_tensor("s", TensorProto.FLOAT, [], [1.0]),
+               helper.make_tensor("zp", TensorProto.UINT8 if int8_scheme == "cpu" else TensorProto.INT8, [], [0])]
     nodes = [
-        helper.make_node("Cast", ["images"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["images"], ["f0"], to=TensorProto.FLOAT),
+        *([helper.make_node("QuantizeLinear", ["f0", "s", "zp"], ["q"]),
+           helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["f"])] if precision == "int8"
+          else [helper.make_node("Identity", ["f0"], ["f"])]),
         helper.make_node("ReduceMean", ["f"], ["m"], axes=[1, 2], keepdims=0),
         helper.make_node("MatMul", ["m", "w"], ["margins"]),
         helper.make_node("Sigmoid", ["margins"], ["scores"]),
@@ -42,7 +47,8 @@ def tiny_fused_model(path, dynamic: bool = True, precision: str = "fp32", k: int
     graph = helper.make_graph(
         nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", *hw, 3])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", k]),
-         helper.make_tensor_value_info("margins", TensorProto.FLOAT, ["batch", k])], [w])
+         helper.make_tensor_value_info("margins", TensorProto.FLOAT, ["batch", k])],
+        [w, *qparams] if precision == "int8" else [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     write_metadata(model, fused_metadata(encoder="tiny", pack_hash="sha256:" + "0" * 64,
                                          heads=[f"h{i}" for i in range(k)], logit_scales=[1.0] * k,
@@ -132,10 +138,22 @@ def test_cli_tensorrt_errors(tmp_path, capsys):
     model = tiny_fused_model(tmp_path / "m.onnx")
     rc, cap = run_cli(["export", "tensorrt", model, "--int8"], capsys)
     assert rc == 2 and "needs a QDQ graph" in cap.err and len(cap.err.strip().splitlines()) == 1
+    cpu_int8 = tiny_fused_model(tmp_path / "q.onnx", precision="int8")
+    rc, cap = run_cli(["export", "tensorrt", cpu_int8], capsys)
+    assert rc == 2 and "--int8-scheme tensorrt" in cap.err and len(cap.err.strip().splitlines()) == 1
     not_fused = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(helper.make_graph([], "g", [], [])), str(not_fused))
     rc, cap = run_cli(["export", "tensorrt", not_fused], capsys)
     assert rc == 2 and "not a QUASAR fused model" in cap.err
+
+
+def test_int8_scheme_detection(tmp_path):
+    from quasar.export.int8 import int8_scheme
+
+    assert int8_scheme(onnx.load(tiny_fused_model(tmp_path / "a.onnx"))) is None
+    assert int8_scheme(onnx.load(tiny_fused_model(tmp_path / "b.onnx", precision="int8"))) == "cpu"
+    trt_graph = tiny_fused_model(tmp_path / "c.onnx", precision="int8", int8_scheme="tensorrt")
+    assert int8_scheme(onnx.load(trt_graph)) == "tensorrt"
 
 
 def test_cli_tensorrt_without_tensorrt(tmp_path, capsys):

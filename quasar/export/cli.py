@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders")
     o.add_argument("--opset", type=int, default=17)
     o.add_argument("--calib-dir", help="int8: directory of calibration images (default: the anchor photos)")
+    o.add_argument("--int8-scheme", choices=("cpu", "tensorrt"), default="cpu",
+                   help="int8: uint8 activations for ONNX Runtime CPU, or symmetric int8 for TensorRT")
     o.set_defaults(func=_cmd_onnx)
 
     t = sub.add_parser("tensorrt", help="TensorRT engine from a fused ONNX graph (needs a GPU)")
@@ -64,7 +66,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     path = export_onnx(args.encoder, pack, args.output, precision=args.precision, size=args.size,
-                       opset=args.opset, calibration_images=calib)
+                       opset=args.opset, calibration_images=calib, int8_scheme=args.int8_scheme)
     mb = os.path.getsize(path) / 1e6
     print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads, "
           f"{mb:.1f} MB in {time.perf_counter() - t0:.1f} s")

@@ -1,7 +1,7 @@
 """Export one (encoder, pack) as one fused ONNX graph, in fp32, fp16 or int8 (see the fused model contract).
 
 Exporter choice, measured here with torch 2.14 on 2 CPU cores: the TorchScript exporter
-(``dynamo=False``) exports effnet-lite0 with dynamic batch/H/W in about 5 s with scoped node names
+(``dynamo=False``) exports effnet-lite0 with dynamic batch/H/W in 1-5 s with scoped node names
 (``/encoder/backbone/...``) that the int8 step uses to keep the normalisation and the head in fp32;
 the dynamo exporter took 499 s for the same graph (symbolic shapes of TF-"same" padding) and names
 nodes ``node_Conv_12``. Both graphs compute the same function.
@@ -48,7 +48,6 @@ from quasar.export.metadata import (
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
-
 
 
 def load_pack(pack: CentroidPack | str | os.PathLike) -> CentroidPack:
@@ -100,15 +99,16 @@ def dummy_input(fused: FusedScorer, batch: int = 2) -> torch.Tensor:
     return torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8, generator=g)
 
 
-def _check_runs(fused: FusedScorer, x: torch.Tensor) -> None:
+def _check_runs(fused: FusedScorer, x: torch.Tensor, size_changed: bool) -> None:
     """Run once before tracing, so a wrong ``--size`` fails with one clear line rather than a trace dump."""
     try:
         with torch.no_grad():
             fused(x[:1])
     except (RuntimeError, ValueError, AssertionError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise QuasarError(f"{fused.encoder.encoder_id} does not run at {x.shape[1]}x{x.shape[2]} px "
-                          f"(it takes a fixed input size; omit --size?): {msg}") from None
+        hint = " (it takes a fixed input size: leave out --size)" if size_changed else ""
+        raise QuasarError(f"{fused.encoder.encoder_id} does not run at {x.shape[1]}x{x.shape[2]} px{hint}: "
+                          f"{msg}") from None
 
 
 @contextlib.contextmanager
@@ -198,8 +198,9 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
     out = check_output_path(out_path)
     pack = load_pack(pack)
-    fused = build_fused(encoder_id or pack.encoder, pack, export_spec(pack.preprocess, size))
-    _check_runs(fused, dummy_input(fused, 1))
+    spec = export_spec(pack.preprocess, size)
+    fused = build_fused(encoder_id or pack.encoder, pack, spec)
+    _check_runs(fused, dummy_input(fused, 1), spec != pack.preprocess)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".quasar-export-") as tmp:
         graph_path = os.path.join(tmp, "model.onnx")
         if precision == "fp16":

@@ -211,22 +211,22 @@ def _input_hw(onnx_path: str) -> tuple[int | str, int | str]:
     return dims[1], dims[2]
 
 
-class _Logger:
-    """A TensorRT logger that keeps errors so a failed build can say why in one line."""
+def _make_logger(trt, verbose: bool):
+    """A TensorRT logger that keeps the errors, so that a failed build can say why in one line."""
 
-    def __new__(cls, trt, verbose: bool):
-        class Logger(trt.ILogger):
-            def __init__(self) -> None:
-                trt.ILogger.__init__(self)
-                self.errors: list[str] = []
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
 
-            def log(self, severity, msg) -> None:
-                if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                    self.errors.append(str(msg))
-                if verbose or severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                    print(f"[TensorRT] {msg}", flush=True)
+        def log(self, severity, msg) -> None:
+            bad = severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR)
+            if bad:
+                self.errors.append(str(msg))
+            if verbose or bad:
+                print(f"[TensorRT] {msg}", flush=True)
 
-        return Logger()
+    return Logger()
 
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | None = None, *,
@@ -252,6 +252,14 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
     if int8 and info.precision != "int8":
         raise QuasarError(f"--int8 needs a QDQ graph ({onnx_path} is {info.precision}): "
                           "export with quasar export onnx --precision int8")
+    if info.precision == "int8":
+        import onnx
+
+        from quasar.export.int8 import int8_scheme
+
+        if int8_scheme(onnx.load(onnx_path, load_external_data=False)) == "cpu":
+            raise QuasarError(f"{onnx_path} is quantised for ONNX Runtime CPU (uint8 activations); TensorRT "
+                              "needs zero-point-free int8: quasar export onnx --precision int8 --int8-scheme tensorrt")
     int8 = int8 or info.precision == "int8"
     profile = profile or make_profile(info, _input_hw(onnx_path), min_batch=min_batch, opt_batch=opt_batch,
                                       max_batch=max_batch, min_side=min_side, max_side=max_side, opt_hw=opt_hw)
@@ -261,7 +269,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
     if not weak and fp16 and info.precision == "fp32":
         raise QuasarError(f"TensorRT {trt.__version__} takes precision from the graph (no FP16 flag): "
                           "export with quasar export onnx --precision fp16 and build from that")
-    logger = _Logger(trt, verbose)
+    logger = _make_logger(trt, verbose)
     builder = trt.Builder(logger)
     flags = 0
     if not weak and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
@@ -376,7 +384,7 @@ def load_engine(path: str | os.PathLike, *, check_gpu_name: bool = True, trt=Non
     problems = sidecar_mismatches(sidecar, current_platform(trt), check_gpu_name=check_gpu_name)
     if problems:
         raise QuasarError(f"{path} was built elsewhere; rebuild it here (quasar export tensorrt): " + "; ".join(problems))
-    runtime = trt.Runtime(_Logger(trt, False))
+    runtime = trt.Runtime(_make_logger(trt, False))
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise QuasarError(f"{path}: TensorRT could not deserialize the engine")
