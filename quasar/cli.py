@@ -20,6 +20,7 @@ STAGES = (
     "quasar.export.cli",
     "quasar.runtime.cli",
     "quasar.eval.cli",
+    "quasar.bench.cli",
 )
 
 

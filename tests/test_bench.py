@@ -377,3 +377,8 @@ def test_gpu_end_to_end_harness_on_cpu_backend(tmp_path):
     score = pipeline_scorer(info.spec, create_backend(info, "onnxruntime", "cpu"), batch=2, workers=2)
     out = end_to_end(score, files * 2, files[:1], reps=2)
     assert out["images"] == 6 and out["images_per_s"]["min"] > 0
+
+
+def test_shared_core_bound():
+    assert report.shared_core_bound(20.0, 20.0) == pytest.approx(10.0)
+    assert report.shared_core_bound(27.0, 46.0) == pytest.approx(17.01, abs=0.01)
