@@ -66,7 +66,9 @@ def mean_centroid(emb: np.ndarray) -> np.ndarray:
 def offset_select(scores: np.ndarray, split: float, ratio: float, keep_side: str) -> np.ndarray:
     """Indices of a set after dropping the ``ratio`` fraction of samples nearest ``split``.
 
-    ``keep_side`` is only used to order ties deterministically; every sample in a set lies on one side.
+    Ties keep their input order (stable sort), so a set whose scores are all equal (the references
+    of synthetic quality anchors) loses its first ``ratio`` fraction: arbitrary but deterministic.
+    ``keep_side`` is informational; every sample of a set lies on one side of the split.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n_drop = int(np.floor(len(scores) * ratio))
