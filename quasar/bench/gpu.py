@@ -33,7 +33,7 @@ import numpy as np
 
 from quasar.bench import camera
 from quasar.bench.machine import machine_info, usable_cores
-from quasar.bench.stats import percentiles, spread
+from quasar.bench.stats import percentiles, spread, time_calls
 
 NO_CUDA_EXIT = 2
 
@@ -266,14 +266,7 @@ def eager_baseline(files: list[str], reps: int) -> dict:
 
     for f in files[:3]:
         one(f)
-    lat, secs = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for f in files:
-            t = time.perf_counter()
-            one(f)
-            lat.append((time.perf_counter() - t) * 1e3)
-        secs.append(time.perf_counter() - t0)
+    secs, lat = time_calls(one, files, reps)
     return {"images_per_s": spread([len(files) / s for s in secs]), "latency_ms": percentiles(lat),
             "images": len(files)}
 

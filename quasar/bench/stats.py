@@ -8,7 +8,9 @@ their mean rank, as ``scipy.stats.spearmanr`` does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +72,16 @@ def agreement(ref: dict[str, float], other: dict[str, float]) -> dict[str, float
     b = np.array([other[k] for k in keys], dtype=np.float64)
     diff = np.abs(a - b) if keys else np.array([np.nan])
     return {"n": len(keys), "srcc": srcc(a, b), "mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max())}
+
+
+def time_calls(fn: Callable[[Any], object], args: Sequence[Any], reps: int) -> tuple[list[float], list[float]]:
+    """Call ``fn`` on each of ``args``, ``reps`` times: (seconds per repetition, per-call latencies in ms)."""
+    rep_secs, lat = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for a in args:
+            t = time.perf_counter()
+            fn(a)
+            lat.append((time.perf_counter() - t) * 1e3)
+        rep_secs.append(time.perf_counter() - t0)
+    return rep_secs, lat

@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from quasar.bench.stats import time_calls
+
 KINDS = ("eager_single", "eager_batched", "eager_dataloader", "quasar", "quasar_latency", "model_ort",
          "model_torch", "limits", "parity")
 
@@ -174,19 +176,6 @@ def prepared_batches(files: Sequence[str], spec, batch_size: int) -> list[np.nda
     return [np.stack(g[k : k + batch_size]) for g in groups.values() for k in range(0, len(g), batch_size)]
 
 
-def run_batches(fn: Callable[[np.ndarray], object], batches: list[np.ndarray], reps: int) -> tuple[list[float], list[float]]:
-    """Seconds per repetition over all batches, and per-batch latencies in ms."""
-    rep_secs, lat = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for b in batches:
-            t = time.perf_counter()
-            fn(b)
-            lat.append((time.perf_counter() - t) * 1e3)
-        rep_secs.append(time.perf_counter() - t0)
-    return rep_secs, lat
-
-
 def run_model(job: dict) -> dict:
     files, reps, bs = job["files"], job["reps"], job.get("batch_size", 8)
     if job["kind"] == "model_ort":
@@ -214,7 +203,7 @@ def run_model(job: dict) -> dict:
     batches = prepared_batches(files, spec, bs)
     for b in {b.shape: b for b in batches}.values():  # warm-up: every batch shape once
         fn(b)
-    secs, lat = run_batches(fn, batches, reps)
+    secs, lat = time_calls(fn, batches, reps)
     info.update(batch_size=bs, shapes=sorted({str(tuple(b.shape)) for b in batches}))
     out = {"rep_seconds": secs, "info": info}
     if bs == 1:

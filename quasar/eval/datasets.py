@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from quasar.errors import QuasarError
@@ -107,6 +107,18 @@ def _float(value: str, where: str) -> float:
         raise QuasarError(f"{where}: {value!r} is not a number") from None
 
 
+def _pairs(labels: str, expected: str) -> Iterator[tuple[str, str, str]]:
+    """(first, second, "file:line") for each non-blank line of a two-column whitespace label file."""
+    with open(labels, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise QuasarError(f"{labels}:{lineno}: expected {expected!r}, got {line.strip()!r}")
+            yield parts[0], parts[1], f"{labels}:{lineno}"
+
+
 def _dict_rows(path: str) -> tuple[list[str], list[dict[str, str]]]:
     """CSV rows keyed by header names stripped of whitespace (PieAPP pads them with spaces)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -180,16 +192,8 @@ def read_tid2013(root) -> list[Item]:
     labels = _need(root, "mos_with_names.txt", name)
     images = _need(root, "distorted_images", name, "folder")
     resolve = _Resolver()
-    items = []
-    with open(labels, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise QuasarError(f"{labels}:{lineno}: expected '<MOS> <name>', got {line.strip()!r}")
-            mos, img = parts
-            items.append(Item(resolve(images, img), _float(mos, f"{labels}:{lineno}"), img[:3].lower()))
+    items = [Item(resolve(images, img), _float(mos, where), img[:3].lower())
+             for mos, img, where in _pairs(labels, "<MOS> <name>")]
     return items
 
 
@@ -365,14 +369,8 @@ def read_aadb(root, split: str = "test") -> list[Item]:
         if split == "all" and part != "Test" and not os.path.isfile(os.path.join(root, rel)):
             continue
         labels = _need(root, rel, name)
-        with open(labels, encoding="utf-8", errors="replace") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) != 2:
-                    raise QuasarError(f"{labels}:{lineno}: expected '<name> <score>', got {line.strip()!r}")
-                items.append(Item(resolve(images, parts[0]), _float(parts[1], f"{labels}:{lineno}")))
+        items += [Item(resolve(images, img), _float(score, where))
+                  for img, score, where in _pairs(labels, "<name> <score>")]
     return items
 
 
