@@ -167,7 +167,8 @@ def to_markdown(report: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in report["results"].items():
         p = r["pooled"]
-        row = [name, f"{p[0]:.3f} [{p[1]:.3f}, {p[2]:.3f}]", f"{r['seen_mean'][0]:.3f}", f"{r['unseen_mean'][0]:.3f}"]
+        mark = " (earlier run)" if r.get("from_earlier_run") else ""
+        row = [name + mark, f"{p[0]:.3f} [{p[1]:.3f}, {p[2]:.3f}]", f"{r['seen_mean'][0]:.3f}", f"{r['unseen_mean'][0]:.3f}"]
         row += [f"{r[t][0]:.2f}" for t in types]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -179,6 +180,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="6 anchor and 6 held-out photos (smoke test)")
     ap.add_argument("-o", "--output", default=str(RESULTS / "quality_synthetic"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep rows of configs not rerun from the existing OUTPUT.json (marked as such)")
     args = ap.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     unknown = set(configs) - set(CONFIGS)
@@ -186,6 +189,14 @@ def main() -> None:
         raise SystemExit(f"unknown configs {sorted(unknown)}; known: {list(CONFIGS)}")
     assert set(DISTORTIONS) >= set(ANCHOR_TYPES + HELDOUT_TYPES)
     report = run(configs, args.bootstrap, args.quick)
+    old = Path(args.output + ".json")
+    if args.merge and old.exists():
+        prev = json.loads(old.read_text())
+        kept = {k: v for k, v in prev["results"].items() if k not in report["results"]}
+        for v in kept.values():
+            v.setdefault("from_earlier_run", prev.get("created", "earlier"))
+        report["results"] = {**kept, **report["results"]}
+    report["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output + ".json").write_text(json.dumps(report, indent=1))
     md = to_markdown(report)

@@ -43,3 +43,19 @@ def test_preprocess_bgr_and_tiny_image():
     img[..., 0] = 200
     out = preprocess(img, PreprocessSpec(policy="native", size=512, min_size=32, channel_order="BGR"))
     assert out.shape == (32, 32, 3) and out[0, 0, 2] == 200 and out[0, 0, 0] == 0
+
+
+def test_pil_resampler_matches_pillow_and_v1_specs_keep_opencv_area():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (300, 451, 3), dtype=np.uint8)
+    spec = PreprocessSpec(policy="native", size=200)
+    assert spec.resampler == "pil" and spec.version == 2
+    out = preprocess(img, spec)
+    ref = np.asarray(Image.fromarray(img).resize((out.shape[1], out.shape[0]), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out, ref)
+    v1 = {k: v for k, v in spec.to_dict().items() if k != "resampler"} | {"version": 1}
+    old = PreprocessSpec.from_dict(v1)
+    assert old.resampler == "opencv_area" and old.version == 2
+    assert np.abs(preprocess(img, old).astype(int) - out).mean() > 0.5  # a different filter

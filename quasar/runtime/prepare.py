@@ -60,7 +60,7 @@ class Preparer:
             raise ImageError(str(e)) from None
         if rh * rw > MAX_RESIZE_AREA_FACTOR * spec.size**2:
             raise ImageError(f"extreme aspect ratio ({w}x{h}): resizing per the model's spec would give {rw}x{rh}")
-        out = resize(decoded.image, rh, rw, spec.interpolation)
+        out = resize(decoded.image, rh, rw, spec.interpolation, spec.resampler)
         if crop is not None:
             out = center_crop(out, *crop)
         if spec.channel_order == "BGR":

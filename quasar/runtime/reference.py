@@ -2,9 +2,9 @@
 
 PIL decodes at full resolution, applies ``ImageOps.exif_transpose``, composites alpha on white
 (the runtime's choice), resizes with PIL's antialiased bicubic filter to the *same* target size
-(:func:`quasar.preprocess.target_shape`) and centre-crops with torchvision's rounding. Differences
-from the runtime are therefore only the resampling filters (INTER_AREA vs antialiased bicubic),
-reduced JPEG decoding, and one-pixel crop offsets. PIL is imported lazily: the runtime never needs it.
+(:func:`quasar.preprocess.target_shape`) and centre-crops with torchvision's rounding. With the
+spec's ``pil`` resampler the runtime then differs only by reduced JPEG decoding (with
+``opencv_area`` also by the filter). PIL's decoder is imported lazily, only here.
 """
 
 from __future__ import annotations
