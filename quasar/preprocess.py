@@ -150,7 +150,7 @@ def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicub
 
         filt = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                 "area": Image.Resampling.BOX, "nearest": Image.Resampling.NEAREST}[interpolation]
-        return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((width, height), filt))
+        return np.array(Image.fromarray(np.ascontiguousarray(img)).resize((width, height), filt))  # writable
     if height <= h and width <= w:
         return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     return cv2.resize(img, (width, height), interpolation=INTERPOLATIONS[interpolation])
