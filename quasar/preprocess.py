@@ -180,14 +180,17 @@ def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """Decode an image file to RGB uint8 HWC with OpenCV (EXIF orientation applied).
+    """Decode an image file to upright RGB uint8 HWC with the runtime's decoder.
 
-    A minimal reader for anchor building; the runtime has the full robust decoder.
+    Anchors must be decoded exactly as images are at scoring time (EXIF orientation, alpha on
+    white, 16-bit scaling, CMYK), so this delegates to :func:`quasar.runtime.decode.decode` rather
+    than keeping a second, simpler decoder. Raises ``ValueError("<path>: <reason>")``.
     """
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise ValueError(f"{path}: empty file")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{path}: not a decodable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    from quasar.runtime.decode import ImageError, decode  # noqa: PLC0415 - keeps this module light
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return decode(data).image
+    except ImageError as e:
+        raise ValueError(f"{path}: {e}") from None
