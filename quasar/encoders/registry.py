@@ -35,16 +35,25 @@ class EncoderId:
     name: str
     weights: str | None = None
     no_pos_embed: bool = False
+    taps: bool = False  # ``+taps``: multi-layer channel statistics (quasar.encoders.taps)
 
     def __str__(self) -> str:
+        suffix = TAPS_SUFFIX if self.taps else ""
         if self.family == "builtin":
-            return self.name
+            return self.name + suffix
         arch = self.name + ("*" if self.no_pos_embed else "")
-        return f"{self.family}:{arch}" + (f"@{self.weights}" if self.weights else "")
+        return f"{self.family}:{arch}" + (f"@{self.weights}" if self.weights else "") + suffix
+
+
+TAPS_SUFFIX = "+taps"
 
 
 def parse_encoder_id(encoder_id: str) -> EncoderId:
     encoder_id = encoder_id.strip()
+    if encoder_id.endswith(TAPS_SUFFIX):
+        from dataclasses import replace
+
+        return replace(parse_encoder_id(encoder_id[: -len(TAPS_SUFFIX)]), taps=True)
     if encoder_id in _BUILTINS:
         return EncoderId("builtin", encoder_id)
     family, sep, rest = encoder_id.partition(":")
@@ -246,9 +255,21 @@ def create_encoder(encoder_id: str, spec: PreprocessSpec | None = None) -> Encod
         enc = _open_clip_encoder(eid)
     else:
         enc = _timm_encoder(eid)
+    if eid.taps:
+        enc = _tapped(enc, str(eid))
     if spec is not None and spec != enc.spec:
         enc.set_spec(spec)
     return enc
+
+
+def _tapped(enc: Encoder, encoder_id: str) -> Encoder:
+    """The same backbone, embedding multi-layer channel statistics instead of its pooled output."""
+    from quasar.encoders.taps import TappedBackbone, default_taps, tapped_dim
+
+    backbone = TappedBackbone(enc.backbone, default_taps(enc.backbone))
+    backbone.set_normalisation(torch.tensor(enc.spec.mean), torch.tensor(enc.spec.std))
+    dim = tapped_dim(backbone, probe_size=max(64, enc.spec.size if enc.spec.fixed_size else 64))
+    return Encoder(backbone, enc.spec, encoder_id, dim, enc.dynamic_size, text_model=enc.text_model)
 
 
 def l2n(x: torch.Tensor) -> torch.Tensor:
