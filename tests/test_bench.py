@@ -257,17 +257,30 @@ def eager():
 
 
 def test_eager_head_matches_fused_head():
+    """The torch head (eager baseline and graph) == the pack's numpy reference, for every head kind."""
     torch = pytest.importorskip("torch")
-    from quasar.bench.eager import CentroidHead
+    from quasar.centroids.pack import CentroidPack, Head
+    from quasar.export.fused import ScoringHead
+    from quasar.preprocess import PreprocessSpec
 
     rng = np.random.default_rng(0)
-    c, s = rng.normal(size=(4, 16)).astype(np.float32), np.array([20.0, 40.0], np.float32)
-    emb = torch.from_numpy(rng.normal(size=(5, 16)).astype(np.float32))
+    c = rng.normal(size=(4, 16)).astype(np.float32)
+    heads = [Head("a", c[0], c[1], 20.0), Head("b", c[2], c[3], 40.0, bias=0.05, kind="centroid"),
+             Head("c", None, None, 7.0, kind="linear", bias=-0.1, weight=rng.normal(size=16).astype(np.float32))]
+    heads += [Head(f"q_{r}", None, None, 0.7, kind="combine", bias=0.2, combine={"rule": r, "of": ["a", "c", "b"]})
+              for r in ("min", "mean", "softmin")]
+    pack = CentroidPack("x", PreprocessSpec(), heads)
+    pack.validate()
+    emb = rng.normal(size=(5, 16)).astype(np.float32)
+    want_s, want_m = pack.score_embeddings(emb)
+    e = torch.nn.functional.normalize(torch.from_numpy(emb), dim=-1)
+    got_s, got_m = ScoringHead.from_pack(pack)(e)
+    np.testing.assert_allclose(got_m.numpy(), want_m, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_s.numpy(), want_s, rtol=1e-5, atol=1e-6)
+    # the paper's head: sigmoid(s * (cos_good - cos_bad))
     cn = c / np.linalg.norm(c, axis=1, keepdims=True)
-    e = emb.numpy() / np.linalg.norm(emb.numpy(), axis=1, keepdims=True)
-    cos = e @ cn.T
-    want = 1 / (1 + np.exp(-s * (cos[:, 0::2] - cos[:, 1::2])))
-    np.testing.assert_allclose(CentroidHead(c, s)(emb).numpy(), want, rtol=1e-5, atol=1e-6)
+    cos = e.numpy() @ cn.T
+    np.testing.assert_allclose(got_s.numpy()[:, 0], 1 / (1 + np.exp(-20 * (cos[:, 0] - cos[:, 1]))), rtol=1e-5)
 
 
 def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):

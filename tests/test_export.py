@@ -18,7 +18,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 from scipy.stats import spearmanr
-from test_export_helpers import batch_at, load_rgb, ort_session, photo_pack
+from test_export_helpers import batch_at, families_pack, load_rgb, ort_session, photo_pack
 
 from quasar.centroids.pack import CentroidPack
 from quasar.encoders import create_encoder
@@ -26,8 +26,10 @@ from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import op_types
 from quasar.export.metadata import (
-    CENTROIDS_INITIALIZER,
+    COMBINE_KEY,
     FORMAT,
+    FORMAT_VERSION,
+    HEAD_WEIGHTS_INITIALIZER,
     KEYS,
     LOGIT_SCALES_INITIALIZER,
     check_io,
@@ -42,6 +44,7 @@ TOL = 1e-5
 # name -> (encoder id template, spec size override or None, open_clip arch needing a checkpoint)
 CASES = {
     "effnet-lite0": ("effnet-lite0", 320, None),
+    "effnet-taps-v2": ("effnet-lite0+taps", 256, None),  # multi-layer embedding, format-2 heads
     "rn50-star": ("open_clip:RN50*@{ckpt}", 288, "RN50"),
     "vit-b-32": ("open_clip:ViT-B-32@{ckpt}", None, "ViT-B-32"),
     "dinov2-s14": ("dinov2-s14", 224, None),
@@ -90,6 +93,8 @@ def make_case(name: str, tmp_dir, anchor_photos, clip_checkpoint) -> Case:
     if size:
         encoder.set_spec(dataclasses.replace(encoder.spec, size=size))
     pack = photo_pack(encoder, load_rgb(anchor_photos, 2), encoder.spec)
+    if name == "effnet-taps-v2":
+        pack = families_pack(pack)
     path = export_onnx(eid, pack, os.path.join(tmp_dir, f"{name}.onnx"))
     return Case(name, eid, build_fused(encoder, pack), pack, path)
 
@@ -147,7 +152,7 @@ def test_graph_contract(case: Case, tmp_path):
     assert not any("attention" in op.lower() or op == "ATen" for op in ops), sorted(ops)
     info = load_info(case.onnx_path)
     assert info.encoder == case.encoder_id and info.pack_hash == case.pack.content_hash
-    assert info.heads == case.pack.head_names and info.precision == "fp32"
+    assert info.heads == case.pack.output_names and info.precision == "fp32"
     np.testing.assert_allclose(info.logit_scales, case.pack.logit_scales(), rtol=1e-6)
     assert info.dynamic_size == case.dynamic
     x = model.graph.input[0]
@@ -158,7 +163,7 @@ def test_graph_contract(case: Case, tmp_path):
     first = [n for n in model.graph.node if "images" in n.input]
     assert [n.op_type for n in first] == ["Cast"], "TensorRT needs the uint8 input to go into a Cast first"
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    np.testing.assert_array_equal(inits[CENTROIDS_INITIALIZER], case.pack.centroid_matrix())
+    np.testing.assert_array_equal(inits[HEAD_WEIGHTS_INITIALIZER], case.pack.head_weights())
     np.testing.assert_array_equal(inits[LOGIT_SCALES_INITIALIZER], case.pack.logit_scales())
     if case.name == "rn50":  # fixed size (attention pool with a 7x7 position embedding): --size is refused
         with pytest.raises(QuasarError, match="does not run at 256x256 px .*leave out --size"):
@@ -174,7 +179,7 @@ def test_metadata_round_trip(tmp_path):
     meta = fused_metadata(encoder="effnet-lite0", pack_hash="sha256:" + "ab" * 32, heads=["quality", "blur"],
                           logit_scales=[41.5, 12.0], preprocess=spec.to_dict(), dynamic_size=True, precision="int8",
                           project_version="9.9")
-    assert set(meta) == set(KEYS) and meta["quasar.format"] == FORMAT
+    assert set(meta) == set(KEYS) | {COMBINE_KEY} and meta["quasar.format"] == FORMAT
     model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
     model.metadata_props.add(key="other", value="kept")
     model.metadata_props.add(key="quasar.precision", value="stale")
@@ -182,12 +187,12 @@ def test_metadata_round_trip(tmp_path):
     path = str(tmp_path / "m.onnx")
     onnx.save(model, path)
     back = read_metadata(path)
-    assert back["other"] == "kept" and {k: back[k] for k in KEYS} == meta
+    assert back["other"] == "kept" and {k: back[k] for k in meta} == meta
     info = parse_metadata(back)
     assert info.heads == ["quality", "blur"] and info.logit_scales == [41.5, 12.0]
     assert PreprocessSpec.from_dict(info.preprocess) == spec and info.dynamic_size and info.precision == "int8"
     with pytest.raises(MetadataError, match="newer"):
-        parse_metadata({**meta, "quasar.format_version": "2"})
+        parse_metadata({**meta, "quasar.format_version": str(FORMAT_VERSION + 1)})
     with pytest.raises(MetadataError, match="not a QUASAR fused model"):
         parse_metadata({})
     with pytest.raises(MetadataError, match="lacks"):
@@ -225,7 +230,7 @@ def test_fp16_variant(effnet: Case, heldout_photos, tmp_path):
     assert info.precision == "fp16"
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     types = {t.name: t.data_type for t in model.graph.initializer}
-    assert types[CENTROIDS_INITIALIZER] == onnx.TensorProto.FLOAT  # the head stays fp32
+    assert types[HEAD_WEIGHTS_INITIALIZER] == onnx.TensorProto.FLOAT  # the head stays fp32
     conv_w = [types[n.input[1]] for n in model.graph.node if n.op_type == "Conv"]
     assert conv_w and all(t == onnx.TensorProto.FLOAT16 for t in conv_w)
     assert os.path.getsize(path) < 0.6 * os.path.getsize(effnet.onnx_path)

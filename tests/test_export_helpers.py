@@ -10,6 +10,7 @@ parity tests needs scale <= ~40; the cap keeps a 2x margin.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 import cv2
@@ -62,6 +63,25 @@ def photo_pack(encoder: Encoder, images: list[np.ndarray], spec: PreprocessSpec,
     pack = CentroidPack(encoder=encoder.encoder_id, preprocess=spec, heads=heads)
     pack.validate()
     return pack
+
+
+def families_pack(pack: CentroidPack) -> CentroidPack:
+    """A format-2 pack from a centroid pack: the first head kept (with a bias), the others as linear
+    heads (their centroid directions, biased), plus a ``softmin`` and a ``mean`` combine head."""
+    first, *rest = pack.heads
+    heads = [dataclasses.replace(first, bias=-0.01)]
+    for i, h in enumerate(rest):
+        heads.append(Head(h.name, None, None, h.logit_scale, "fixed", {"method": "ridge"}, {}, kind="linear",
+                          bias=0.01 * (i + 1), weight=h.direction()))
+    names = [h.name for h in heads]
+    heads.append(Head("quality", None, None, 0.8, "levels", {"method": "combine"}, {}, kind="combine",
+                      bias=0.5, combine={"rule": "softmin", "of": names}))
+    heads.append(Head("average", None, None, 1.0, "levels", {"method": "combine"}, {}, kind="combine",
+                      combine={"rule": "mean", "of": names[::-1]}))
+    out = CentroidPack(pack.encoder, pack.preprocess, heads)
+    out.validate()
+    assert out.format_version == 2
+    return out
 
 
 def batch_at(images: list[np.ndarray], spec: PreprocessSpec, hw: tuple[int, int] | None) -> np.ndarray:

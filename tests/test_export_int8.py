@@ -17,7 +17,7 @@ from test_export_helpers import load_rgb, ort_session, photo_pack
 from quasar.centroids.distortions import distort
 from quasar.encoders import create_encoder
 from quasar.export.int8 import int8_scheme, nodes_to_exclude
-from quasar.export.metadata import CENTROIDS_INITIALIZER, load_info
+from quasar.export.metadata import HEAD_WEIGHTS_INITIALIZER, load_info
 from quasar.export.onnx_export import export_onnx
 from quasar.preprocess import preprocess
 
@@ -72,12 +72,12 @@ def test_int8_graph(models, tmp_path):
     q_inputs = {n.input[0] for n in nodes if n.op_type == "QuantizeLinear"}
     assert len(q_inputs) > 20
     # Nothing outside the backbone is quantised: no Q reads the normalisation or the head.
-    assert not any(t.startswith(("/encoder/Mul", "/encoder/Sub", "/Div", "/Gemm", "/ReduceL2")) for t in q_inputs)
+    assert not any(t.startswith(("/encoder/Mul", "/encoder/Sub", "/Div", "/head/", "/ReduceL2")) for t in q_inputs)
     gemm = [n for n in nodes if n.op_type == "Gemm"]
-    assert len(gemm) == 1 and gemm[0].input[1] == CENTROIDS_INITIALIZER
+    assert len(gemm) == 1 and gemm[0].input[1] == HEAD_WEIGHTS_INITIALIZER
     assert producers[gemm[0].input[0]].op_type != "DequantizeLinear"
     inits = {t.name: t for t in model.graph.initializer}
-    assert inits[CENTROIDS_INITIALIZER].data_type == onnx.TensorProto.FLOAT
+    assert inits[HEAD_WEIGHTS_INITIALIZER].data_type == onnx.TensorProto.FLOAT
     # The pads of TF-"same" convolutions are computed from the input size: never quantised.
     fp32_model = onnx.load(str(fp32))
     excluded = set(nodes_to_exclude(fp32_model))

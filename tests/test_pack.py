@@ -44,7 +44,7 @@ def test_merge_and_refusals(tmp_path):
     "edit,match",
     [
         (lambda d: d.update(format="something-else"), "not a QUASAR centroid pack"),
-        (lambda d: d.update(format_version=2), "format version 2 is not supported"),
+        (lambda d: d.update(format_version=3), "format version 3 is not supported"),
         (lambda d: d["heads"][0].update(logit_scale=2.0), "content hash mismatch"),
         (lambda d: d["heads"][0]["good"].update(shape=[9]), "shape says"),
         (lambda d: d.pop("encoder"), "malformed pack"),
@@ -84,3 +84,46 @@ def test_default_pack_ships():
     p = CentroidPack.load("default")
     assert p.encoder == "effnet-lite0" and p.head_names == ["quality"] and p.embed_dim == 1280
     assert p.heads[0].anchors["kind"] == "synthetic" and p.heads[0].logit_scale_policy == "calibrated"
+
+
+def _v2_pack() -> CentroidPack:
+    rng = np.random.default_rng(1)
+    base = _pack("sharpness", seed=4)
+    heads = [base.heads[0],
+             Head("noise", None, None, 12.0, kind="linear", bias=-0.02, weight=rng.normal(size=8).astype(np.float32)),
+             Head("quality", None, None, 0.9, kind="combine", bias=0.3,
+                  combine={"rule": "softmin", "of": ["sharpness", "noise"]})]
+    return CentroidPack(base.encoder, base.preprocess, heads)
+
+
+def test_format_2_round_trip(tmp_path):
+    """Linear and combine heads (format 2) survive save/load bit for bit; v1-only packs stay version 1."""
+    p = _v2_pack()
+    assert p.format_version == 2 and _pack().format_version == 1
+    f = tmp_path / "v2.json"
+    h = p.save(f)
+    assert json.loads(f.read_text())["format_version"] == 2
+    q = CentroidPack.load(f)
+    assert q.content_hash == h and q.output_names == ["sharpness", "noise", "quality"]
+    np.testing.assert_array_equal(q.head_weights(), p.head_weights())
+    np.testing.assert_array_equal(q.head_biases(), np.array([0.0, -0.02, 0.3], np.float32))
+    assert q.combine_plan() == [("softmin", [0, 1])]
+    e = np.random.default_rng(2).normal(size=(4, 8))
+    s, m = q.score_embeddings(e)
+    assert s.shape == m.shape == (4, 3)
+    # softmin lies below the smallest family logit, and its score is sigmoid(scale * margin)
+    fam_logits = m[:, :2] * q.logit_scales()[:2]
+    assert np.all(m[:, 2] - 0.3 <= fam_logits.min(1) + 1e-6)
+    np.testing.assert_allclose(s[:, 2], 1 / (1 + np.exp(-q.logit_scales()[2] * m[:, 2])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("combine,match", [
+    ({"rule": "max", "of": ["sharpness"]}, "combine needs a rule"),
+    ({"rule": "min", "of": ["nope"]}, "combine needs a rule"),
+    ({"rule": "min", "of": []}, "combine needs a rule"),
+])
+def test_combine_heads_are_validated(combine, match):
+    p = _v2_pack()
+    p.heads[2].combine = combine
+    with pytest.raises(PackError, match=match):
+        p.validate()

@@ -33,25 +33,10 @@ from quasar.preprocess import PreprocessSpec, target_shape
 EXIF_ORIENTATION = 0x0112
 
 
-class CentroidHead(nn.Module):
-    """Embedding [N, D] -> P(good) [N, K]: cosine with (good_k, bad_k) centroid pairs, sigmoid(s * margin)."""
-
-    def __init__(self, centroids: np.ndarray, logit_scales: np.ndarray) -> None:
-        super().__init__()
-        c = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
-        self.register_buffer("centroids", F.normalize(c, dim=-1))  # rows good_0, bad_0, good_1, ...
-        self.register_buffer("scales", torch.as_tensor(np.asarray(logit_scales, dtype=np.float32)).reshape(-1))
-
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(emb.float(), dim=-1) @ self.centroids.T
-        margins = cos[:, 0::2] - cos[:, 1::2]
-        return torch.sigmoid(self.scales * margins)
-
-
 class EagerModel(nn.Module):
     """Backbone + head. ``forward`` takes normalised float NCHW (torchvision's output)."""
 
-    def __init__(self, backbone: nn.Module, head: CentroidHead, mean, std) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, mean, std) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -59,7 +44,7 @@ class EagerModel(nn.Module):
         self.register_buffer("std255", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.head(F.normalize(self.backbone(x).float(), dim=-1))[0]
 
     def forward_uint8(self, nhwc: torch.Tensor) -> torch.Tensor:
         """Model-only input: the uint8 NHWC batch the QUASAR runtime feeds its graph."""
@@ -67,15 +52,15 @@ class EagerModel(nn.Module):
         return self.forward(x)
 
 
-def build_eager_model(encoder_id: str = "effnet-lite0", pack: str = "default") -> tuple[EagerModel, PreprocessSpec]:
-    """The eager model and its spec (the pack's), in eval mode on the CPU."""
+def build_eager_model(encoder_id: str | None = None, pack: str = "default") -> tuple[EagerModel, PreprocessSpec]:
+    """The eager model and its spec (the pack's; the encoder too unless given), in eval mode on the CPU."""
     from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
     from quasar.encoders.registry import create_encoder  # noqa: PLC0415
+    from quasar.export.fused import ScoringHead  # noqa: PLC0415
 
     p = CentroidPack.load(pack)
-    enc = create_encoder(encoder_id, spec=p.preprocess)
-    model = EagerModel(enc.backbone, CentroidHead(p.centroid_matrix(), p.logit_scales()), p.preprocess.mean,
-                       p.preprocess.std)
+    enc = create_encoder(encoder_id or p.encoder, spec=p.preprocess)
+    model = EagerModel(enc.backbone, ScoringHead.from_pack(p), p.preprocess.mean, p.preprocess.std)
     return model.eval(), p.preprocess
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quasar.centroids.distortions import ANCHOR_TYPES, LEVELS, distort
+from quasar.centroids.distortions import ANCHOR_TYPES, LEVELS, distort, signature
 from quasar.errors import QuasarError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -36,6 +36,11 @@ class Anchor:
     @property
     def tag(self) -> str:
         return f"{self.distortion}:{self.level}" if self.distortion else "orig"
+
+    @property
+    def cache_tag(self) -> str:
+        """``tag`` plus the distortion's code signature (embedding cache key)."""
+        return f"{self.tag}:{signature(self.distortion)}" if self.distortion else self.tag
 
     def load(self, decoded: np.ndarray) -> np.ndarray:
         """Apply this anchor's distortion to the decoded source image."""

@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_info)
 
     d = csub.add_parser("build-default", help="rebuild the shipped default quality pack")
-    d.add_argument("-o", "--output", help="write here (default: the packaged file)")
+    d.add_argument("-o", "--output", help="write here (default: default_quality.qpack.json in the working "
+                   "directory; the shipped file is never overwritten unless you name it)")
     d.add_argument("--check", action="store_true", help="compare with the shipped pack instead of writing")
-    d.add_argument("--no-cache", action="store_true")
+    d.add_argument("--no-cache", action="store_true", help="embed every anchor again instead of using the cache")
     d.set_defaults(func=_build_default)
 
 

@@ -19,6 +19,7 @@ anchor / held-out split.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import cv2
@@ -324,6 +325,17 @@ OLD_NAMES: dict[str, str] = {
 }
 ANCHOR_TYPES: tuple[str, ...] = tuple(DISTORTIONS)
 HELDOUT_TYPES: tuple[str, ...] = ()
+
+
+@functools.cache
+def signature(kind: str) -> str:
+    """A short hash of the type's code: cached embeddings of distorted anchors are keyed by it, so a
+    re-graded type never reuses embeddings of its former version."""
+    import hashlib
+    import inspect
+
+    fn = DISTORTIONS[OLD_NAMES.get(kind, kind)]
+    return hashlib.sha1(inspect.getsource(fn).encode()).hexdigest()[:8]
 
 
 def distort(img: np.ndarray, kind: str, level: int) -> np.ndarray:

@@ -4,13 +4,17 @@ JSON keeps the pack self-describing and safe to load (nothing is ever unpickled)
 stored as base64 little-endian float32, which is exact and compact. The content hash covers every
 field except itself and ``created``, so two builds with identical numbers hash identically.
 
-Layout (format_version 1)::
+Layout (format_version 2; version 1 is the same without ``kind``/``bias``/``weight``/``combine``,
+and a pack whose heads need none of them is still written as version 1, byte for byte as before)::
 
     {"format": "quasar-centroid-pack", "format_version": 1,
      "encoder": "effnet-lite0", "embed_dim": 1280, "preprocess": {...PreprocessSpec...},
      "heads": [{"name": "quality", "good": <array>, "bad": <array>, "logit_scale": 41.7,
                 "logit_scale_policy": "calibrated", "aggregation": {...},
-                "anchors": {"good": 120, "bad": 3000, "kind": "synthetic", "provenance": {...}}}],
+                "anchors": {"good": 120, "bad": 3000, "kind": "synthetic", "provenance": {...}}},
+               {"name": "noise", "kind": "linear", "weight": <array>, "bias": -0.01, "logit_scale": 80.0, ...},
+               {"name": "overall", "kind": "combine", "combine": {"rule": "min", "of": ["noise", ...]},
+                "logit_scale": 1.0, ...}],
      "created": "2026-11-27T05:00:00Z", "content_hash": "sha256:..."}
 """
 
@@ -30,7 +34,9 @@ from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
 
 FORMAT = "quasar-centroid-pack"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+HEAD_KINDS = ("centroid", "linear", "combine")
+COMBINE_RULES = ("min", "mean", "softmin")
 DEFAULT_PACK_NAME = "default"
 _DEFAULT_PACK_FILE = "default_quality.qpack.json"
 
@@ -57,32 +63,75 @@ def decode_array(d: dict) -> np.ndarray:
 
 @dataclass
 class Head:
-    """One scoring head: P(good) = softmax(logit_scale * [cos(x, good), cos(x, bad)])[0]."""
+    """One scoring head: ``score = sigmoid(logit_scale * margin)``.
+
+    * ``centroid`` (the QUASAR paper's): ``margin = cos(x, good) - cos(x, bad) + bias``, i.e. the
+      two-way softmax of ``logit_scale * [cos_good, cos_bad]`` shifted by ``bias``;
+    * ``linear``: ``margin = x . weight + bias`` for the unit embedding ``x`` (LDA and ridge
+      directions from the same anchors, :mod:`quasar.centroids.heads`);
+    * ``combine``: ``margin = rule(logit_scale_i * margin_i for i in combine["of"]) + bias`` over other
+      heads' logits ``L_i`` (``min``: the worst one decides; ``mean``: their average; ``softmin``:
+      ``-log(sum(exp(-L_i)))``, a smooth minimum that still hears the second-worst).
+    """
 
     name: str
-    good: np.ndarray
-    bad: np.ndarray
+    good: np.ndarray | None
+    bad: np.ndarray | None
     logit_scale: float
     logit_scale_policy: str = "calibrated"
     aggregation: dict = field(default_factory=dict)
     anchors: dict = field(default_factory=dict)
+    kind: str = "centroid"
+    bias: float = 0.0
+    weight: np.ndarray | None = None
+    combine: dict | None = None
+
+    @property
+    def is_v1(self) -> bool:
+        return self.kind == "centroid" and self.bias == 0.0
+
+    def direction(self) -> np.ndarray:
+        """The margin's weight vector over the unit embedding (float32 [D])."""
+        if self.kind == "linear":
+            return np.asarray(self.weight, np.float32)
+        if self.kind == "centroid":
+            g = np.asarray(self.good, np.float64)
+            b = np.asarray(self.bad, np.float64)
+            return (g / np.linalg.norm(g) - b / np.linalg.norm(b)).astype(np.float32)
+        raise PackError(f"head {self.name!r}: a combine head has no direction")
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "name": self.name,
-            "good": encode_array(self.good),
-            "bad": encode_array(self.bad),
             "logit_scale": float(self.logit_scale),
             "logit_scale_policy": self.logit_scale_policy,
             "aggregation": self.aggregation,
             "anchors": self.anchors,
         }
+        if self.kind == "centroid":
+            d.update(good=encode_array(self.good), bad=encode_array(self.bad))
+        if not self.is_v1:
+            d.update(kind=self.kind, bias=float(self.bias))
+        if self.kind == "linear":
+            d["weight"] = encode_array(self.weight)
+        if self.kind == "combine":
+            d["combine"] = {"rule": self.combine["rule"], "of": list(self.combine["of"])}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Head:
-        return cls(name=d["name"], good=decode_array(d["good"]), bad=decode_array(d["bad"]),
+        kind = d.get("kind", "centroid")
+        if kind not in HEAD_KINDS:
+            raise PackError(f"head {d.get('name')!r}: unknown kind {kind!r} (known: {HEAD_KINDS})")
+        def arr(key: str) -> np.ndarray:
+            return decode_array(d[key])
+
+        return cls(name=d["name"], good=arr("good") if kind == "centroid" else None,
+                   bad=arr("bad") if kind == "centroid" else None,
                    logit_scale=float(d["logit_scale"]), logit_scale_policy=d.get("logit_scale_policy", "calibrated"),
-                   aggregation=d.get("aggregation", {}), anchors=d.get("anchors", {}))
+                   aggregation=d.get("aggregation", {}), anchors=d.get("anchors", {}), kind=kind,
+                   bias=float(d.get("bias", 0.0)), weight=arr("weight") if kind == "linear" else None,
+                   combine=dict(d["combine"]) if kind == "combine" else None)
 
 
 @dataclass
@@ -94,7 +143,22 @@ class CentroidPack:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.heads[0].good.shape[-1]) if self.heads else 0
+        for h in self.base_heads:
+            return int(h.direction().shape[-1])
+        return 0
+
+    @property
+    def base_heads(self) -> list[Head]:
+        """Heads with their own direction (centroid, linear), in pack order; combine heads come after."""
+        return [h for h in self.heads if h.kind != "combine"]
+
+    @property
+    def combine_heads(self) -> list[Head]:
+        return [h for h in self.heads if h.kind == "combine"]
+
+    @property
+    def format_version(self) -> int:
+        return 1 if all(h.is_v1 for h in self.heads) else FORMAT_VERSION
 
     @property
     def head_names(self) -> list[str]:
@@ -107,20 +171,65 @@ class CentroidPack:
         raise KeyError(f"pack has no head {name!r}; heads: {self.head_names}")
 
     def centroid_matrix(self) -> np.ndarray:
-        """[2K, D] matrix, rows (good_0, bad_0, good_1, bad_1, ...), each L2-normalised."""
+        """[2K, D] matrix, rows (good_0, bad_0, good_1, bad_1, ...), each L2-normalised (centroid heads only)."""
         rows = []
         for h in self.heads:
+            if h.kind != "centroid":
+                raise PackError(f"head {h.name!r} is a {h.kind} head: use head_weights()")
             rows += [h.good, h.bad]
         m = np.asarray(rows, dtype=np.float64)
         return (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
 
+    def head_weights(self) -> np.ndarray:
+        """[K, D] float32: one margin direction per base head (the graph's ``quasar.head_weights``)."""
+        return np.stack([h.direction() for h in self.base_heads]).astype(np.float32)
+
+    def head_biases(self) -> np.ndarray:
+        """[K_total] float32 in output order."""
+        return np.asarray([h.bias for h in self.base_heads + self.combine_heads], dtype=np.float32)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Head names in the order of the graph's output columns: base heads, then combine heads."""
+        return [h.name for h in self.base_heads + self.combine_heads]
+
+    def combine_plan(self) -> list[tuple[str, list[int]]]:
+        """For each combine head (in output order): its rule and the base-head columns it reads."""
+        index = {h.name: i for i, h in enumerate(self.base_heads)}
+        return [(h.combine["rule"], [index[n] for n in h.combine["of"]]) for h in self.combine_heads]
+
+    def score_embeddings(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, margins) [N, K_total] in output order for raw embeddings [N, D]: the fused graph's
+        head in float64 numpy (benchmarks score cached embeddings with it; tests compare it to the graph)."""
+        e = np.asarray(emb, np.float64)
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        base = self.base_heads
+        scales = self.logit_scales().astype(np.float64)
+        biases = self.head_biases().astype(np.float64)
+        m = e @ self.head_weights().astype(np.float64).T + biases[: len(base)]
+        cols = [m]
+        logits = m * scales[: len(base)]
+        for j, (rule, idx) in enumerate(self.combine_plan()):
+            part = logits[:, idx]
+            if rule == "min":
+                c = part.min(1)
+            elif rule == "mean":
+                c = part.mean(1)
+            else:
+                lo = part.min(1, keepdims=True)
+                c = lo[:, 0] - np.log(np.exp(-(part - lo)).sum(1))
+            cols.append((c + biases[len(base) + j])[:, None])
+        margins = np.concatenate(cols, axis=1)
+        return 1.0 / (1.0 + np.exp(-margins * scales)), margins
+
     def logit_scales(self) -> np.ndarray:
-        return np.asarray([h.logit_scale for h in self.heads], dtype=np.float32)
+        """[K_total] float32 in output order."""
+        return np.asarray([h.logit_scale for h in self.base_heads + self.combine_heads], dtype=np.float32)
 
     def _body(self) -> dict:
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": self.format_version,
             "encoder": self.encoder,
             "embed_dim": self.embed_dim,
             "preprocess": self.preprocess.to_dict(),
@@ -154,14 +263,30 @@ class CentroidPack:
         names = self.head_names
         if len(set(names)) != len(names):
             raise PackError(f"duplicate head names: {names}")
+        if not self.base_heads:
+            raise PackError("a pack needs at least one centroid or linear head")
         dim = self.embed_dim
+        base = {h.name for h in self.base_heads}
         for h in self.heads:
-            if h.good.shape != (dim,) or h.bad.shape != (dim,):
-                raise PackError(f"head {h.name!r}: centroids must both have shape ({dim},)")
-            if not (np.all(np.isfinite(h.good)) and np.all(np.isfinite(h.bad))):
-                raise PackError(f"head {h.name!r}: centroids contain NaN or inf")
+            if h.kind not in HEAD_KINDS:
+                raise PackError(f"head {h.name!r}: unknown kind {h.kind!r}")
+            arrays = {"centroid": ("good", "bad"), "linear": ("weight",), "combine": ()}[h.kind]
+            for side in arrays:
+                a = getattr(h, side)
+                if a is None or a.shape != (dim,):
+                    raise PackError(f"head {h.name!r}: {side} must have shape ({dim},)")
+                if not np.all(np.isfinite(a)):
+                    raise PackError(f"head {h.name!r}: {side} contains NaN or inf")
             if not np.isfinite(h.logit_scale) or h.logit_scale <= 0:
                 raise PackError(f"head {h.name!r}: logit scale must be positive and finite")
+            if not np.isfinite(h.bias):
+                raise PackError(f"head {h.name!r}: bias must be finite")
+            if h.kind == "combine":
+                c = h.combine or {}
+                of = c.get("of") or []
+                if c.get("rule") not in COMBINE_RULES or not of or any(n not in base for n in of):
+                    raise PackError(f"head {h.name!r}: combine needs a rule in {COMBINE_RULES} and the names of "
+                                    f"centroid or linear heads of this pack, got {c!r}")
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "<dict>") -> CentroidPack:

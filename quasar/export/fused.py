@@ -4,8 +4,10 @@ One module instead of "encoder, then numpy" so that the ONNX/TensorRT graph, the
 the tests all compute the same function:
 
     images (uint8 NHWC) -> Encoder (0..255 scaling, mean/std, backbone) -> L2 normalise
-    -> cos = e @ C.T with C the normalised centroid matrix [2K, D], rows (good_0, bad_0, good_1, ...)
-    -> margins = cos_good - cos_bad [N, K] -> scores = sigmoid(logit_scale * margins) [N, K]
+    -> margins = e @ W.T (+ bias) with W [K, D] one direction per head: for the paper's centroid
+       heads W_k = good_k/|good_k| - bad_k/|bad_k|, so margin = cos_good - cos_bad
+    -> combine heads (optional): rule (min / mean) over other heads' logits
+    -> scores = sigmoid(logit_scale * margins) [N, K]
 
 ``sigmoid(s * (g - b))`` *is* the 2-way softmax ``exp(s g) / (exp(s g) + exp(s b))`` (divide through by
 ``exp(s g)``), with one op fewer and no overflow for large ``s``.
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quasar.centroids.pack import CentroidPack
+from quasar.centroids.pack import COMBINE_RULES, CentroidPack
 from quasar.encoders.base import Encoder
 from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
@@ -37,39 +39,89 @@ def canonical_encoder_id(encoder_id: str) -> str:
         return encoder_id.strip()
 
 
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    """Rows as float32 unit vectors; rows already unit (``pack.centroid_matrix()``) are kept bit-exact,
-    so the graph's ``quasar.centroids`` equals the pack's matrix."""
-    m64 = np.asarray(m, dtype=np.float64)
-    norms = np.linalg.norm(m64, axis=-1, keepdims=True)
-    if m.dtype == np.float32 and np.allclose(norms, 1.0, atol=1e-6):
-        return np.ascontiguousarray(m)
-    return (m64 / np.maximum(norms, 1e-12)).astype(np.float32)
+class ScoringHead(nn.Module):
+    """Unit embedding [N, D] -> (scores, margins) [N, K]: the heads of a pack as torch arithmetic.
+
+    ``head_weights`` [K_base, D] holds one margin direction per base head (``good/|good| -
+    bad/|bad|`` for the paper's centroid heads, an LDA or ridge direction for linear heads),
+    ``head_biases`` [K] and ``logit_scales`` [K] every head's shift and scale. ``combine`` lists, per
+    combine head, its rule and the base columns it reads; its margin is the rule applied to those
+    heads' logits, plus its bias. All are buffers, so the exporter finds them among the graph's
+    initializers (renamed ``quasar.head_weights`` / ``quasar.head_biases`` /
+    ``quasar.combine_biases`` / ``quasar.logit_scales``) and a torch backend can read them back.
+    """
+
+    def __init__(self, head_weights, logit_scales, head_biases=None, combine=None) -> None:
+        super().__init__()
+        w = torch.as_tensor(np.asarray(head_weights, dtype=np.float32))
+        s = torch.as_tensor(np.asarray(logit_scales, dtype=np.float32)).reshape(-1)
+        self.combine = [(str(r), [int(i) for i in idx]) for r, idx in (combine or [])]
+        k_base = w.shape[0] if w.ndim == 2 else -1
+        if w.ndim != 2 or k_base + len(self.combine) != s.numel():
+            raise ValueError(f"head weights {tuple(w.shape)} must be [K, D] for {s.numel()} logit scales "
+                             f"({len(self.combine)} of them combine heads)")
+        for rule, idx in self.combine:
+            if rule not in COMBINE_RULES or not idx or not all(0 <= i < k_base for i in idx):
+                raise ValueError(f"bad combine rule {rule!r} over columns {idx}")
+        b = np.zeros(s.numel(), np.float32) if head_biases is None else np.asarray(head_biases, np.float32)
+        if b.shape != (s.numel(),):
+            raise ValueError(f"head biases {b.shape} must be one per head ({s.numel()})")
+        self.num_base = k_base
+        self.register_buffer("head_weights", w)
+        # Two buffers, so that each is one initializer of the graph (a slice would be folded into a
+        # new, anonymous constant); a zero bias is left out (v1 packs export the same graph as before).
+        self.has_bias = bool(np.any(b[:k_base] != 0))
+        self.has_combine_bias = bool(np.any(b[k_base:] != 0))
+        self.register_buffer("head_biases", torch.as_tensor(b[:k_base].copy()))
+        self.register_buffer("combine_biases", torch.as_tensor(b[k_base:].copy()))
+        self.register_buffer("logit_scales", s)
+
+    @classmethod
+    def from_pack(cls, pack: CentroidPack) -> ScoringHead:
+        return cls(pack.head_weights(), pack.logit_scales(), pack.head_biases(), pack.combine_plan())
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.head_weights.shape[1])
+
+    def forward(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        margins = F.linear(emb, self.head_weights)  # [N, K_base]
+        if self.has_bias:
+            margins = margins + self.head_biases
+        if self.combine:
+            logits = margins * self.logit_scales[: self.num_base]
+            cols = []
+            for rule, idx in self.combine:
+                part = logits[:, idx]
+                if rule == "min":
+                    cols.append(part.min(dim=1).values)
+                elif rule == "mean":
+                    cols.append(part.mean(dim=1))
+                else:  # softmin
+                    cols.append(-torch.logsumexp(-part, dim=1))
+            combined = torch.stack(cols, dim=1)
+            if self.has_combine_bias:
+                combined = combined + self.combine_biases
+            margins = torch.cat([margins, combined], dim=1)
+        return torch.sigmoid(margins * self.logit_scales), margins
 
 
 class FusedScorer(nn.Module):
-    """Encoder plus the centroid head; ``forward(images) -> (scores, margins)``, both float32 [N, K].
+    """Encoder plus the scoring heads; ``forward(images) -> (scores, margins)``, both float32 [N, K]."""
 
-    The centroid matrix and the logit scales are buffers, so the exporter finds them among the
-    graph's initializers (renamed ``quasar.centroids`` / ``quasar.logit_scales``) and a torch backend
-    can read them back from the ONNX file.
-    """
-
-    def __init__(self, encoder: Encoder, centroids: np.ndarray | torch.Tensor,
-                 logit_scales: np.ndarray | torch.Tensor, head_names: list[str]) -> None:
+    def __init__(self, encoder: Encoder, head_weights: np.ndarray | torch.Tensor,
+                 logit_scales: np.ndarray | torch.Tensor, head_names: list[str],
+                 head_biases: np.ndarray | torch.Tensor | None = None,
+                 combine: list[tuple[str, list[int]]] | None = None) -> None:
         super().__init__()
-        c = torch.as_tensor(_unit_rows(np.asarray(centroids)))
-        s = torch.as_tensor(np.asarray(logit_scales, dtype=np.float32))
-        if c.ndim != 2 or c.shape[0] != 2 * s.numel() or s.numel() != len(head_names):
-            raise ValueError(f"centroids {tuple(c.shape)} must be [2K, D] for K={len(head_names)} heads "
-                             f"and {s.numel()} logit scales")
-        if c.shape[1] != encoder.embed_dim:
-            raise ValueError(f"centroids have dimension {c.shape[1]}, the encoder {encoder.encoder_id} "
-                             f"gives {encoder.embed_dim}")
+        self.head = ScoringHead(head_weights, logit_scales, head_biases, combine)
+        if len(head_names) != self.head.logit_scales.numel():
+            raise ValueError(f"{len(head_names)} head names for {self.head.logit_scales.numel()} heads")
+        if self.head.embed_dim != encoder.embed_dim:
+            raise ValueError(f"head weights have dimension {self.head.embed_dim}, the encoder "
+                             f"{encoder.encoder_id} gives {encoder.embed_dim}")
         self.encoder = encoder
         self.head_names = list(head_names)
-        self.register_buffer("centroids", c)
-        self.register_buffer("logit_scales", s.reshape(-1))
 
     @property
     def num_heads(self) -> int:
@@ -83,11 +135,7 @@ class FusedScorer(nn.Module):
         emb = self.encoder(images)
         if emb.dtype != torch.float32:
             emb = emb.float()
-        emb = F.normalize(emb, dim=-1)
-        cos = F.linear(emb, self.centroids)  # [N, 2K]
-        pairs = cos.view(-1, self.num_heads, 2)
-        margins = pairs[:, :, 0] - pairs[:, :, 1]
-        return torch.sigmoid(margins * self.logit_scales), margins
+        return self.head(F.normalize(emb, dim=-1))
 
 
 def build_fused(encoder: str | Encoder, pack: CentroidPack, spec: PreprocessSpec | None = None) -> FusedScorer:
@@ -116,4 +164,5 @@ def build_fused(encoder: str | Encoder, pack: CentroidPack, spec: PreprocessSpec
     if pack.embed_dim != encoder.embed_dim:
         raise QuasarError(f"the pack's centroids have dimension {pack.embed_dim}, encoder {wanted!r} "
                           f"gives {encoder.embed_dim}")
-    return FusedScorer(encoder, pack.centroid_matrix(), pack.logit_scales(), pack.head_names).eval()
+    return FusedScorer(encoder, pack.head_weights(), pack.logit_scales(), pack.output_names,
+                       head_biases=pack.head_biases(), combine=pack.combine_plan()).eval()

@@ -21,7 +21,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from quasar.export.metadata import CENTROIDS_INITIALIZER, INPUT_NAME, LOGIT_SCALES_INITIALIZER, OUTPUT_NAMES
+from quasar.export.metadata import (
+    COMBINE_BIASES_INITIALIZER,
+    HEAD_BIASES_INITIALIZER,
+    HEAD_WEIGHTS_INITIALIZER,
+    INPUT_NAME,
+    LOGIT_SCALES_INITIALIZER,
+    OUTPUT_NAMES,
+)
 
 
 def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
@@ -73,8 +80,10 @@ def _rename_tensor(graph: onnx.GraphProto, old: str, new: str) -> None:
             v.name = new
 
 
-def name_head_initializers(model: onnx.ModelProto, centroids: np.ndarray, logit_scales: np.ndarray) -> None:
-    """Name the head's constants ``quasar.centroids`` ([2K, D]) and ``quasar.logit_scales`` ([K]).
+def name_head_initializers(model: onnx.ModelProto, centroids: np.ndarray, logit_scales: np.ndarray,
+                           biases: np.ndarray | None = None, combine_biases: np.ndarray | None = None) -> None:
+    """Name the head's constants ``quasar.head_weights`` ([K, D]), ``quasar.logit_scales`` ([K]) and,
+    when given, ``quasar.head_biases`` ([K_base]) and ``quasar.combine_biases`` ([K_combine]).
 
     Identifies them by value, never by the exporter's generated names. Raises ``RuntimeError`` if
     either is missing: that would mean the exporter changed the head and the graph needs a look.
@@ -93,25 +102,33 @@ def name_head_initializers(model: onnx.ModelProto, centroids: np.ndarray, logit_
     found_c = False
     for k, node in enumerate(list(g.node)):
         if node.op_type == "MatMul" and node.input[1] in inits and same(inits[node.input[1]], centroids.T):
-            gemm = onnx.helper.make_node("Gemm", [node.input[0], CENTROIDS_INITIALIZER], list(node.output),
+            gemm = onnx.helper.make_node("Gemm", [node.input[0], HEAD_WEIGHTS_INITIALIZER], list(node.output),
                                          name=node.name.replace("MatMul", "Gemm") or "quasar_head_gemm", transB=1)
             g.node.remove(node)
             g.node.insert(k, gemm)
             old = node.input[1]
             if not _consumers(g, old):
                 g.initializer.remove(inits[old])
-            g.initializer.append(numpy_helper.from_array(centroids, CENTROIDS_INITIALIZER))
+            g.initializer.append(numpy_helper.from_array(centroids, HEAD_WEIGHTS_INITIALIZER))
             found_c = True
             break
     if not found_c:
         named = [t for t in g.initializer if same(t, centroids)]
         if not named:
-            raise RuntimeError("exported graph: cannot find the centroid matrix among the initializers")
-        _rename_tensor(g, named[0].name, CENTROIDS_INITIALIZER)
+            raise RuntimeError("exported graph: cannot find the head weights among the initializers")
+        _rename_tensor(g, named[0].name, HEAD_WEIGHTS_INITIALIZER)
     scales = [t for t in g.initializer if same(t, logit_scales)]
     if not scales:
         raise RuntimeError("exported graph: cannot find the logit scales among the initializers")
     _rename_tensor(g, scales[0].name, LOGIT_SCALES_INITIALIZER)
+    for values, name in ((biases, HEAD_BIASES_INITIALIZER), (combine_biases, COMBINE_BIASES_INITIALIZER)):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        found = [t for t in g.initializer if same(t, values)]
+        if not found:
+            raise RuntimeError(f"exported graph: cannot find {name} among the initializers")
+        _rename_tensor(g, found[0].name, name)
 
 
 def set_output_shapes(model: onnx.ModelProto, num_heads: int, names: Iterable[str] = OUTPUT_NAMES) -> None:

@@ -18,17 +18,22 @@ import onnx
 from quasar.errors import QuasarError
 
 FORMAT = "quasar-fused-model"
-FORMAT_VERSION = 1
+# 2: head weights [K, D] (+ biases, combine heads) instead of the v1 centroid matrix [2K, D]
+FORMAT_VERSION = 2
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("scores", "margins")
 INPUT_LAYOUT = "NHWC_uint8"
 PRECISIONS = ("fp32", "fp16", "int8")
-CENTROIDS_INITIALIZER = "quasar.centroids"
+CENTROIDS_INITIALIZER = "quasar.centroids"  # format version 1
+HEAD_WEIGHTS_INITIALIZER = "quasar.head_weights"  # [K_base, D]
+HEAD_BIASES_INITIALIZER = "quasar.head_biases"  # [K_base], only where a bias is non-zero
+COMBINE_BIASES_INITIALIZER = "quasar.combine_biases"  # [K_combine], likewise
+COMBINE_KEY = "quasar.combine"  # JSON [[rule, [base columns]], ...], one per combine head (format 2)
 LOGIT_SCALES_INITIALIZER = "quasar.logit_scales"
 
 # Bumped whenever the exporter's output changes for the same inputs, so that cached exports (the
 # default model) made by older code are redone; recorded as the ONNX producer_version.
-EXPORT_REVISION = 1
+EXPORT_REVISION = 2
 
 KEYS = (
     "quasar.format",
@@ -77,7 +82,8 @@ def producer_version() -> str:
 
 def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_scales: Sequence[float],
                    preprocess: Mapping, dynamic_size: bool, precision: str,
-                   project_version: str | None = None) -> dict[str, str]:
+                   project_version: str | None = None,
+                   combine: Sequence[tuple[str, Sequence[int]]] = ()) -> dict[str, str]:
     """The contract's key/value strings for one (encoder, pack, precision) graph."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
@@ -97,6 +103,7 @@ def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_
         "quasar.dynamic_size": "true" if dynamic_size else "false",
         "quasar.precision": precision,
         "quasar.project_version": project_version,
+        COMBINE_KEY: json.dumps([[str(r), [int(i) for i in idx]] for r, idx in combine]),
     }
 
 

@@ -158,14 +158,18 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
     model = onnx.load(path)
     if rewrite:
         cast_before_transpose(model)
-        name_head_initializers(model, fused.centroids.numpy(), fused.logit_scales.numpy())
+        h = fused.head
+        name_head_initializers(model, h.head_weights.numpy(), h.logit_scales.numpy(),
+                               h.head_biases.numpy() if h.has_bias else None,
+                               h.combine_biases.numpy() if h.has_combine_bias else None)
         set_output_shapes(model, fused.num_heads)
     model.producer_name = "quasar-engine"
     model.producer_version = producer_version()
     model.doc_string = (f"QUASAR fused scorer: {fused.encoder.encoder_id} + pack {pack.content_hash} "
                         f"({len(pack.heads)} heads), {precision}")
     write_metadata(model, fused_metadata(
-        encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.head_names,
+        encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.output_names,
+        combine=pack.combine_plan(),
         logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
         dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
     onnx.save(model, path)

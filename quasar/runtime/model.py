@@ -20,7 +20,7 @@ from quasar.preprocess import PreprocessSpec
 from quasar.runtime.onnx_meta import NotOnnx, read_metadata_props
 
 FORMAT = "quasar-fused-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # quasar.export.metadata.FORMAT_VERSION
 INPUT_LAYOUT = "NHWC_uint8"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 REQUIRED_KEYS = ("quasar.format", "quasar.format_version", "quasar.heads", "quasar.preprocess", "quasar.encoder",

@@ -2,10 +2,10 @@
 
 Useful where ONNX Runtime is missing or to debug an export: the encoder comes from its id
 (``quasar.encoder``) with the graph's preprocessing spec, and the heads from the graph's
-initializers ``quasar.centroids`` [2K, D] (rows good_0, bad_0, good_1, bad_1, ..., as
-``CentroidPack.centroid_matrix``) and ``quasar.logit_scales`` [K]. The forward pass is the contract's:
-L2-normalised embedding, cosines, ``margins = cos_good - cos_bad``, ``scores = sigmoid(s * margins)``,
-computed by the exporter's own :class:`quasar.export.fused.FusedScorer`.
+initializers ``quasar.head_weights`` [K_base, D], ``quasar.head_biases`` (if any) and
+``quasar.logit_scales`` [K], plus ``quasar.combine`` from the metadata (format version 1 graphs
+have ``quasar.centroids`` [2K, D] instead, rows good_0, bad_0, ..., whose row differences are the
+weights). The forward pass is computed by the exporter's own :class:`quasar.export.fused.FusedScorer`.
 
 This is the only runtime module that imports torch (and ``onnx``, to read the initializers), and it
 is imported only when ``backend="torch"`` is requested. ``threads`` sets torch's process-wide
@@ -15,6 +15,8 @@ stream waits for it, so the copy of batch i+1 overlaps the compute of batch i.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from quasar.errors import QuasarError
@@ -22,8 +24,10 @@ from quasar.runtime.backends.base import Backend, Done, Pending
 from quasar.runtime.model import ModelInfo
 
 
-def read_head_initializers(path: str, num_heads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids [2K, D], logit_scales [K]) from the graph; QuasarError if absent or misshapen."""
+def read_head_initializers(path: str, num_heads: int, combine: list | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(head weights [K_base, D], logit_scales [K], biases [K]) from the graph; QuasarError if absent
+    or misshapen."""
     try:
         import onnx  # noqa: PLC0415
         from onnx import numpy_helper  # noqa: PLC0415
@@ -31,16 +35,27 @@ def read_head_initializers(path: str, num_heads: int) -> tuple[np.ndarray, np.nd
         raise QuasarError("the torch backend needs the onnx package (pip install quasar-engine[export])") from None
     model = onnx.load(path, load_external_data=False)
     inits = {i.name: i for i in model.graph.initializer}
-    missing = [n for n in ("quasar.centroids", "quasar.logit_scales") if n not in inits]
+    weights_name = "quasar.head_weights" if "quasar.head_weights" in inits else "quasar.centroids"
+    missing = [n for n in (weights_name, "quasar.logit_scales") if n not in inits]
     if missing:
         raise QuasarError(f"{path}: the graph has no initializer {missing[0]!r}; the torch backend cannot "
                           "rebuild this model (use onnxruntime)")
-    cents = numpy_helper.to_array(inits["quasar.centroids"]).astype(np.float32)
+    w = numpy_helper.to_array(inits[weights_name]).astype(np.float32)
     scales = numpy_helper.to_array(inits["quasar.logit_scales"]).astype(np.float32).reshape(-1)
-    if cents.ndim != 2 or cents.shape[0] != 2 * num_heads or scales.shape != (num_heads,):
-        raise QuasarError(f"{path}: quasar.centroids {cents.shape} / quasar.logit_scales {scales.shape} do not "
-                          f"fit {num_heads} heads ([2K, D] and [K])")
-    return cents, scales
+    k_base = num_heads - len(combine or [])
+    if weights_name == "quasar.centroids" and w.ndim == 2 and w.shape[0] == 2 * k_base:
+        w = w[0::2] - w[1::2]
+    biases = np.zeros(num_heads, np.float32)
+    for name, part in (("quasar.head_biases", slice(0, k_base)), ("quasar.combine_biases", slice(k_base, None))):
+        if name in inits:
+            values = numpy_helper.to_array(inits[name]).astype(np.float32).reshape(-1)
+            if values.shape != biases[part].shape:
+                raise QuasarError(f"{path}: {name} has shape {values.shape}, expected {biases[part].shape}")
+            biases[part] = values
+    if w.ndim != 2 or w.shape[0] != k_base or scales.shape != (num_heads,):
+        raise QuasarError(f"{path}: {weights_name} {w.shape} / quasar.logit_scales {scales.shape} do not "
+                          f"fit {num_heads} heads")
+    return w, scales, biases
 
 
 class TorchBackend(Backend):
@@ -57,7 +72,8 @@ class TorchBackend(Backend):
         except ImportError as e:
             raise QuasarError(f"the torch backend needs torch and the export extras ({e})") from None
         self.torch = torch
-        cents, scales = read_head_initializers(info.path, info.num_heads)
+        combine = [(r, list(idx)) for r, idx in json.loads(info.metadata.get("quasar.combine") or "[]")]
+        cents, scales, biases = read_head_initializers(info.path, info.num_heads, combine)
         try:
             encoder = create_encoder(info.encoder, info.spec)
         except (ValueError, ImportError, FileNotFoundError) as e:
@@ -78,7 +94,8 @@ class TorchBackend(Backend):
         # The exporter's own module (quasar.export.fused), so both compute exactly the same function.
         from quasar.export.fused import FusedScorer  # noqa: PLC0415
 
-        self.module = FusedScorer(encoder, cents, scales, list(info.heads)).to(device).eval()
+        self.module = FusedScorer(encoder, cents, scales, list(info.heads), head_biases=biases,
+                                  combine=combine).to(device).eval()
         if device == "cuda":
             self._copy_stream = torch.cuda.Stream()
             self._pinned: dict[int, object] = {}

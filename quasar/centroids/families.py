@@ -1,0 +1,294 @@
+"""Per-family quality heads, the overall ``quality`` head that combines them, and how both are chosen.
+
+Synthetic anchors form a regular grid: every pristine photo, and every distortion type at every
+level of it. :class:`AnchorGrid` holds their embeddings in that shape, so that fitting a head on
+some photos and some types, and measuring it (Spearman within each photo and type, pooled over
+everything), are array operations.
+
+The default pack has one head per distortion *family* (what an app can tell its user: "blurry",
+"noisy", ...), each fitted on the pristine photos and that family's types only, plus ``quality``:
+a combination of the family heads' logits (``min``, ``mean`` or ``softmin``) computed inside the
+graph, and calibrated like every head so that pristine anchors score near 1 and the strongest level
+near 0 (:func:`quasar.centroids.heads.calibrate`).
+
+How a head is fitted (centroid difference or ridge regression, its regularisation) and how
+``quality`` combines the families are chosen by :func:`select_config` **on anchors only**: the
+anchor photos are split in two halves by name (fit on one, measure on the other, and back), and each
+family is left out in turn (fit without it, measure on it). Held-out photos are never looked at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quasar.centroids import heads as H
+from quasar.centroids.distortions import FAMILIES, LEVELS
+from quasar.centroids.pack import Head
+from quasar.errors import QuasarError
+
+# Heads of the default quality pack -> the KADID types each is fitted on. KADID's own families, with
+# over-sharpening moved to sharpness and contrast change to exposure (what a user would call them).
+QUALITY_HEADS: dict[str, tuple[str, ...]] = {
+    "sharpness": (*FAMILIES["blur"], "high_sharpen"),
+    "noise": FAMILIES["noise"],
+    "compression": FAMILIES["compression"],
+    "exposure": (*FAMILIES["brightness"], "contrast_change"),
+    "color": FAMILIES["color"],
+    "spatial": FAMILIES["spatial"],
+}
+OVERALL_HEAD = "quality"
+RULES = ("min", "mean", "softmin")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How the family heads are fitted and combined."""
+
+    kind: str = "ridge"  # "centroid" | "ridge"
+    alpha: float = 1.0  # ridge regularisation (relative to the mean variance per dimension)
+    min_bad_level: int = 1  # centroid heads: the lowest level that counts as "bad"
+    rule: str = "softmin"  # how ``quality`` combines the family logits
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "alpha": self.alpha, "min_bad_level": self.min_bad_level, "rule": self.rule}
+
+
+DEFAULT_CANDIDATES: tuple[HeadConfig, ...] = tuple(
+    HeadConfig(kind, alpha, lvl, rule)
+    for kind, alpha, lvl in (("centroid", 0.0, 1), ("centroid", 0.0, 3), ("ridge", 0.3, 1), ("ridge", 1.0, 1),
+                             ("ridge", 3.0, 1))
+    for rule in RULES
+)
+
+
+@dataclass
+class AnchorGrid:
+    """Unit embeddings of pristine photos [P, D] and of their distortions [P, T, L, D]."""
+
+    photos: list[str]
+    types: list[str]
+    pristine: np.ndarray
+    distorted: np.ndarray
+    levels: tuple[int, ...] = LEVELS
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, emb: np.ndarray, photo: Sequence[str], dtype: Sequence[str | None],
+                  level: Sequence[int]) -> AnchorGrid:
+        """Arrange embedding rows (pristine: type None or "", level 0) into the grid; every photo
+        must have every (type, level), as :func:`quasar.centroids.anchors.synthetic` makes them."""
+        e = H.unit_rows(np.asarray(emb)).astype(np.float32)
+        photos = sorted(set(photo))
+        types = sorted({t for t in dtype if t})
+        levels = tuple(sorted({int(v) for v in level if v}))
+        pi = {p: i for i, p in enumerate(photos)}
+        ti = {t: i for i, t in enumerate(types)}
+        li = {v: i for i, v in enumerate(levels)}
+        pristine = np.full((len(photos), e.shape[1]), np.nan, np.float32)
+        distorted = np.full((len(photos), len(types), len(levels), e.shape[1]), np.nan, np.float32)
+        for row, p, t, v in zip(e, photo, dtype, level, strict=True):
+            if t:
+                distorted[pi[p], ti[t], li[int(v)]] = row
+            else:
+                pristine[pi[p]] = row
+        if np.isnan(pristine).any() or np.isnan(distorted).any():
+            raise QuasarError("anchor grid is incomplete: every photo needs its pristine version and every "
+                              "distortion type at every level (a photo failed to decode?)")
+        return cls(photos, types, pristine, distorted, levels)
+
+    def type_index(self, types: Sequence[str]) -> np.ndarray:
+        missing = [t for t in types if t not in self.types]
+        if missing:
+            raise QuasarError(f"the anchor grid has no distortion type(s) {missing}")
+        return np.array([self.types.index(t) for t in types], dtype=int)
+
+    def photo_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two halves of the photos by a hash of their names (for choosing configs on anchors)."""
+        a = np.array([hashlib.sha1(p.encode()).digest()[1] % 2 == 0 for p in self.photos])
+        if a.all() or (~a).all():
+            a = np.arange(len(self.photos)) % 2 == 0
+        return a, ~a
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass
+class FittedHead:
+    name: str
+    weight: np.ndarray  # direction over the unit embedding
+    scale: float
+    bias: float
+
+    def logits(self, e: np.ndarray) -> np.ndarray:
+        return self.scale * (e @ self.weight + self.bias)
+
+
+def _rows(grid: AnchorGrid, photos: np.ndarray, tidx: np.ndarray):
+    """Training rows of a head: embeddings, targets and weights (the pristine photos weigh as much as
+    one level of the head's types, so each point of the quality scale counts the same)."""
+    pr = grid.pristine[photos]
+    ds = grid.distorted[photos][:, tidx]  # [p, t, L, D]
+    n_p, n_t, n_l = ds.shape[:3]
+    emb = np.concatenate([pr, ds.reshape(-1, ds.shape[-1])])
+    levels = np.concatenate([np.zeros(n_p), np.tile(np.asarray(grid.levels, float), n_p * n_t)])
+    target = H.level_target(levels, max(grid.levels))
+    weight = np.concatenate([np.full(n_p, float(n_t)), np.ones(n_p * n_t * n_l)])
+    return emb, levels, target, weight
+
+
+def fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndarray, cfg: HeadConfig) -> FittedHead:
+    """One calibrated head from the pristine photos and the given types of the selected photos."""
+    emb, levels, target, weight = _rows(grid, photos, grid.type_index(types))
+    if cfg.kind == "centroid":
+        good = emb[levels == 0].mean(0)
+        bad = emb[levels >= cfg.min_bad_level].mean(0)
+        w = H.centroid_direction(good, bad)
+    elif cfg.kind == "ridge":
+        w = H.ridge_direction(emb, target, cfg.alpha, weight)
+    else:
+        raise QuasarError(f"unknown head kind {cfg.kind!r}")
+    scale, bias = H.calibrate(emb @ w, target, weight)
+    return FittedHead(name, w.astype(np.float64), scale, bias)
+
+
+def combine(logits: np.ndarray, rule: str) -> np.ndarray:
+    """Combine family logits [..., H] into one logit per image (same arithmetic as the fused graph)."""
+    if rule == "min":
+        return logits.min(-1)
+    if rule == "mean":
+        return logits.mean(-1)
+    if rule == "softmin":
+        m = logits.min(-1, keepdims=True)
+        return m[..., 0] - np.log(np.exp(-(logits - m)).sum(-1))
+    raise QuasarError(f"unknown combine rule {rule!r} (known: {RULES})")
+
+
+@dataclass
+class QualityModel:
+    """Fitted family heads plus the calibrated combination: scores any unit embeddings."""
+
+    families: list[FittedHead]
+    rule: str
+    scale: float
+    bias: float
+
+    def family_logits(self, e: np.ndarray) -> np.ndarray:
+        return np.stack([h.logits(e) for h in self.families], axis=-1)
+
+    def quality_logit(self, e: np.ndarray) -> np.ndarray:
+        return self.scale * (combine(self.family_logits(e), self.rule) + self.bias)
+
+
+def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = None,
+                heads: dict[str, tuple[str, ...]] | None = None) -> QualityModel:
+    """Fit each family head on its types, then calibrate their combination on all of those types."""
+    heads = QUALITY_HEADS if heads is None else heads
+    photos = np.ones(len(grid.photos), bool) if photos is None else photos
+    fams = [fit_head(grid, name, types, photos, cfg) for name, types in heads.items()]
+    all_types = [t for types in heads.values() for t in types]
+    emb, _, target, weight = _rows(grid, photos, grid.type_index(all_types))
+    c = combine(np.stack([h.logits(emb) for h in fams], -1), cfg.rule)
+    scale, bias = H.calibrate(c, target, weight)
+    return QualityModel(fams, cfg.rule, scale, bias)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def grid_scores(grid: AnchorGrid, score_fn) -> np.ndarray:
+    """``score_fn(unit embeddings [n, D]) -> [n]`` over the grid, as [P, T, 1 + L] (column 0: pristine)."""
+    p, t, n_l, d = grid.distorted.shape
+    s_pr = score_fn(grid.pristine.astype(np.float64))
+    s_ds = score_fn(grid.distorted.reshape(-1, d).astype(np.float64)).reshape(p, t, n_l)
+    return np.concatenate([np.broadcast_to(s_pr[:, None, None], (p, t, 1)), s_ds], axis=2)
+
+
+def within_srcc(scores: np.ndarray) -> np.ndarray:
+    """Spearman of score vs quality (pristine best, level 5 worst) for each photo and type: [P, T]."""
+    n = scores.shape[-1]
+    truth = np.arange(n, 0, -1, dtype=np.float64) - 1.0  # pristine highest
+    from scipy.stats import rankdata
+
+    r = rankdata(scores, axis=-1)
+    rc = r - r.mean(-1, keepdims=True)
+    tc = truth - truth.mean()
+    den = np.sqrt((rc * rc).sum(-1) * (tc * tc).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (rc * tc).sum(-1) / den
+    return np.nan_to_num(out)
+
+
+def pooled_srcc(scores: np.ndarray, levels: Sequence[int] = LEVELS) -> float:
+    """Spearman over every image of the grid (each pristine once) against ``1 - level/5``."""
+    from scipy.stats import spearmanr
+
+    p, t, _ = scores.shape
+    s = np.concatenate([scores[:, 0, 0], scores[:, :, 1:].reshape(-1)])
+    lv = np.concatenate([np.zeros(p), np.tile(np.asarray(levels, float), p * t)])
+    return float(spearmanr(s, H.level_target(lv, max(levels)))[0])
+
+
+def summarise(grid: AnchorGrid, scores: np.ndarray, photos: np.ndarray | None = None,
+              types: Sequence[str] | None = None) -> dict:
+    """Mean per-type SRCC (within photo), per-type values and pooled SRCC over the selected cells."""
+    photos = np.ones(len(grid.photos), bool) if photos is None else photos
+    tidx = grid.type_index(types) if types is not None else np.arange(len(grid.types))
+    sub = scores[photos][:, tidx]
+    per = within_srcc(sub).mean(0)
+    return {"per_type": {grid.types[i]: float(v) for i, v in zip(tidx, per, strict=True)},
+            "mean": float(per.mean()), "min": float(per.min()), "pooled": pooled_srcc(sub, grid.levels)}
+
+
+# --------------------------------------------------------------------------- choosing on anchors
+
+
+def cross_validate(grid: AnchorGrid, cfg: HeadConfig, heads: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """Anchors-only estimate of a config: photo halves (seen types) and leave-one-family-out."""
+    heads = QUALITY_HEADS if heads is None else heads
+    a, b = grid.photo_halves()
+    seen_mean, seen_pooled = [], []
+    for fit_on, test_on in ((a, b), (b, a)):
+        model = fit_quality(grid, cfg, fit_on, heads)
+        s = grid_scores(grid, model.quality_logit)
+        r = summarise(grid, s, test_on, [t for ts in heads.values() for t in ts])
+        seen_mean.append(r["mean"])
+        seen_pooled.append(r["pooled"])
+    lofo = []
+    for fam, types in heads.items():
+        rest = {k: v for k, v in heads.items() if k != fam}
+        model = fit_quality(grid, cfg, None, rest)
+        s = grid_scores(grid, model.quality_logit)
+        lofo += list(summarise(grid, s, None, types)["per_type"].values())
+    out = {"seen_mean": float(np.mean(seen_mean)), "seen_pooled": float(np.mean(seen_pooled)),
+           "lofo_mean": float(np.mean(lofo)), "lofo_min": float(np.min(lofo))}
+    out["objective"] = float(np.mean([out["seen_mean"], out["seen_pooled"], out["lofo_mean"]]))
+    return out
+
+
+def select_config(grid: AnchorGrid, candidates: Sequence[HeadConfig] = DEFAULT_CANDIDATES,
+                  heads: dict[str, tuple[str, ...]] | None = None) -> tuple[HeadConfig, list[dict]]:
+    """The candidate with the best anchors-only objective (mean of seen per-type SRCC, seen pooled
+    SRCC and leave-one-family-out per-type SRCC); returns it and the whole table."""
+    table = []
+    for cfg in candidates:
+        table.append({**cfg.to_dict(), **cross_validate(grid, cfg, heads)})
+    best = max(range(len(table)), key=lambda i: (round(table[i]["objective"], 6), -i))
+    return candidates[best], table
+
+
+def to_heads(model: QualityModel, cfg: HeadConfig, anchors_meta: dict) -> list[Head]:
+    """Pack heads: one linear head per family, then the ``quality`` combine head."""
+    out = []
+    for h in model.families:
+        out.append(Head(h.name, None, None, h.scale, "levels", {"method": cfg.kind, **cfg.to_dict()},
+                        {**anchors_meta, "types": list(QUALITY_HEADS.get(h.name, ()))}, kind="linear",
+                        bias=h.bias, weight=h.weight.astype(np.float32)))
+    out.append(Head(OVERALL_HEAD, None, None, model.scale, "levels", {"method": "combine", **cfg.to_dict()},
+                    dict(anchors_meta), kind="combine", bias=model.bias,
+                    combine={"rule": model.rule, "of": [h.name for h in model.families]}))
+    return out
