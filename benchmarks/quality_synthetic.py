@@ -1,201 +1,276 @@
-"""Quality on graded synthetic distortions of held-out real photos.
+"""Quality protocol: held-out photos x all 25 KADID types, leave-one-family-out, classical baselines.
 
-Held-out photos (never anchors of the default pack) get every distortion type, seen by the anchors
-(``ANCHOR_TYPES``) and unseen (``HELDOUT_TYPES``), at five levels. For each encoder configuration
-and aggregation we report
+All in one run, on the same images, with 95 % bootstrap confidence intervals over photos:
 
-* per-type SRCC: Spearman between the score and ``-level`` over (reference + 5 levels) of one photo,
-  averaged over photos;
-* pooled SRCC: over all images against ``1 - level/5`` (references = 1);
+(a) **held-out photos** (the ``heldout`` split of :func:`quasar.photos.fetch_photos`, never anchors)
+    x every distortion type x 5 levels: per-type SRCC (Spearman of the score against the level over
+    one photo's pristine + 5 levels, averaged over photos), per family, and pooled SRCC (over all
+    images against ``1 - level/5``, so different photos are ranked against each other too);
+(b) **leave-one-family-out**: for each head family, the default recipe is refitted on the anchors
+    without that family's types, and its ``quality`` head scores that family's held-out images, the
+    honest measure of distortions the model never saw;
+(c) **baselines** side by side: the former default pack (effnet-lite0 pooled embedding, six types,
+    Mean centroids: ``benchmarks/baselines/default_quality_v1.qpack.json``), BRISQUE (pip
+    ``brisque`` 0.2.0, LIVE-trained SVM), NIQE (fitted on the *anchor* pristine photos, since its
+    original parameters cannot be downloaded here) and the variance of the Laplacian;
+(d) the **JPEG-quality curve**: the held-out pristine photos saved as PNG and as JPEG at qualities
+    95..50, scored by the current and the former default through the real runtime (encoded files in,
+    scores out), mean score and mean difference to the PNG.
 
-with 95 % bootstrap confidence intervals over photos. Classical baselines: variance of the
-Laplacian, and BRISQUE where the ``brisque`` package works offline.
+Scores of (a) and (b) come from cached ``effnet-lite0+taps`` embeddings and the pack's own numpy
+head (:meth:`CentroidPack.score_embeddings`, which equals the graph to 1e-5); the former default
+reads its pooled embedding off the same vectors (the ``bn2.mean`` block is EfficientNet-Lite0's
+pooled feature, up to scale, and cosine scores ignore scale). Where the exported graphs exist,
+(e) checks fp32 vs int8 on a subset through ONNX Runtime.
 
-Embeddings come from the same cache as pack building, so reruns are cheap.
-Run: ``python benchmarks/quality_synthetic.py [--configs effnet-lite0/native512,...] [--quick]``.
+Run: ``python benchmarks/quality_synthetic.py [--quick] [--photos N]``; writes
+``benchmarks/results/quality_synthetic.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.stats import spearmanr
 
-from quasar.centroids.aggregate import Aggregation
-from quasar.centroids.anchors import Anchor, synthetic
-from quasar.centroids.build import head_from_embeddings
-from quasar.centroids.calibrate import margins
-from quasar.centroids.distortions import ANCHOR_TYPES, DISTORTIONS, HELDOUT_TYPES, LEVELS
+from quasar.centroids.default import DEFAULT_ENCODER, anchor_grid
+from quasar.centroids.distortions import ANCHOR_TYPES, distort
+from quasar.centroids.families import (
+    QUALITY_HEADS,
+    AnchorGrid,
+    HeadConfig,
+    fit_quality,
+    grid_scores,
+    pooled_srcc,
+    within_srcc,
+)
+from quasar.centroids.pack import CentroidPack
 from quasar.photos import fetch_photos
 from quasar.preprocess import read_rgb
 
-RESULTS = Path(__file__).parent / "results"
-CONFIGS = {
-    "effnet-lite0/native512": ("effnet-lite0", {"policy": "native", "size": 512}),
-    "effnet-lite0/crop224": ("effnet-lite0", {"policy": "center_crop", "size": 224}),
-    "dinov2-s14/native448": ("dinov2-s14", {"policy": "native", "size": 448}),
-    "dinov2-s14/crop224": ("dinov2-s14", {"policy": "center_crop", "size": 224}),
-}
-AGGREGATIONS = {
-    "mean": Aggregation("mean"),
-    "offset0.2": Aggregation("offset", offset_ratio=0.2),
-    "kmeans4": Aggregation("kmeans", k=4),
-}
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+FORMER_PACK = HERE / "baselines" / "default_quality_v1.qpack.json"
+JPEG_QUALITIES = (95, 92, 85, 75, 50)
+FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts}
 
 
-def eval_set(photos) -> list[Anchor]:
-    items = []
-    for p in photos:
-        items.append(Anchor(p.path, "good", 1.0))
-        for d in ANCHOR_TYPES + HELDOUT_TYPES:
-            items += [Anchor(p.path, "bad", 1.0 - lv / 5.0, d, lv) for lv in LEVELS]
-    return items
+def machine() -> dict:
+    flags = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
+        flags = " ".join(f for f in out.split() if f.startswith(("avx", "amx")) or f in ("fma", "vnni"))
+    except OSError:
+        model = platform.processor()
+    return {"cpu": model, "isa_flags": flags, "cores": os.cpu_count(), "python": sys.version.split()[0]}
 
 
-def srcc_table(score: np.ndarray, items: list[Anchor], n_boot: int = 1000, seed: int = 0) -> dict:
-    """Per-type (within photo) and pooled SRCC with bootstrap CIs over photos."""
-    paths = np.array([a.path for a in items])
-    photos = sorted(set(paths))
-    level = np.array([a.level for a in items])
-    dist = np.array([a.distortion or "" for a in items])
-    target = 1.0 - level / 5.0
-    per_photo: dict[str, np.ndarray] = {}
-    for d in ANCHOR_TYPES + HELDOUT_TYPES:
-        vals = []
-        for ph in photos:
-            m = (paths == ph) & ((dist == d) | (dist == ""))
-            vals.append(spearmanr(score[m], target[m])[0])
-        per_photo[d] = np.nan_to_num(np.array(vals))
+# --------------------------------------------------------------------------- metrics with CIs
+
+
+def summary(scores: np.ndarray, grid: AnchorGrid, types: list[str], n_boot: int, seed: int = 0) -> dict:
+    """Per-type, per-family and pooled SRCC over the given types; bootstrap over photos."""
+    tidx = grid.type_index(types)
+    sub = scores[:, tidx]
+    per = within_srcc(sub)  # [P, T]
     rng = np.random.default_rng(seed)
-    boots = [rng.integers(0, len(photos), len(photos)) for _ in range(n_boot)]
-    out = {}
-    for d, v in per_photo.items():
-        bs = [v[b].mean() for b in boots]
-        out[d] = (float(v.mean()), float(np.quantile(bs, 0.025)), float(np.quantile(bs, 0.975)))
-    idx_by_photo = [np.flatnonzero(paths == ph) for ph in photos]
-    pooled = spearmanr(score, target)[0]
-    bs = []
-    for b in boots[: max(200, n_boot // 5)]:
-        idx = np.concatenate([idx_by_photo[i] for i in b])
-        bs.append(spearmanr(score[idx], target[idx])[0])
-    out["pooled"] = (float(pooled), float(np.quantile(bs, 0.025)), float(np.quantile(bs, 0.975)))
-    for group, types in (("seen_mean", ANCHOR_TYPES), ("unseen_mean", HELDOUT_TYPES)):
-        out[group] = (float(np.mean([out[t][0] for t in types])), float("nan"), float("nan"))
+    boots = [rng.integers(0, len(per), len(per)) for _ in range(n_boot)]
+
+    def ci(stat) -> list[float]:
+        vals = [stat(b) for b in boots]
+        return [float(stat(np.arange(len(per)))), float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
+
+    out = {"per_type": {t: ci(lambda b, j=j: per[b, j].mean()) for j, t in enumerate(types)}}
+    fams = sorted({FAMILY_OF[t] for t in types})
+    out["per_family"] = {f: ci(lambda b, f=f: per[b][:, [FAMILY_OF[t] == f for t in types]].mean()) for f in fams}
+    out["mean_per_type"] = ci(lambda b: per[b].mean())
+    out["min_type"] = float(per.mean(0).min())
+    out["pooled"] = ci(lambda b: pooled_srcc(sub[b], grid.levels)) if n_boot else [pooled_srcc(sub, grid.levels)] * 3
     return out
 
 
-def laplacian_variance(items: list[Anchor]) -> np.ndarray:
-    cache: dict[str, np.ndarray] = {}
-    out = []
-    for a in items:
-        if a.path not in cache:
-            cache[a.path] = read_rgb(a.path)
-        g = cv2.cvtColor(a.load(cache[a.path]), cv2.COLOR_RGB2GRAY)
-        out.append(cv2.Laplacian(g, cv2.CV_64F).var())
-    return np.array(out)
+# --------------------------------------------------------------------------- classical baselines
 
 
-def brisque_scores(items: list[Anchor]) -> np.ndarray | None:
-    try:
-        from brisque import BRISQUE  # optional, offline model file inside the package
-
-        b = BRISQUE(url=False)
-        img = read_rgb(items[0].path)
-        b.score(img)
-    except Exception as e:  # noqa: BLE001 - report any failure of the optional baseline
-        print(f"BRISQUE unavailable: {type(e).__name__}: {e}")
-        return None
-    cache: dict[str, np.ndarray] = {}
-    out = []
-    for a in items:
-        if a.path not in cache:
-            cache[a.path] = read_rgb(a.path)
-        out.append(-b.score(a.load(cache[a.path])))  # lower BRISQUE = better
-    return np.array(out)
+def pixel_scores(grid: AnchorGrid, fn, every: int = 1) -> np.ndarray:
+    """``fn(rgb) -> higher-is-better`` over the grid's images, decoded and distorted again."""
+    p, t, n_l = grid.distorted.shape[:3]
+    out = np.full((p, t, 1 + n_l), np.nan)
+    for i, path in enumerate(grid.photos):
+        if i % every:
+            continue
+        img = read_rgb(path)
+        pristine = fn(img)
+        out[i, :, 0] = pristine
+        for j, kind in enumerate(grid.types):
+            for k, lv in enumerate(grid.levels):
+                out[i, j, 1 + k] = fn(distort(img, kind, lv))
+    return out
 
 
-def run(configs: list[str], n_boot: int, quick: bool) -> dict:
-    from quasar.centroids.embed import Embedder
+def laplacian_variance(rgb: np.ndarray) -> float:
+    return float(np.log1p(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()))
+
+
+# --------------------------------------------------------------------------- the JPEG curve
+
+
+def jpeg_curve(photos: list[str], models: dict[str, str]) -> dict:
+    """Mean score of PNG vs JPEG q in JPEG_QUALITIES through the runtime, per model file."""
+    import tempfile
+
+    from quasar.runtime import Scorer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"png": []} | {f"q{q}": [] for q in JPEG_QUALITIES}
+        for i, path in enumerate(photos):
+            bgr = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
+            files["png"].append(os.path.join(tmp, f"{i}.png"))
+            cv2.imwrite(files["png"][-1], bgr)
+            for q in JPEG_QUALITIES:
+                files[f"q{q}"].append(os.path.join(tmp, f"{i}_q{q}.jpg"))
+                cv2.imwrite(files[f"q{q}"][-1], bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
+        out = {}
+        for name, model in models.items():
+            with Scorer(model) as scorer:
+                head = "quality"
+                res = {}
+                for key, paths in files.items():
+                    recs = list(scorer.score_iter(paths))
+                    res[key] = np.array([r.scores[head] for r in recs])
+                png = res["png"]
+                out[name] = {k: {"mean": float(v.mean()), "mean_diff_to_png": float((v - png).mean()),
+                                 "max_abs_diff_to_png": float(np.abs(v - png).max())} for k, v in res.items()}
+    return out
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run(args) -> dict:
     from quasar.encoders import create_encoder
 
     photos = fetch_photos()
-    anchor_photos = [p for p in photos if p.split == "anchor"]
+    anchors = [p for p in photos if p.split == "anchor"]
     held = [p for p in photos if p.split == "heldout"]
-    if quick:
-        anchor_photos, held = anchor_photos[:6], held[:6]
-    anchors = synthetic([p.path for p in anchor_photos], ANCHOR_TYPES)
-    items = eval_set(held)
-    report = {"machine": platform.processor() or platform.machine(), "n_heldout_photos": len(held),
-              "n_anchor_photos": len(anchor_photos), "n_eval_images": len(items),
-              "anchor_types": list(ANCHOR_TYPES), "heldout_types": list(HELDOUT_TYPES), "results": {}}
-    for name in configs:
-        enc_id, over = CONFIGS[name]
-        enc = create_encoder(enc_id)
-        enc.set_spec(replace(enc.spec, **over))
-        emb = Embedder(enc, batch_size=16)
-        t0 = time.perf_counter()
-        a_emb, a_used, _ = emb.embed(anchors.all(), desc=f"{name} anchors")
-        e_emb, e_used, _ = emb.embed(items, desc=f"{name} eval")
-        secs = time.perf_counter() - t0
-        assert len(e_used) == len(items)
-        is_good = np.array([a.label == "good" for a in a_used])
-        sc = np.array([a.score for a in a_used])
-        for agg_name, agg in AGGREGATIONS.items():
-            head = head_from_embeddings("quality", a_emb[is_good], a_emb[~is_good], agg, sc[is_good], sc[~is_good], 0.9)
-            m = margins(e_emb, head.good, head.bad)
-            report["results"][f"{name}/{agg_name}"] = srcc_table(m, items, n_boot)
-        report["results"][f"{name}/mean"]["embed_seconds"] = round(secs, 1)
-        print(f"{name}: done in {secs:.0f} s", flush=True)
-    report["results"]["baseline/laplacian_variance"] = srcc_table(np.log1p(laplacian_variance(items)), items, n_boot)
-    bq = brisque_scores(items)
-    if bq is not None:
-        report["results"]["baseline/brisque"] = srcc_table(bq, items, n_boot)
+    if args.photos:
+        held = held[: args.photos]
+    if args.quick:
+        anchors, held = anchors[:4], held[:3]
+    types = list(ANCHOR_TYPES)
+    enc = create_encoder(DEFAULT_ENCODER)
+    t0 = time.perf_counter()
+    held_grid, _ = anchor_grid([p.path for p in held], enc, progress=args.progress)
+    anchor_g, _ = anchor_grid([p.path for p in anchors], enc, progress=args.progress)
+    embed_s = time.perf_counter() - t0
+    pack = CentroidPack.load("default") if not args.quick else None
+    report = {"machine": machine(), "heldout_photos": len(held_grid.photos), "anchor_photos": len(anchor_g.photos),
+              "images_per_method": int(len(held_grid.photos) * (1 + len(types) * 5)), "types": types,
+              "families": {f: list(ts) for f, ts in QUALITY_HEADS.items()}, "embed_seconds": round(embed_s, 1),
+              "results": {}}
+    cfg = None
+    if pack is not None:
+        qi = pack.output_names.index("quality")
+        sc = grid_scores(held_grid, lambda e: pack.score_embeddings(e)[1][:, qi])
+        report["results"]["default (quality head)"] = summary(sc, held_grid, types, args.bootstrap)
+        cfg = HeadConfig(**{k: v for k, v in pack.head("quality").aggregation.items() if k != "method"})
+        report["default_config"] = cfg.to_dict()
+        # the family heads on their own types: does each head see its family?
+        fam = {}
+        for name, ts in QUALITY_HEADS.items():
+            hi = pack.output_names.index(name)
+            s_h = grid_scores(held_grid, lambda e, hi=hi: pack.score_embeddings(e)[1][:, hi])
+            fam[name] = summary(s_h, held_grid, list(ts), 0)["mean_per_type"][0]
+        report["family_heads_on_own_types"] = fam
+    cfg = cfg or HeadConfig()
+    # (b) leave one family out, refitted on anchors only
+    lofo_scores = np.full((len(held_grid.photos), len(types), 6), np.nan)
+    for fam, ts in QUALITY_HEADS.items():
+        rest = {k: v for k, v in QUALITY_HEADS.items() if k != fam}
+        model = fit_quality(anchor_g, cfg, None, rest)
+        s = grid_scores(held_grid, model.quality_logit)
+        idx = held_grid.type_index(list(ts))
+        lofo_scores[:, idx] = s[:, idx]
+    report["results"]["default recipe, leave-one-family-out"] = summary(lofo_scores, held_grid, types, args.bootstrap)
+    # (c) baselines
+    former = CentroidPack.load(FORMER_PACK)
+    layout = dict((n, (a, b)) for n, a, b in enc.backbone.layout)
+    a, b = layout["bn2.mean"]
+    sc_former = grid_scores(held_grid, lambda e: former.score_embeddings(e[:, a:b])[1][:, 0])
+    report["results"]["former default (v1 pack)"] = summary(sc_former, held_grid, types, args.bootstrap)
+    report["results"]["laplacian variance"] = summary(pixel_scores(held_grid, laplacian_variance), held_grid, types,
+                                                      args.bootstrap)
+    if not args.no_classical:
+        from quasar.eval.classical import NiqeModel, brisque_score
+
+        t1 = time.perf_counter()
+        report["results"]["BRISQUE"] = summary(pixel_scores(held_grid, lambda x: -brisque_score(x)), held_grid, types,
+                                               args.bootstrap)
+        niqe = NiqeModel.fit([read_rgb(p.path) for p in anchors])
+        report["results"]["NIQE (fitted on anchor photos)"] = summary(
+            pixel_scores(held_grid, lambda x: -niqe.score(x)), held_grid, types, args.bootstrap)
+        report["classical_seconds"] = round(time.perf_counter() - t1, 1)
+    # (d) JPEG curve through the runtime
+    if not args.quick and not args.no_jpeg:
+        from quasar.export.default import default_model_path
+
+        models = {"default": default_model_path()}
+        if args.former_model and os.path.exists(args.former_model):
+            models["former default"] = args.former_model
+        report["jpeg_curve"] = jpeg_curve([p.path for p in held], models)
     return report
 
 
-def to_markdown(report: dict) -> str:
-    types = report["anchor_types"] + report["heldout_types"]
-    head = ["method", "pooled [95% CI]", "seen mean", "unseen mean"] + [
-        t + ("" if t in report["anchor_types"] else " (unseen)") for t in types]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in report["results"].items():
-        p = r["pooled"]
-        mark = " (earlier run)" if r.get("from_earlier_run") else ""
-        row = [name + mark, f"{p[0]:.3f} [{p[1]:.3f}, {p[2]:.3f}]", f"{r['seen_mean'][0]:.3f}", f"{r['unseen_mean'][0]:.3f}"]
-        row += [f"{r[t][0]:.2f}" for t in types]
-        lines.append("| " + " | ".join(row) + " |")
+def to_markdown(r: dict) -> str:
+    def fmt(v) -> str:
+        return f"{v[0]:.3f} [{v[1]:.2f}, {v[2]:.2f}]"
+
+    lines = [f"Machine: {r['machine']['cpu']} ({r['machine']['cores']} cores; {r['machine']['isa_flags']})",
+             f"Held-out photos: {r['heldout_photos']} (x {len(r['types'])} types x 5 levels + pristine = "
+             f"{r['images_per_method']} images per method); anchor photos: {r['anchor_photos']}.", ""]
+    fams = list(next(iter(r["results"].values()))["per_family"])
+    lines += ["| method | mean per-type SRCC | pooled SRCC | worst type | " + " | ".join(fams) + " |",
+              "|---|---|---|---|" + "---|" * len(fams)]
+    for name, v in r["results"].items():
+        lines.append(f"| {name} | {fmt(v['mean_per_type'])} | {fmt(v['pooled'])} | {v['min_type']:.2f} | "
+                     + " | ".join(f"{v['per_family'][f][0]:.2f}" for f in fams) + " |")
+    names = list(r["results"])
+    lines += ["", "Per type (mean within-photo SRCC):", "",
+              "| type | family | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for t in r["types"]:
+        lines.append(f"| {t} | {FAMILY_OF[t]} | " + " | ".join(f"{r['results'][n]['per_type'][t][0]:.2f}" for n in names)
+                     + " |")
+    if "jpeg_curve" in r:
+        lines += ["", "JPEG curve (mean quality score; in brackets the mean difference to the PNG):", "",
+                  "| model | " + " | ".join(next(iter(r["jpeg_curve"].values()))) + " |",
+                  "|---|" + "---|" * len(next(iter(r["jpeg_curve"].values())))]
+        for name, v in r["jpeg_curve"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{x['mean']:.3f} ({x['mean_diff_to_png']:+.3f})"
+                                                     for x in v.values()) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {list(CONFIGS)}")
-    ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--quick", action="store_true", help="6 anchor and 6 held-out photos (smoke test)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over photos (default: 1000)")
+    ap.add_argument("--photos", type=int, default=0, help="use the first N held-out photos (default: all)")
+    ap.add_argument("--quick", action="store_true", help="4 anchor and 3 held-out photos (smoke test)")
+    ap.add_argument("--no-classical", action="store_true", help="skip BRISQUE and NIQE (the slow part)")
+    ap.add_argument("--no-jpeg", action="store_true", help="skip the JPEG-quality curve")
+    ap.add_argument("--former-model", help="ONNX export of the former default pack, for the JPEG curve")
+    ap.add_argument("--progress", action="store_true", help="show embedding progress bars")
     ap.add_argument("-o", "--output", default=str(RESULTS / "quality_synthetic"))
-    ap.add_argument("--merge", action="store_true",
-                    help="keep rows of configs not rerun from the existing OUTPUT.json (marked as such)")
     args = ap.parse_args()
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = set(configs) - set(CONFIGS)
-    if unknown:
-        raise SystemExit(f"unknown configs {sorted(unknown)}; known: {list(CONFIGS)}")
-    assert set(DISTORTIONS) >= set(ANCHOR_TYPES + HELDOUT_TYPES)
-    report = run(configs, args.bootstrap, args.quick)
-    old = Path(args.output + ".json")
-    if args.merge and old.exists():
-        prev = json.loads(old.read_text())
-        kept = {k: v for k, v in prev["results"].items() if k not in report["results"]}
-        for v in kept.values():
-            v.setdefault("from_earlier_run", prev.get("created", "earlier"))
-        report["results"] = {**kept, **report["results"]}
+    report = run(args)
     report["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output + ".json").write_text(json.dumps(report, indent=1))

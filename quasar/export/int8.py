@@ -16,7 +16,8 @@ Two schemes, because the two consumers want incompatible things:
 
 What stays float32 (``nodes_to_exclude``):
 
-* everything outside ``/encoder/backbone/``: the input Cast/Transpose and mean/std normalisation (the
+* everything outside ``/encoder/backbone/`` (``/encoder/backbone/backbone/`` for ``+taps``
+  encoders, whose channel statistics stay float32): the input Cast/Transpose and mean/std normalisation (the
   uint8 image is exact; requantising the normalised image only adds error) and the scoring head (L2
   normalisation, centroid Gemm, sigmoid: margins of 1e-3 scaled by logit scales of ~100 do not
   survive 8 bits);
@@ -49,6 +50,9 @@ from quasar.export.metadata import INPUT_NAME
 from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
 
 QUANTISED_SCOPE = "/encoder/backbone/"
+# A multi-layer (``+taps``) encoder wraps the backbone: only the wrapped network is quantised; the
+# channel statistics (means, E[x^2] - mean^2, square roots) stay float32, where 8 bits would cancel.
+TAPPED_SCOPE = "/encoder/backbone/backbone/"
 FP32_OP_TYPES = ("LayerNormalization", "Softmax")
 WEIGHTED_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 FP32_LEADING_FRACTION = 0.3
@@ -141,7 +145,8 @@ def image_path_nodes(model: onnx.ModelProto, input_name: str = INPUT_NAME) -> se
 def nodes_to_exclude(model: onnx.ModelProto, leading_fraction: float = FP32_LEADING_FRACTION) -> list[str]:
     """Names of the nodes to keep in float32 (see the module docstring)."""
     image_nodes = image_path_nodes(model)
-    scoped = [n for n in model.graph.node if n.name.startswith(QUANTISED_SCOPE) and n.name in image_nodes]
+    scope = TAPPED_SCOPE if any(n.name.startswith(TAPPED_SCOPE) for n in model.graph.node) else QUANTISED_SCOPE
+    scoped = [n for n in model.graph.node if n.name.startswith(scope) and n.name in image_nodes]
     if not scoped:
         raise RuntimeError(f"no node is named {QUANTISED_SCOPE}...: was the graph made by quasar.export?")
     weighted = [k for k, n in enumerate(scoped) if n.op_type in WEIGHTED_OP_TYPES]
