@@ -32,18 +32,18 @@ CROP_SPEC = PreprocessSpec(policy="center_crop", size=224)
 @pytest.fixture(scope="session")
 def original_jpegs(tmp_path_factory):
     """Camera-size JPEG originals unpacked from the cached Debian packages (up to 16 MP)."""
-    from quasar.photos import DEBIAN_SOURCES, cache_dir
+    from quasar.photos import PHOTO_SET_V1, cache_dir, source_files
 
-    debs = sorted(glob.glob(str(cache_dir() / "photos" / "debs" / "*.deb")))
+    packages = [p for p in PHOTO_SET_V1 if p != "scikit-image"]  # the wallpapers: up to 16 MP JPEGs
+    debs = [d for p in packages for d in sorted(glob.glob(str(cache_dir() / "photos" / "debs" / f"{p}_*.deb")))[-1:]]
     if not debs:
         pytest.skip("no cached Debian photo packages (run quasar.photos.fetch_photos first)")
     root = tmp_path_factory.mktemp("debs")
     files = []
     for deb in debs:
         subprocess.run(["dpkg-deb", "-x", deb, str(root)], check=True)
-    for patterns in DEBIAN_SOURCES.values():
-        for pat in patterns:
-            files += sorted(glob.glob(str(root / pat)))
+    for package in packages:
+        files += source_files(root, package)
     return files[::2][:16]  # every other one keeps the test short and still spans sizes and sources
 
 
