@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from quasar.centroids.default import DEFAULT_ENCODER, anchor_grid
+from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
 from quasar.centroids.families import (
     QUALITY_HEADS,
@@ -53,7 +53,7 @@ from quasar.centroids.families import (
     within_srcc,
 )
 from quasar.centroids.pack import CentroidPack
-from quasar.photos import fetch_photos
+from quasar.photos import balanced, fetch_photos
 from quasar.preprocess import read_rgb
 
 HERE = Path(__file__).parent
@@ -160,10 +160,10 @@ def run(args) -> dict:
     from quasar.encoders import create_encoder
 
     photos = fetch_photos()
-    anchors = [p for p in photos if p.split == "anchor"]
+    anchors = balanced([p for p in photos if p.split == "anchor"], DEFAULT_ANCHOR_PHOTOS)
     held = [p for p in photos if p.split == "heldout"]
     if args.photos:
-        held = held[: args.photos]
+        held = balanced(held, args.photos)
     if args.quick:
         anchors, held = anchors[:4], held[:3]
     types = list(ANCHOR_TYPES)
@@ -262,7 +262,8 @@ def to_markdown(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over photos (default: 1000)")
-    ap.add_argument("--photos", type=int, default=0, help="use the first N held-out photos (default: all)")
+    ap.add_argument("--photos", type=int, default=40,
+                    help="held-out photos, round-robin across sources (default: %(default)s; 0: all)")
     ap.add_argument("--quick", action="store_true", help="4 anchor and 3 held-out photos (smoke test)")
     ap.add_argument("--no-classical", action="store_true", help="skip BRISQUE and NIQE (the slow part)")
     ap.add_argument("--no-jpeg", action="store_true", help="skip the JPEG-quality curve")
