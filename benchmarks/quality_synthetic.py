@@ -15,13 +15,15 @@ All in one run, on the same images, with 95 % bootstrap confidence intervals ove
     original parameters cannot be downloaded here) and the variance of the Laplacian;
 (d) the **JPEG-quality curve**: the held-out pristine photos saved as PNG and as JPEG at qualities
     95..50, scored by the current and the former default through the real runtime (encoded files in,
-    scores out), mean score and mean difference to the PNG.
+    scores out), mean score and mean difference to the PNG;
+(e) the exported graphs through ONNX Runtime on 8 held-out photos x 25 types x 3 levels: SRCC of
+    int8 and of the former default against the default fp32, and the time per image of each (one
+    worker, timed in turn, three rounds: compare ratios within the run).
 
 Scores of (a) and (b) come from cached ``effnet-lite0+taps`` embeddings and the pack's own numpy
 head (:meth:`CentroidPack.score_embeddings`, which equals the graph to 1e-5); the former default
 reads its pooled embedding off the same vectors (the ``bn2.mean`` block is EfficientNet-Lite0's
-pooled feature, up to scale, and cosine scores ignore scale). Where the exported graphs exist,
-(e) checks fp32 vs int8 on a subset through ONNX Runtime.
+pooled feature, up to scale, and cosine scores ignore scale).
 
 Run: ``python benchmarks/quality_synthetic.py [--quick] [--photos N]``; writes
 ``benchmarks/results/quality_synthetic.{json,md}``.
@@ -153,6 +155,56 @@ def jpeg_curve(photos: list[str], models: dict[str, str]) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- the exported models
+
+
+def former_model(out_dir: Path) -> str:
+    """The former default pack exported with the current exporter (cached in ``out_dir``)."""
+    from quasar.export.onnx_export import export_onnx
+
+    pack = CentroidPack.load(FORMER_PACK)
+    path = out_dir / f"former-{pack.content_hash[7:19]}-fp32.onnx"
+    if not path.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        export_onnx(None, pack, path)
+    return str(path)
+
+
+def model_checks(photos: list[str], models: dict[str, str], reps: int = 3) -> dict:
+    """Through ONNX Runtime, on the same images: SRCC of every model's quality score against the first
+    model's (int8 vs fp32 agreement) and time per image, each model timed in turn, ``reps`` rounds."""
+    from scipy.stats import spearmanr
+
+    from quasar.runtime import Scorer
+
+    images = []
+    for path in photos:
+        img = read_rgb(path)
+        images.append(img)
+        images += [distort(img, t, lv) for t in ANCHOR_TYPES for lv in (1, 3, 5)]
+    out, scores = {}, {}
+    scorers = {name: Scorer(m, workers=1) for name, m in models.items()}
+    try:
+        for name, sc in scorers.items():  # warm-up, and the scores
+            scores[name] = np.array([r.scores["quality"] for r in sc.score(images)])
+        times = {name: [] for name in models}
+        for _ in range(reps):
+            for name, sc in scorers.items():
+                t = time.perf_counter()
+                sc.score(images[:64])
+                times[name].append((time.perf_counter() - t) / 64)
+    finally:
+        for sc in scorers.values():
+            sc.close()
+    ref = next(iter(models))
+    for name in models:
+        out[name] = {"srcc_vs_" + ref: float(spearmanr(scores[name], scores[ref])[0]),
+                     "ms_per_image_median": 1000 * float(np.median(times[name])),
+                     "ms_per_image_all": [round(1000 * t, 1) for t in times[name]]}
+    out["images"] = len(images)
+    return out
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -219,14 +271,16 @@ def run(args) -> dict:
         report["results"]["NIQE (fitted on anchor photos)"] = summary(
             pixel_scores(held_grid, lambda x: -niqe.score(x)), held_grid, types, args.bootstrap)
         report["classical_seconds"] = round(time.perf_counter() - t1, 1)
-    # (d) JPEG curve through the runtime
-    if not args.quick and not args.no_jpeg:
+    # (d) JPEG curve and (e) int8 agreement and cost, through the runtime
+    if not args.quick and not args.no_models:
         from quasar.export.default import default_model_path
+        from quasar.photos import cache_dir
 
-        models = {"default": default_model_path()}
-        if args.former_model and os.path.exists(args.former_model):
-            models["former default"] = args.former_model
+        models = {"default": default_model_path(), "former default": former_model(cache_dir() / "bench")}
         report["jpeg_curve"] = jpeg_curve([p.path for p in held], models)
+        report["model_checks"] = model_checks([p.path for p in held[:8]], {
+            "default fp32": models["default"], "default int8": default_model_path("int8"),
+            "former default fp32": models["former default"]})
     return report
 
 
@@ -249,6 +303,13 @@ def to_markdown(r: dict) -> str:
     for t in r["types"]:
         lines.append(f"| {t} | {FAMILY_OF[t]} | " + " | ".join(f"{r['results'][n]['per_type'][t][0]:.2f}" for n in names)
                      + " |")
+    if "model_checks" in r:
+        mc = r["model_checks"]
+        lines += ["", f"Exported models through ONNX Runtime ({mc['images']} images of 8 held-out photos):", "",
+                  "| model | SRCC vs default fp32 | ms per image (median of 3) |", "|---|---|---|"]
+        for name, v in mc.items():
+            if name != "images":
+                lines.append(f"| {name} | {v['srcc_vs_default fp32']:.4f} | {v['ms_per_image_median']:.1f} |")
     if "jpeg_curve" in r:
         lines += ["", "JPEG curve (mean quality score; in brackets the mean difference to the PNG):", "",
                   "| model | " + " | ".join(next(iter(r["jpeg_curve"].values()))) + " |",
@@ -266,8 +327,8 @@ def main() -> None:
                     help="held-out photos, round-robin across sources (default: %(default)s; 0: all)")
     ap.add_argument("--quick", action="store_true", help="4 anchor and 3 held-out photos (smoke test)")
     ap.add_argument("--no-classical", action="store_true", help="skip BRISQUE and NIQE (the slow part)")
-    ap.add_argument("--no-jpeg", action="store_true", help="skip the JPEG-quality curve")
-    ap.add_argument("--former-model", help="ONNX export of the former default pack, for the JPEG curve")
+    ap.add_argument("--no-models", action="store_true",
+                    help="skip what needs exported models: the JPEG-quality curve, int8 agreement and cost")
     ap.add_argument("--progress", action="store_true", help="show embedding progress bars")
     ap.add_argument("-o", "--output", default=str(RESULTS / "quality_synthetic"))
     args = ap.parse_args()

@@ -78,3 +78,46 @@ def test_text_anchors_make_a_clip_iqa_pack(tmp_path, rn50_checkpoint):
     np.testing.assert_allclose(loaded.heads[0].bad, t[1], atol=1e-6)
     with pytest.raises(ValueError, match="no text tower"):
         create_encoder("effnet-lite0").encode_text(["Good photo."])
+
+
+def test_build_linear_heads_with_levels_calibration(tmp_path, anchor_photos, capsys):
+    """--aggregation ridge/lda on synthetic anchors: format-2 linear heads whose calibrated scores
+    put the pristine photos above their strongest distortions; info and --json read them."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in anchor_photos[:3]:
+        cv2.imwrite(str(photos / (p.name.replace("/", "_") + ".png")), cv2.imread(p.path))
+    out = tmp_path / "lin.qpack.json"
+    common = ["--synthetic", str(photos), "--distortions", "gaussian_blur,white_noise", "--encoder",
+              "effnet-lite0+taps", "--size", "160", "--policy", "native"]
+    rc, stdout, _ = _run(["centroids", "build", *common, "--aggregation", "ridge", "--head", "ridge", "-o", str(out)],
+                         capsys)
+    assert rc == 0
+    rc, _, _ = _run(["centroids", "build", *common, "--aggregation", "lda", "--alpha", "10", "--head", "lda",
+                     "--merge-into", str(out), "-o", str(out)], capsys)
+    assert rc == 0
+    rc, _, _ = _run(["centroids", "build", *common, "--logit-scale", "levels", "--head", "mean",
+                     "--merge-into", str(out), "-o", str(out)], capsys)
+    assert rc == 0
+    pack = CentroidPack.load(out)
+    assert pack.format_version == 2 and [h.kind for h in pack.heads] == ["linear", "linear", "centroid"]
+    assert all(h.logit_scale_policy == "levels" for h in pack.heads) and pack.heads[0].bias != 0
+    from quasar.centroids.distortions import distort
+    from quasar.encoders import create_encoder
+    from quasar.preprocess import preprocess, read_rgb
+
+    enc = create_encoder("effnet-lite0+taps", spec=pack.preprocess)
+    img = read_rgb(anchor_photos[0].path)
+    import torch
+
+    with torch.no_grad():
+        e = np.stack([enc(torch.from_numpy(preprocess(x, pack.preprocess))[None]).numpy()[0]
+                      for x in (img, distort(img, "gaussian_blur", 5), distort(img, "white_noise", 5))])
+    scores = pack.score_embeddings(e)[0]
+    assert np.all(scores[0] > scores[1:].max(axis=0)), scores
+    rc, stdout, _ = _run(["centroids", "info", str(out)], capsys)
+    assert rc == 0 and "linear, method ridge" in stdout and "format    2" in stdout
+    rc, stdout, _ = _run(["centroids", "info", "--json", str(out)], capsys)
+    assert json.loads(stdout)["heads"][0]["weight"]["shape"] == [pack.embed_dim]

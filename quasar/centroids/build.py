@@ -30,14 +30,71 @@ def head_from_embeddings(name: str, good_emb: np.ndarray, bad_emb: np.ndarray, a
 
 def build_head(name: str, anchors: AnchorSet, embedder: Embedder, agg: Aggregation,
                logit_scale: str | float = "calibrated") -> Head:
-    """Embed an anchor set (cached) and aggregate it into one head."""
+    """Embed an anchor set (cached) and aggregate it into one head.
+
+    ``logit_scale="levels"`` calibrates scale and bias on the anchors' scores (see
+    :func:`build_linear_head`); the other policies are those of :mod:`quasar.centroids.calibrate`.
+    """
+    emb, is_good, scores, meta = _anchor_arrays(anchors, embedder, name)
+    head = head_from_embeddings(name, emb[is_good], emb[~is_good], agg, scores[is_good], scores[~is_good],
+                                anchors.split, "paper" if logit_scale == "levels" else logit_scale, meta)
+    if logit_scale == "levels":
+        from quasar.centroids import heads as H
+
+        target, weight = _calibration_targets(is_good, scores)
+        head.logit_scale, head.bias = H.calibrate(margins(emb, head.good, head.bad), target, weight)
+        head.logit_scale_policy = "levels"
+    return head
+
+
+def _anchor_arrays(anchors: AnchorSet, embedder: Embedder, name: str):
     emb, used, failed = embedder.embed(anchors.all(), desc=f"{name} anchors")
     is_good = np.array([a.label == "good" for a in used], dtype=bool)
     scores = np.array([np.nan if a.score is None else a.score for a in used], dtype=np.float64)
     meta = {"kind": anchors.kind, "good": int(is_good.sum()), "bad": int((~is_good).sum()),
             "skipped": len(failed), "provenance": anchors.provenance or {}, "quasar_version": __version__}
-    return head_from_embeddings(name, emb[is_good], emb[~is_good], agg, scores[is_good], scores[~is_good],
-                                anchors.split, logit_scale, meta)
+    return emb, is_good, scores, meta
+
+
+def _calibration_targets(is_good: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets on 0..1 (the anchors' scores rescaled, else 1 good / 0 bad) and weights that make the
+    two sets weigh the same."""
+    target = np.where(np.isnan(scores), is_good.astype(float), scores)
+    lo, hi = float(target.min()), float(target.max())
+    target = (target - lo) / (hi - lo) if hi > lo else is_good.astype(float)
+    return target, np.where(is_good, (~is_good).sum() / max(is_good.sum(), 1), 1.0)
+
+
+def build_linear_head(name: str, anchors: AnchorSet, embedder: Embedder, method: str, alpha: float = 1.0,
+                      logit_scale: str | float = "levels") -> Head:
+    """A ``linear`` head from an anchor set: ``lda`` (shrinkage Fisher direction, good vs bad) or
+    ``ridge`` (regression of the anchors' scores: ``1 - level/5`` for synthetic anchors, the MOS for
+    a MOS CSV, 1/0 for good/bad sets). ``logit_scale`` ``levels`` (also what ``calibrated`` means
+    here) fits scale and bias so that the score reads as the anchors' score scale (rescaled to 0..1);
+    a number fixes the scale with no bias. See :mod:`quasar.centroids.heads`.
+    """
+    from quasar.centroids import heads as H
+
+    emb, is_good, scores, meta = _anchor_arrays(anchors, embedder, name)
+    if is_good.all() or not is_good.any():
+        raise QuasarError(f"head {name!r}: the good and the bad set both need at least one readable anchor")
+    target, weight = _calibration_targets(is_good, scores)
+    if method == "lda":
+        w = H.lda_direction(emb, is_good, alpha)
+    elif method == "ridge":
+        w = H.ridge_direction(emb, target, alpha, weight)
+    else:
+        raise QuasarError(f"unknown linear head method {method!r} (lda or ridge)")
+    margin = H.unit_rows(emb) @ w
+    if logit_scale in ("levels", "calibrated"):
+        scale, bias = H.calibrate(margin, target, weight)
+        policy = "levels"
+    else:
+        scale, policy = resolve_scale(logit_scale, margin)
+        bias = 0.0
+    meta.update(used_good=int(is_good.sum()), used_bad=int((~is_good).sum()))
+    return Head(name, None, None, scale, policy, {"method": method, "alpha": alpha}, meta, kind="linear",
+                bias=bias, weight=w.astype(np.float32))
 
 
 def text_head(name: str, encoder, good_prompts: list[str], bad_prompts: list[str],

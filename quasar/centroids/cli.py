@@ -27,13 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--encoder", default="effnet-lite0", help="encoder id (default: effnet-lite0)")
     b.add_argument("--policy", choices=("center_crop", "native", "short_side"), help="override the resize policy")
     b.add_argument("--size", type=int, help="override the resize size")
-    b.add_argument("--aggregation", choices=("mean", "offset", "kmeans"), default="mean")
+    b.add_argument("--aggregation", choices=("mean", "offset", "kmeans", "lda", "ridge"), default="mean",
+                   help="mean/offset/kmeans: the paper's centroid heads; lda: shrinkage Fisher direction; ridge: "
+                   "ridge regression of the anchors' scores (distortion level or MOS) (default: %(default)s)")
+    b.add_argument("--alpha", type=float, default=1.0,
+                   help="lda/ridge regularisation, relative to the mean variance per dimension (default: %(default)s)")
     b.add_argument("--offset-ratio", type=float, default=0.2)
     b.add_argument("-k", type=int, default=4, help="clusters per set for kmeans")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--subsample", type=float, default=1.0, help="keep this fraction of each anchor set")
     b.add_argument("--logit-scale", default="calibrated",
-                   help="calibrated (default), paper (1), official (1/0.07) or a number")
+                   help="calibrated (default), levels (scale and bias fitted so that scores read as the anchors' "
+                   "scores: pristine 1, strongest level 0), paper (1), official (1/0.07) or a number")
     b.add_argument("--head", default="quality", help="head name (quality, aesthetics, or your own)")
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -102,16 +107,22 @@ def _build(args) -> int:
                          100.0 if args.logit_scale == "calibrated" else args.logit_scale)
     else:
         src = subsample(_anchor_source(args), args.subsample, args.seed)
-        try:
-            agg = Aggregation(args.aggregation, offset_ratio=args.offset_ratio if args.aggregation == "offset" else 0.0,
-                              k=args.k if args.aggregation == "kmeans" else 1, seed=args.seed)
-        except ValueError as e:
-            raise QuasarError(str(e)) from None
         embedder = Embedder(encoder, batch_size=args.batch_size, use_cache=not args.no_cache)
-        try:
-            head = build_head(args.head, src, embedder, agg, args.logit_scale)
-        except ValueError as e:
-            raise QuasarError(str(e)) from None
+        if args.aggregation in ("lda", "ridge"):
+            from quasar.centroids.build import build_linear_head
+
+            head = build_linear_head(args.head, src, embedder, args.aggregation, args.alpha, args.logit_scale)
+        else:
+            try:
+                agg = Aggregation(args.aggregation,
+                                  offset_ratio=args.offset_ratio if args.aggregation == "offset" else 0.0,
+                                  k=args.k if args.aggregation == "kmeans" else 1, seed=args.seed)
+            except ValueError as e:
+                raise QuasarError(str(e)) from None
+            try:
+                head = build_head(args.head, src, embedder, agg, args.logit_scale)
+            except ValueError as e:
+                raise QuasarError(str(e)) from None
     pack = make_pack(encoder, [head])
     if args.merge_into:
         pack = CentroidPack.load(args.merge_into).merge(pack, replace=args.replace)
@@ -127,8 +138,9 @@ def _info(args) -> int:
     if args.json:
         d = pack.to_dict()
         for h in d["heads"]:
-            for side in ("good", "bad"):
-                h[side] = {"shape": h[side]["shape"], "dtype": h[side]["dtype"]}
+            for side in ("good", "bad", "weight"):
+                if side in h:
+                    h[side] = {"shape": h[side]["shape"], "dtype": h[side]["dtype"]}
         json.dump(d, sys.stdout, indent=1)
         print()
         return 0
@@ -136,10 +148,13 @@ def _info(args) -> int:
     print(f"encoder   {pack.encoder}  (D={pack.embed_dim})")
     print(f"preprocess {pack.preprocess.to_json()}")
     print(f"hash      {pack.content_hash}  created {pack.created}")
+    print(f"format    {pack.format_version}")
     for h in pack.heads:
         a = h.anchors
-        print(f"head {h.name!r}: logit scale {h.logit_scale:.3f} ({h.logit_scale_policy}), aggregation {h.aggregation}, "
-              f"anchors good={a.get('good')} bad={a.get('bad')} kind={a.get('kind')}")
+        what = f"combines {h.combine['of']} by {h.combine['rule']}" if h.kind == "combine" else (
+            f"{h.kind}, method {h.aggregation.get('method')}, anchors good={a.get('good')} bad={a.get('bad')} "
+            f"kind={a.get('kind')}")
+        print(f"head {h.name!r}: logit scale {h.logit_scale:.3f} ({h.logit_scale_policy}), bias {h.bias:+.4f}, {what}")
     return 0
 
 

@@ -49,6 +49,9 @@ class EmbeddingCache:
     def _file(self, key: str) -> Path:
         return self.dir / f"{key}.npy"
 
+    def has(self, key: str) -> bool:
+        return self._file(key).exists()
+
     def get(self, key: str) -> np.ndarray | None:
         f = self._file(key)
         if f.exists():
@@ -63,6 +66,15 @@ class EmbeddingCache:
         tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, np.asarray(emb, dtype=np.float32))
         os.replace(tmp, f)
+
+
+PREPARE_WORKERS = 2  # threads decoding and distorting sources while the encoder runs
+PREPARE_AHEAD = 3  # sources prepared ahead (each holds its anchors' preprocessed pixels)
+
+
+def anchor_key(source_sha256: str, anchor: Anchor) -> str:
+    """Cache key of one anchor: its source file's content hash and its distortion (with code signature)."""
+    return f"{source_sha256[:40]}_{anchor.cache_tag.replace(':', '-')}"
 
 
 class Embedder:
@@ -119,6 +131,22 @@ class Embedder:
         with torch.inference_mode():
             return self.encoder(torch.from_numpy(x)).float().numpy()
 
+    def missing(self, anchors: Sequence[Anchor]) -> int:
+        """How many of ``anchors`` are not in the cache (all of them without a cache)."""
+        if not self.cache:
+            return len(anchors)
+        hashes: dict[str, str] = {}
+        n = 0
+        for a in anchors:
+            if a.path not in hashes:
+                try:
+                    hashes[a.path] = file_sha256(a.path)
+                except OSError:
+                    n += 1
+                    continue
+            n += not self.cache.has(anchor_key(hashes[a.path], a))
+        return n
+
     def embed(self, anchors: Sequence[Anchor], desc: str = "embedding") -> tuple[np.ndarray, list[Anchor], list[tuple[str, str]]]:
         """Return (embeddings [n_ok, D], the anchors they belong to, [(path, reason), ...] skipped)."""
         results: dict[int, np.ndarray] = {}
@@ -132,7 +160,7 @@ class Embedder:
             except OSError as e:
                 failed.append((a.path, e.strerror or str(e)))
                 continue
-            key = f"{hashes[a.path][:40]}_{a.cache_tag.replace(':', '-')}"
+            key = anchor_key(hashes[a.path], a)
             cached = self.cache.get(key) if self.cache else None
             if cached is not None:
                 results[i] = cached
@@ -157,21 +185,37 @@ class Embedder:
             if bar:
                 bar.update(len(items))
 
-        decoded_path, decoded = None, None
         bad_paths: dict[str, str] = {}
-        for i, a, key in sorted(todo, key=lambda t: t[1].path):  # group by source: decode once
-            if a.path in bad_paths:
-                continue
-            if a.path != decoded_path:
-                try:
-                    decoded, decoded_path = read_rgb(a.path), a.path
-                except (ValueError, OSError, Exception) as e:  # noqa: BLE001 - any decoder failure skips the file
-                    bad_paths[a.path] = str(e).removeprefix(f"{a.path}: ")
+        by_path: OrderedDict[str, list[tuple[int, Anchor, str]]] = OrderedDict()
+        for item in sorted(todo, key=lambda t: t[1].path):  # group by source: decode once
+            by_path.setdefault(item[1].path, []).append(item)
+
+        def prepare(path: str):
+            """Decode one source and prepare all its anchors (runs in a worker thread: OpenCV, PIL and
+            numpy release the GIL, so this overlaps the encoder)."""
+            try:
+                decoded = read_rgb(path)
+            except (ValueError, OSError, Exception) as e:  # noqa: BLE001 - any decoder failure skips the file
+                return path, None, str(e).removeprefix(f"{path}: ")
+            return path, [(i, key, preprocess(a.load(decoded), self.encoder.spec))
+                          for i, a, key in by_path[path]], None
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        paths = list(by_path)
+        with ThreadPoolExecutor(max_workers=PREPARE_WORKERS) as pool:
+            pending = [pool.submit(prepare, p) for p in paths[:PREPARE_AHEAD]]  # bounded: memory stays flat
+            for k in range(len(paths)):
+                path, items, error = pending.pop(0).result()
+                if k + PREPARE_AHEAD < len(paths):
+                    pending.append(pool.submit(prepare, paths[k + PREPARE_AHEAD]))
+                if error is not None:
+                    bad_paths[path] = error
                     continue
-            x = preprocess(a.load(decoded), self.encoder.spec)
-            buckets.setdefault(x.shape, []).append((i, key, x))
-            if len(buckets[x.shape]) >= self.batch_size:
-                flush(x.shape)
+                for i, key, x in items:
+                    buckets.setdefault(x.shape, []).append((i, key, x))
+                    if len(buckets[x.shape]) >= self.batch_size:
+                        flush(x.shape)
         for shape in list(buckets):
             flush(shape)
         if bar:

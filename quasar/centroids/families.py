@@ -142,7 +142,18 @@ def _rows(grid: AnchorGrid, photos: np.ndarray, tidx: np.ndarray):
 
 
 def fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndarray, cfg: HeadConfig) -> FittedHead:
-    """One calibrated head from the pristine photos and the given types of the selected photos."""
+    """One calibrated head from the pristine photos and the given types of the selected photos.
+
+    Memoised per grid: candidates that differ only in the combination rule share their family heads.
+    """
+    key = (name, tuple(types), photos.tobytes(), cfg.kind, cfg.alpha, cfg.min_bad_level)
+    memo = grid.meta.setdefault("_fitted", {})
+    if key not in memo:
+        memo[key] = _fit_head(grid, name, types, photos, cfg)
+    return memo[key]
+
+
+def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndarray, cfg: HeadConfig) -> FittedHead:
     emb, levels, target, weight = _rows(grid, photos, grid.type_index(types))
     if cfg.kind == "centroid":
         good = emb[levels == 0].mean(0)
