@@ -15,7 +15,7 @@ import os
 import sys
 
 from quasar import __version__
-from quasar.errors import QuasarError
+from quasar.errors import QuasarError, one_line
 
 # (module, attribute) pairs; each exposes register(subparsers).
 STAGES = (
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except QuasarError as e:
-        print(f"quasar: error: {e}", file=sys.stderr)
+        print(f"quasar: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         _detach_stdout()

@@ -37,6 +37,7 @@ from quasar.centroids.pack import CentroidPack, PackError
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
+from quasar.export.integrity import head_metadata
 from quasar.export.metadata import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -168,6 +169,7 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
         encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.head_names,
         logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
         dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
+    write_metadata(model, head_metadata(model))  # quasar.head_sha256: checked by the runtime at load
     onnx.save(model, path)
     onnx.checker.check_model(path)
 
