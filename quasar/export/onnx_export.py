@@ -51,12 +51,16 @@ from quasar.preprocess import PreprocessSpec
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
 
 
-def load_pack(pack: CentroidPack | str | os.PathLike) -> CentroidPack:
-    """A pack object, a pack file or ``"default"``; file problems become :class:`QuasarError`."""
-    if isinstance(pack, CentroidPack):
-        return pack
+def load_pack(pack: CentroidPack | str | os.PathLike, allow_unhashed: bool = False) -> CentroidPack:
+    """A pack object, a pack file or ``"default"``, validated (:func:`quasar.centroids.validate.validate_pack`);
+    problems become :class:`QuasarError`, before any encoder is built."""
+    from quasar.centroids.validate import validate_pack
+
     try:
-        return CentroidPack.load(pack)
+        if isinstance(pack, CentroidPack):
+            validate_pack(pack, "<pack object>")
+            return pack
+        return CentroidPack.load(pack, allow_unhashed=allow_unhashed)
     except PackError as e:
         raise QuasarError(str(e)) from None
 
