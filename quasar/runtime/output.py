@@ -193,7 +193,7 @@ def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
             continue
         try:
             d = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise QuasarError(f"{path}:{n}: not a JSON line; cannot resume from this file") from None
         if not isinstance(d, dict) or not isinstance(d.get("path"), str):
             raise QuasarError(f"{path}:{n}: not a result row (no \"path\"); cannot resume from this file")
