@@ -147,6 +147,15 @@ def test_resume_cuts_a_nul_filled_tail_and_refuses_nuls_inside(tiny, tmp_path, e
     assert len(err) == 1 and "NUL bytes in the middle of the file" in err[0]
 
 
+def test_resume_refuses_a_deeply_nested_json_line(tiny, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    img.write_bytes(encode(pattern(), ".png"))
+    out = tmp_path / "o.jsonl"
+    out.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["score", str(img), "--model", tiny, "-o", str(out), "--resume"]) == 2
+    assert "o.jsonl:1: not a JSON line" in capsys.readouterr().err
+
+
 def test_exit_status(tiny, tmp_path, capsys):
     good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
     good.write_bytes(encode(pattern(), ".png"))
