@@ -61,8 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
     p.add_argument("--max-pixels", type=_positive, default=None,
                    help="decompression-bomb limit per image in pixels, checked from the header before "
-                        "decoding; also bounds memory: a decode worker needs up to about 12 bytes per "
-                        "pixel (16-bit RGBA PNG), 7 for 8-bit images [default: about 179 MP]")
+                        "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
+                        "for 8-bit images, 16 for 16-bit RGBA PNGs (docs/architecture.md) "
+                        "[default: about 179 MP]")
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")

@@ -21,9 +21,10 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
   cannot be read from its header is refused without decoding. Only files of other formats whose
   size neither this module nor Pillow can read are decoded first and checked after (OpenCV's own
   limit, 2**30 pixels, applies to them).
-* **Memory**: decoding needs about 7 bytes per pixel for 8-bit images (the decoded array plus the
-  resampler's copy) and about 12 for 16-bit RGBA (the 16-bit array plus its 8-bit conversion);
-  intermediates are dropped as soon as the next step has them, and alpha is composited in strips.
+* **Memory**: decoding needs about 7.4 bytes per pixel for 8-bit images (the decoded array plus the
+  resampler's copy) and about 16 for 16-bit RGBA PNGs (OpenCV's decoder briefly holds two copies;
+  our 8-bit conversion stays at ~13): intermediates are dropped as soon as the next step has them,
+  and alpha is composited in strips.
 * **Tiny images** (even 1x1) are decoded and later upscaled to the spec's ``min_size`` by
   :func:`quasar.preprocess.target_shape`; they are scored, not refused.
 """
