@@ -2,17 +2,20 @@
 
 Each stage's module registers its own commands (``register(subparsers)``) so this file only
 dispatches. Stages that need torch import it lazily, so ``quasar score`` runs without torch.
-User errors (:class:`~quasar.errors.QuasarError`, missing files) print one line and exit 2.
+User errors (:class:`~quasar.errors.QuasarError`, missing files, a full disk) print one line and exit
+2. A closed output pipe (``quasar ... | head``) ends quietly with status 141 (128 + SIGPIPE), what a
+shell reports for Unix tools that stop on a closed pipe.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from quasar import __version__
-from quasar.errors import QuasarError
+from quasar.errors import QuasarError, one_line
 
 # (module, attribute) pairs; each exposes register(subparsers).
 STAGES = (
@@ -45,15 +48,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except QuasarError as e:
-        print(f"quasar: error: {e}", file=sys.stderr)
+        print(f"quasar: error: {one_line(str(e))}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"quasar: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as e:  # a missing or unwritable file, a full disk: one line, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"quasar: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("quasar: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+EXIT_BROKEN_PIPE = 141
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not raise again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both an OSError and a ValueError
+        pass  # stdout is not a real file (captured in tests): nothing will be flushed to a pipe
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ import cv2
 import numpy as np
 
 SPEC_VERSION = 2
+# Every policy bounds what one image can become, so memory and time per image are bounded whatever
+# its aspect ratio: ``native`` keeps both sides within ``size``; ``center_crop`` (before its crop) and
+# ``short_side`` keep the long side within MAX_ASPECT_RATIO x ``size``. Images that would exceed the
+# bound (a 16384x4 strip) are refused with the reason, not padded: padding would score the padding.
+MAX_ASPECT_RATIO = 16
 RESAMPLERS = ("pil", "opencv_area")
 POLICIES = ("center_crop", "native", "short_side")
 INTERPOLATIONS = {
@@ -114,23 +119,44 @@ def _round_multiple(v: float, m: int) -> int:
     return max(m, int(v) // m * m)
 
 
+class ShapeError(ValueError):
+    """An image whose preprocessed size would exceed the spec's bounds (an extreme aspect ratio)."""
+
+
+def max_resized_side(spec: PreprocessSpec) -> int:
+    """The longest side :func:`target_shape` may return for ``spec`` (see ``MAX_ASPECT_RATIO``)."""
+    return spec.size if spec.policy == "native" else MAX_ASPECT_RATIO * spec.size
+
+
 def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
-    """Return (resized_h, resized_w, crop) for an image of the given size; crop is (ch, cw) or None."""
+    """Return (resized_h, resized_w, crop) for an image of the given size; crop is (ch, cw) or None.
+
+    Raises :class:`ShapeError` when a side would exceed :func:`max_resized_side` (an extreme aspect
+    ratio), so every policy bounds the pixels one image costs.
+    """
     if height < 1 or width < 1:
         raise ValueError(f"image has no pixels ({height}x{width})")
     if spec.policy == "center_crop":
         scale = spec.size / min(height, width)
         rh, rw = max(spec.size, round(height * scale)), max(spec.size, round(width * scale))
-        return rh, rw, (spec.size, spec.size)
-    if spec.policy == "native":
-        scale = min(1.0, spec.size / max(height, width))
-    else:  # short_side
-        scale = spec.size / min(height, width)
-    if min(height, width) * scale < spec.min_size:
-        scale = spec.min_size / min(height, width)
-    rh = _round_multiple(round(height * scale), spec.size_multiple)
-    rw = _round_multiple(round(width * scale), spec.size_multiple)
-    return rh, rw, None
+        crop: tuple[int, int] | None = (spec.size, spec.size)
+    else:
+        if spec.policy == "native":
+            scale = min(1.0, spec.size / max(height, width))
+        else:  # short_side
+            scale = spec.size / min(height, width)
+        if min(height, width) * scale < spec.min_size:
+            scale = spec.min_size / min(height, width)
+        rh = _round_multiple(round(height * scale), spec.size_multiple)
+        rw = _round_multiple(round(width * scale), spec.size_multiple)
+        crop = None
+    limit = max_resized_side(spec)
+    if max(rh, rw) > limit:
+        ratio = max(height, width) / min(height, width)
+        raise ShapeError(f"extreme aspect ratio ({width}x{height}, {ratio:.0f}:1): the model's {spec.policy} "
+                         f"preprocessing (size {spec.size}, min size {spec.min_size}) would make it {rw}x{rh}, "
+                         f"over its {limit} px bound; crop the image first")
+    return rh, rw, crop
 
 
 def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicubic",

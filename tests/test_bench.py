@@ -368,6 +368,21 @@ def test_bench_cli_arguments():
     assert r.returncode == 0 and "--quick" in r.stdout
 
 
+def test_bench_exits_1_when_every_configuration_failed(monkeypatch, capsys):
+    from quasar.bench import speed
+    from quasar.cli import main
+
+    def fake_run(**kwargs):  # every worker failed: no rows, only errors
+        return {"rows": {}, "errors": {"quasar_fp32": "worker exited with 1", "eager_single": "timed out"},
+                "targets": [{"what": "speed-up", "met": None, "value": None, "threshold": 2.0}]}
+
+    monkeypatch.setattr(speed, "run", fake_run)
+    assert main(["bench", "--quick", "--out", "unused"]) == 1
+    assert "every configuration failed (2 errors" in capsys.readouterr().err
+    monkeypatch.setattr(speed, "run", lambda **kw: {**fake_run(), "rows": {"quasar_fp32": {}}})
+    assert main(["bench", "--quick", "--out", "unused"]) == 0
+
+
 def test_pack_snapshot_is_frozen(tmp_path):
     from quasar.bench.models import snapshot_pack
     from quasar.centroids.pack import CentroidPack

@@ -138,6 +138,9 @@ def test_bad_arguments_exit_2(tiny, folder):
     assert e.value.code == 2
 
 
-def test_no_images_found(tiny, tmp_path, capsys):
-    assert main(["score", str(tmp_path), "--model", tiny, "-o", str(tmp_path / "o.csv")]) == 0
-    assert "no images found" in capsys.readouterr().err
+def test_folder_without_images_is_an_error_row_and_exit_1(tiny, tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    assert main(["score", str(tmp_path), "--model", tiny, "-o", str(out)]) == 1  # nothing was scored
+    (row,) = read_csv(out)
+    assert row["path"] == str(tmp_path) and "is a directory with no image files in it; use -r" in row["error"]
+    assert "0 of 1 scored, 1 failed" in capsys.readouterr().err

@@ -79,9 +79,14 @@ def test_bad_metadata_is_refused_naming_the_file(tmp_path, override, message):
 
 
 def test_heads_count_must_match_output_width(tmp_path):
+    from quasar.runtime.backends.ort import OrtBackend
+
     p = write_tiny_model(tmp_path / "k3.onnx", out_heads=3)  # graph outputs 3 columns, metadata names 2 heads
+    with pytest.raises(QuasarError, match=r"k3.onnx: metadata quasar.logit_scales .* disagree with the graph"):
+        Scorer(p)  # the graph's 3 logit scales already give it away at load
+    unchecked = model_mod.parse_metadata(model_mod.read_metadata(p), p)  # the backend's own I/O check
     with pytest.raises(QuasarError, match=r"k3.onnx: output 'scores' has 3 columns .* 2 heads"):
-        Scorer(p)
+        OrtBackend(unchecked)
 
 
 def test_fixed_size_graph_checks(tmp_path):

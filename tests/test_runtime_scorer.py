@@ -209,10 +209,16 @@ def test_path_vanishes_between_listing_and_decoding(scorer, tmp_path):
     assert recs[3].error == "file not found" and recs[3].source.endswith("3.png")
 
 
-def test_missing_path_and_directory_without_recursion(scorer, tmp_path):
+def test_every_named_path_gets_a_row(scorer, tmp_path):
+    """A missing file, an empty folder and a folder named like an image each get an error row."""
     (tmp_path / "d").mkdir()
-    recs = scorer.score([tmp_path / "nope.jpg", str(tmp_path / "d") + "/"])
-    assert recs[0].error == "file not found" and len(recs) == 1  # an empty folder contributes nothing
+    (tmp_path / "photos.jpg" / "sub").mkdir(parents=True)
+    (tmp_path / "photos.jpg" / "sub" / "a.png").write_bytes(encode(pattern(), ".png"))
+    recs = scorer.score([tmp_path / "nope.jpg", str(tmp_path / "d") + "/", tmp_path / "photos.jpg"])
+    assert [r.error.split(";")[0] for r in recs] == ["file not found"] + ["is a directory with no image files in it"] * 2
+    assert recs[2].source == str(tmp_path / "photos.jpg") and "use -r" in recs[2].error
+    (deep,) = scorer.score(tmp_path / "photos.jpg", recursive=True)  # with -r its images are scored
+    assert deep.ok and deep.source.endswith("a.png")
 
 
 # ---------------------------------------------------------------- batching

@@ -46,10 +46,21 @@ def _cached_export(precision: str, cache: Path, pack) -> str:
     from quasar.export.onnx_export import export_onnx  # noqa: PLC0415
 
     out = cache / "models" / f"{ENCODER}-{pack_key(pack)}-v{__version__}-{precision}.onnx"
-    if not out.exists():
+    if not out.exists() or not _loads(out):  # missing, or refused by the runtime (stale or damaged)
         out.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(ENCODER, pack, out, precision=precision)
     return str(out)
+
+
+def _loads(path: Path) -> bool:
+    from quasar.errors import QuasarError  # noqa: PLC0415
+    from quasar.runtime.model import load_model_info  # noqa: PLC0415
+
+    try:
+        load_model_info(path)
+    except QuasarError:
+        return False
+    return True
 
 
 def _default_for(precision: str, pack) -> str | None:

@@ -261,7 +261,8 @@ def default_out_dir() -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
-    p.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_IMAGES} images per set, 1 repetition")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke test: {QUICK_IMAGES} images per set, 1 repetition (exit 1 if every configuration fails)")
     p.add_argument("--out", metavar="DIR", default=out_default,
                    help="where speed.json and speed.md go [default: benchmarks/results if ./benchmarks exists, "
                         "else quasar-bench-results]")
@@ -287,7 +288,16 @@ def run_from_args(args: argparse.Namespace) -> int:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         val = "–" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{state:8s} {t['what']}: {val} (needs >= {t['threshold']:g})")
-    return 0
+    return exit_status(rep)
+
+
+def exit_status(rep: dict) -> int:
+    """1 when no configuration produced a result (every one failed or was skipped), else 0."""
+    if rep.get("rows"):
+        return 0
+    errors = rep.get("errors") or {}
+    print(f"quasar bench: every configuration failed ({len(errors)} errors; see speed.json)", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None, out_default: str | None = None) -> int:

@@ -44,12 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     b.add_argument("--merge-into", help="add the head to this existing pack (same encoder)")
     b.add_argument("--replace", action="store_true", help="with --merge-into: overwrite a head of the same name")
+    b.add_argument("--allow-unhashed", action="store_true",
+                   help="with --merge-into: accept a hand-made pack without a content_hash")
     b.add_argument("-o", "--output", required=True)
     b.set_defaults(func=_build)
 
     i = csub.add_parser("info", help="show a pack's heads and metadata ('default' for the shipped one)")
     i.add_argument("pack")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--allow-unhashed", action="store_true", help="accept a hand-made pack without a content_hash")
     i.set_defaults(func=_info)
 
     d = csub.add_parser("build-default", help="rebuild the shipped default quality pack")
@@ -125,7 +128,7 @@ def _build(args) -> int:
                 raise QuasarError(str(e)) from None
     pack = make_pack(encoder, [head])
     if args.merge_into:
-        pack = CentroidPack.load(args.merge_into).merge(pack, replace=args.replace)
+        pack = CentroidPack.load(args.merge_into, allow_unhashed=args.allow_unhashed).merge(pack, replace=args.replace)
     h = pack.save(args.output)
     print(f"wrote {args.output}: heads {pack.head_names}, encoder {pack.encoder}, {h}")
     return 0
@@ -134,7 +137,7 @@ def _build(args) -> int:
 def _info(args) -> int:
     from quasar.centroids.pack import CentroidPack
 
-    pack = CentroidPack.load(args.pack)
+    pack = CentroidPack.load(args.pack, allow_unhashed=args.allow_unhashed)
     if args.json:
         d = pack.to_dict()
         for h in d["heads"]:

@@ -42,6 +42,7 @@ QUALITY_HEADS: dict[str, tuple[str, ...]] = {
 }
 OVERALL_HEAD = "quality"
 RULES = ("min", "mean", "softmin")
+MARGIN_SPREAD = 0.1  # weighted std of a family head's anchor margins (its direction's length is free)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,12 @@ def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndar
         w = H.ridge_direction(emb, target, cfg.alpha, weight)
     else:
         raise QuasarError(f"unknown head kind {cfg.kind!r}")
+    # A direction's length is arbitrary: fix it so that anchor margins spread by MARGIN_SPREAD, which
+    # keeps calibrated logit scales in the usual range (tens) whatever the fitting method.
+    sd = float(np.sqrt(np.cov(emb @ w, aweights=weight)))
+    if not sd > 0:
+        raise QuasarError(f"head {name!r}: the anchors' margins do not vary; cannot calibrate")
+    w = w * (MARGIN_SPREAD / sd)
     scale, bias = H.calibrate(emb @ w, target, weight)
     return FittedHead(name, w.astype(np.float64), scale, bias)
 

@@ -249,7 +249,9 @@ class CentroidPack:
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the pack atomically; returns its content hash."""
-        self.validate()
+        from quasar.centroids.validate import validate_pack
+
+        validate_pack(self, str(path))
         tmp = f"{path}.tmp"
         with open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=1, sort_keys=True)
@@ -289,39 +291,48 @@ class CentroidPack:
                                     f"centroid or linear heads of this pack, got {c!r}")
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "<dict>") -> CentroidPack:
+    def from_dict(cls, d: dict, source: str = "<dict>", allow_unhashed: bool = False) -> CentroidPack:
+        """Build and validate a pack (:func:`quasar.centroids.validate.validate_pack`); the content hash
+        is required unless ``allow_unhashed``."""
+        from quasar.centroids.validate import check_content_hash, validate_pack
+
         if d.get("format") != FORMAT:
             raise PackError(f"{source}: not a QUASAR centroid pack (format={d.get('format')!r})")
         version = d.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise PackError(f"{source}: pack format version {version!r} is not supported (this QUASAR reads <= {FORMAT_VERSION})")
+        malformed = (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError)
         try:
             pack = cls(encoder=d["encoder"], preprocess=PreprocessSpec.from_dict(d["preprocess"]),
                        heads=[Head.from_dict(h) for h in d["heads"]], created=d.get("created", ""))
-        except (KeyError, TypeError, ValueError) as e:
-            raise PackError(f"{source}: malformed pack: {e}") from e
-        pack.validate()
-        stored = d.get("content_hash")
-        if stored and stored != pack.content_hash:
-            raise PackError(f"{source}: content hash mismatch (file says {stored}, content is {pack.content_hash}); "
-                            "the file was edited or corrupted")
+        except PackError as e:  # raised without the file name (decode_array)
+            raise PackError(f"{source}: malformed pack: {e}") from None
+        except malformed as e:
+            raise PackError(f"{source}: malformed pack: {type(e).__name__}: {str(e)[:200]}") from None
+        try:
+            validate_pack(pack, source)
+            check_content_hash(d, pack, source, allow_unhashed)
+        except PackError:
+            raise
+        except malformed as e:
+            raise PackError(f"{source}: malformed pack: {type(e).__name__}: {str(e)[:200]}") from None
         return pack
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> CentroidPack:
-        """Load a pack file, or the shipped default pack when ``path`` is ``"default"``."""
+    def load(cls, path: str | os.PathLike, allow_unhashed: bool = False) -> CentroidPack:
+        """Load a pack file, or the shipped default pack when ``path`` is ``"default"``.
+
+        The file size is capped before reading and the pack validated
+        (:mod:`quasar.centroids.validate`); ``allow_unhashed`` accepts a pack without a content hash.
+        """
+        from quasar.centroids.validate import read_pack_json
+
         if str(path) == DEFAULT_PACK_NAME:
             path = default_pack_path()
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise PackError(f"{path}: no such pack file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PackError(f"{path}: not a JSON centroid pack ({e})") from None
+        d = read_pack_json(path)
         if not isinstance(d, dict):
             raise PackError(f"{path}: not a QUASAR centroid pack")
-        return cls.from_dict(d, source=str(path))
+        return cls.from_dict(d, source=str(path), allow_unhashed=allow_unhashed)
 
     def merge(self, other: CentroidPack, replace: bool = False) -> CentroidPack:
         """Combine heads built separately for the same encoder and preprocessing into one pack."""

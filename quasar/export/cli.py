@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o = sub.add_parser("onnx", help="fused ONNX graph (uint8 NHWC images -> scores, margins)")
     o.add_argument("--encoder", help="encoder id (default: the pack's encoder)")
     o.add_argument("--pack", required=True, help="centroid pack file, or 'default'")
+    o.add_argument("--allow-unhashed", action="store_true",
+                   help="accept a hand-made pack without a content_hash (packs are validated either way: "
+                        "finite, non-zero centroids; 0 < logit scale <= 1000; at most 64 MiB)")
     o.add_argument("-o", "--output", required=True, help="output .onnx file")
     o.add_argument("--precision", choices=PRECISIONS, default="fp32")
     o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders")
@@ -54,7 +57,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
     # Cheap checks first: these fail in milliseconds, the export takes seconds to minutes.
     check_output_path(args.output)
-    pack = load_pack(args.pack)
+    pack = load_pack(args.pack, allow_unhashed=args.allow_unhashed)
     calib = None
     if args.calib_dir:
         if args.precision != "int8":

@@ -3,7 +3,10 @@
 The runtime never imports torch, so it gets this file by running ``python -m quasar.export.default
 [--precision P]`` as a subprocess, which prints the path (exporting once, then reusing the cache).
 The file name carries the pack's content hash, so a new default pack gets a new file and a stale one
-is never used. Concurrent first calls are safe: each export writes a temporary file and renames it.
+is never used. The file's sha256 is recorded beside it at export (``X.onnx.sha256``) and checked
+before the cache is reused: a file corrupted in the cache (its metadata intact) is exported again,
+and the runtime refuses one that changes after that check (:mod:`quasar.runtime.integrity`).
+Concurrent first calls are safe: each export writes a temporary file and renames it.
 A cache hit imports neither torch nor the exporter (about 1 s instead of 3).
 """
 
@@ -26,6 +29,10 @@ def _is_current(path: str, pack_hash: str, precision: str) -> bool:
     """A cached file is reused only if it passes the contract checks, is for this pack and precision,
     and was written by this exporter revision (a truncated or stale file is simply exported again)."""
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return False
+    from quasar.export.integrity import matches_recorded_sha256
+
+    if not matches_recorded_sha256(path):  # no sidecar (older cache) or a corrupted file: export again
         return False
     import onnx
 
@@ -57,9 +64,12 @@ def default_model_path(precision: str = "fp32") -> str:
     if _is_current(path, pack.content_hash, precision):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    from quasar.export.integrity import record_file_sha256
     from quasar.export.onnx_export import export_onnx  # torch: only when there is something to export
 
-    return export_onnx(None, pack, path, precision=precision)
+    out = export_onnx(None, pack, path, precision=precision)
+    record_file_sha256(out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

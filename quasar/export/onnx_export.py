@@ -37,6 +37,7 @@ from quasar.centroids.pack import CentroidPack, PackError
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
+from quasar.export.integrity import head_metadata
 from quasar.export.metadata import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -50,12 +51,16 @@ from quasar.preprocess import PreprocessSpec
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
 
 
-def load_pack(pack: CentroidPack | str | os.PathLike) -> CentroidPack:
-    """A pack object, a pack file or ``"default"``; file problems become :class:`QuasarError`."""
-    if isinstance(pack, CentroidPack):
-        return pack
+def load_pack(pack: CentroidPack | str | os.PathLike, allow_unhashed: bool = False) -> CentroidPack:
+    """A pack object, a pack file or ``"default"``, validated (:func:`quasar.centroids.validate.validate_pack`);
+    problems become :class:`QuasarError`, before any encoder is built."""
+    from quasar.centroids.validate import validate_pack
+
     try:
-        return CentroidPack.load(pack)
+        if isinstance(pack, CentroidPack):
+            validate_pack(pack, "<pack object>")
+            return pack
+        return CentroidPack.load(pack, allow_unhashed=allow_unhashed)
     except PackError as e:
         raise QuasarError(str(e)) from None
 
@@ -172,6 +177,7 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
         combine=pack.combine_plan(),
         logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
         dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
+    write_metadata(model, head_metadata(model))  # quasar.head_sha256: checked by the runtime at load
     onnx.save(model, path)
     onnx.checker.check_model(path)
 

@@ -1,8 +1,9 @@
 """``quasar score``: score images and folders into CSV / JSON Lines, resumably.
 
 Per-image problems (unreadable, corrupt, too large...) become rows with an ``error`` and a summary
-on stderr; the exit status is non-zero only for fatal problems (bad model, bad arguments), which
-:func:`quasar.cli.main` reports as one line (exit 2).
+on stderr. Exit status (see ``EXIT_STATUS``): 0 when at least one input was scored, 1 when none
+was (or, with ``--strict``, when any failed), 2 for fatal problems (bad model, bad arguments, an
+unwritable output), which :func:`quasar.cli.main` reports as one line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ import time
 from quasar.errors import QuasarError
 
 MAX_LISTED_FAILURES = 20
+EXIT_STATUS = """exit status:
+  0    at least one input was scored (failed inputs are rows with an error and are listed on stderr)
+  1    no input was scored: every input failed, or none was found (all already done with --resume
+       is 0); with --strict, any input failed
+  2    bad arguments, an unusable model or an unwritable output file (one line on stderr)
+  130  interrupted (rows written so far are kept; continue with --resume)
+  141  the output pipe was closed (e.g. `| head`): ends quietly, like other Unix tools
+
+paths in the output: valid UTF-8 as is; a backslash is doubled; bytes that are not UTF-8 and control
+characters are written \\xNN. --resume matches rows by absolute, normalised path."""
 
 
 def _positive(v: str) -> int:
@@ -27,8 +38,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "score", help="score images with a fused QUASAR model",
         description="Score image files and folders. One output row per input: path, one P(good) column "
-                    "per head, error. Rows are flushed as they are written; --resume skips paths already "
-                    "in the output file.")
+                    "per head, error. Every path named on the command line gets a row (a folder with no "
+                    "images gets an error row). Rows are flushed as they are written; --resume skips "
+                    "paths already in the output file.",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--model", metavar="FILE", default=None,
@@ -37,7 +50,9 @@ def register(subparsers) -> None:
                    help="out.csv, out.jsonl or - for stdout (CSV) [default: -]")
     p.add_argument("--format", choices=("csv", "jsonl"), default=None, help="override the format inferred from OUT")
     p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
-    p.add_argument("--workers", type=_positive, default=None, help="decode/preprocess threads")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="decode/preprocess threads; peak memory grows with workers x --max-pixels "
+                        "[default: CPU cores, at most 8]")
     p.add_argument("--threads", type=_positive, default=None, help="inference threads (intra-op)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto")
     p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None,
@@ -45,9 +60,13 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
     p.add_argument("--max-pixels", type=_positive, default=None,
-                   help="decompression-bomb limit per image in pixels [default: about 179 MP]")
+                   help="decompression-bomb limit per image in pixels, checked from the header before "
+                        "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
+                        "for 8-bit images, 16 for 16-bit RGBA PNGs (docs/architecture.md) "
+                        "[default: about 179 MP]")
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.set_defaults(func=run)
 
@@ -65,6 +84,7 @@ def _quiet_opencv() -> None:
 def run(args: argparse.Namespace) -> int:
     from quasar.runtime.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
     from quasar.runtime.output import open_writer  # noqa: PLC0415
+    from quasar.runtime.pathtext import encode_text, resume_key  # noqa: PLC0415
     from quasar.runtime.scorer import Scorer  # noqa: PLC0415
     from quasar.runtime.sources import iter_items  # noqa: PLC0415
 
@@ -74,13 +94,21 @@ def run(args: argparse.Namespace) -> int:
     scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
                     workers=args.workers, threads=args.threads,
                     max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode)
-    writer, done = open_writer(args.output, args.format, scorer.heads, margins=args.margins, resume=args.resume)
+    try:
+        writer, done = open_writer(args.output, args.format, scorer.heads, margins=args.margins,
+                                   resume=args.resume)
+    except BaseException:
+        scorer.close()
+        raise
+    if not args.quiet:
+        for note in writer.notes:
+            print(f"quasar score: {encode_text(args.output)}: {note}", file=sys.stderr)
     skipped = 0
 
     def todo():
         nonlocal skipped
         for item in iter_items(args.paths, args.recursive):
-            if item.label in done:
+            if done and resume_key(item.label) in done:
                 skipped += 1
                 continue
             yield item
@@ -91,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     failures: list[tuple[str, str]] = []
     n = 0
     t0 = time.perf_counter()
+    records = scorer.score_items(todo())
     try:
-        for rec in scorer.score_items(todo()):
+        for rec in records:
             writer.write(rec)
             n += 1
             if rec.error is not None:
@@ -100,16 +129,31 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix(failed=len(failures), refresh=False)
             bar.update()
     finally:
+        records.close()  # stops the pipeline's threads before the backend goes away
         bar.close()
-        writer.close()
-        scorer.close()
+        try:
+            writer.close()
+        finally:
+            scorer.close()
     dt = time.perf_counter() - t0
     if not args.quiet:
         _summary(n, failures, skipped, dt)
-    return 0
+    return exit_status(n, len(failures), skipped, strict=args.strict)
+
+
+def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
+    """0 when something was scored (or everything was already done); 1 when nothing was, or with
+    ``strict`` when anything failed. See ``EXIT_STATUS``."""
+    if strict and failed:
+        return 1
+    if n - failed > 0:
+        return 0
+    return 0 if n == 0 and skipped else 1
 
 
 def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float) -> None:
+    from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
+
     err = sys.stderr
     rate = f", {n / seconds:.1f} img/s" if seconds > 0 and n else ""
     extra = f", {skipped} already in the output" if skipped else ""
@@ -118,6 +162,6 @@ def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: flo
     if n == 0 and not skipped:
         print("quasar score: no images found (folders need -r to include sub-folders)", file=err)
     for path, reason in failures[:MAX_LISTED_FAILURES]:
-        print(f"  {path}: {reason}", file=err)
+        print(f"  {encode_text(path)}: {encode_text(reason)}", file=err)
     if len(failures) > MAX_LISTED_FAILURES:
         print(f"  ... and {len(failures) - MAX_LISTED_FAILURES} more (see the error column)", file=err)

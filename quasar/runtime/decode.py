@@ -16,7 +16,15 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
 * **Animated GIF/WebP/PNG: the first frame** (OpenCV >= 4.11 decodes GIF; older builds fall back to
   PIL when it is installed). ICC profiles are ignored (as PIL does by default).
 * **Decompression bombs**: the pixel count in the header is checked *before* decoding against
-  ``max_pixels`` (default: PIL's limit, about 179 MP).
+  ``max_pixels`` (default: PIL's limit, about 179 MP). The header is read the way the decoder reads
+  it (:mod:`quasar.runtime.formats`); a JPEG, PNG, GIF, WebP, BMP, TIFF or HDR file whose size
+  cannot be read from its header is refused without decoding. Only files of other formats whose
+  size neither this module nor Pillow can read are decoded first and checked after (OpenCV's own
+  limit, 2**30 pixels, applies to them).
+* **Memory**: decoding needs about 7.4 bytes per pixel for 8-bit images (the decoded array plus the
+  resampler's copy) and about 16 for 16-bit RGBA PNGs (OpenCV's decoder briefly holds two copies;
+  our 8-bit conversion stays at ~13): intermediates are dropped as soon as the next step has them,
+  and alpha is composited in strips.
 * **Tiny images** (even 1x1) are decoded and later upscaled to the spec's ``min_size`` by
   :func:`quasar.preprocess.target_shape`; they are scored, not refused.
 """
@@ -88,6 +96,10 @@ def decode(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEF
         if header.width == 0 or header.height == 0:
             raise ImageError(f"header says the image is {header.width}x{header.height} (no pixels)")
         check_pixels(header.width, header.height, max_pixels)
+    elif header.format is not None and max_pixels is not None:
+        # The decoder reads the size from this header too: if we cannot, decoding would be blind.
+        raise ImageError(f"corrupt {header.format.upper()} header: no image size found (not decoded: the "
+                         "decompression-bomb guard needs it)")
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         if header.format == JPEG:
@@ -151,7 +163,9 @@ def _decode_other(buf: np.ndarray, fmt: str | None) -> Decoded:
         if fmt is None:
             raise ImageError(f"not an image: unrecognised file signature {bytes(buf[:8])!r}")
         raise ImageError(f"corrupt or truncated {fmt.upper()} data (OpenCV could not decode it)")
+    img = to_uint8(img)  # the 16-bit array goes here, before the colour conversion allocates
     rgb = to_rgb8(img, "BGR")
+    del img
     if fmt != TIFF:  # OpenCV's TIFF reader has already applied the orientation tag
         rgb = apply_orientation(rgb, exif_orientation(exif))
     return Decoded(rgb, rgb.shape[:2], 1)
@@ -186,13 +200,23 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported sample type {img.dtype}")
 
 
+COMPOSITE_STRIP_PIXELS = 1 << 20  # alpha is composited this many pixels at a time (bounded temporaries)
+
+
 def composite_on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``color * a + 255 * (1 - a)`` in exact integer arithmetic (uint16 never overflows here)."""
+    """``color * a + 255 * (1 - a)`` in exact integer arithmetic (uint16 never overflows here).
+
+    Works in strips of rows, so the uint16 temporaries stay small whatever the image size.
+    """
     if alpha.min() == 255:
         return np.ascontiguousarray(color)
-    a = alpha.astype(np.uint16)
-    out = color.astype(np.uint16) * a + 255 * (255 - a) + 127
-    return (out // 255).astype(np.uint8)
+    out = np.empty(color.shape, np.uint8)
+    step = max(1, COMPOSITE_STRIP_PIXELS // max(1, color.shape[1]))
+    for y in range(0, color.shape[0], step):
+        a = alpha[y : y + step].astype(np.uint16)
+        mixed = color[y : y + step].astype(np.uint16) * a + 255 * (255 - a) + 127
+        out[y : y + step] = mixed // 255
+    return out
 
 
 def to_rgb8(img: np.ndarray, order: str) -> np.ndarray:
@@ -208,8 +232,8 @@ def to_rgb8(img: np.ndarray, order: str) -> np.ndarray:
         grey = composite_on_white(img[:, :, :1], img[:, :, 1:])
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
     color = img[:, :, :3]
-    if img.shape[2] == 4:
-        color = composite_on_white(color, img[:, :, 3:])
+    if img.shape[2] == 4:  # composite straight into RGB order: one output array, no second copy
+        return composite_on_white(color[:, :, ::-1] if order == "BGR" else color, img[:, :, 3:])
     if order == "BGR":
         return cv2.cvtColor(color, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(color)

@@ -2,17 +2,26 @@
 
 Reading the header first lets the decoder (a) refuse decompression bombs before allocating
 anything, (b) pick a reduced JPEG decoding scale from the image size, and (c) give a clear reason
-("not an image: starts with b'<html>'") instead of OpenCV's silent ``None``. Only a few bytes
-are parsed, in pure Python; nothing here decodes pixels.
+("not an image: starts with b'<html>'") instead of OpenCV's silent ``None``. Nothing here decodes
+pixels.
+
+The size must be the one **the decoder will use**, or the bomb guard can be bypassed. So each
+parser follows its decoder's rules, not the format's ideal: JPEG markers are found the way libjpeg
+finds them (stray bytes before a marker are skipped, as libjpeg does with a warning); a TIFF's first
+directory is read wherever it sits in the file (also BigTIFF). When these parsers find no size,
+:func:`probe` asks Pillow's header readers (no pixels are decoded). :func:`probe` never raises.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import struct
+import warnings
 from dataclasses import dataclass
 
 # Signatures (magic bytes) of the formats the runtime reads; see ``sniff``.
-JPEG, PNG, GIF, WEBP, BMP, TIFF = "jpeg", "png", "gif", "webp", "bmp", "tiff"
+JPEG, PNG, GIF, WEBP, BMP, TIFF, HDR = "jpeg", "png", "gif", "webp", "bmp", "tiff", "hdr"
 
 # SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -47,44 +56,105 @@ def sniff(data: bytes | memoryview) -> str | None:
         return BMP
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return TIFF
+    if head.startswith((b"#?RADIANCE", b"#?RGBE")):
+        return HDR
     return None
 
 
 def probe(data: bytes | memoryview) -> Header:
-    """Sniff the format and parse the stored image size from the header (never raises)."""
+    """Sniff the format and read the stored image size the way the decoder will (never raises).
+
+    This module's parsers first; when they find no size, Pillow's header readers.
+    """
     fmt = sniff(data)
     try:
         size = _SIZE_READERS[fmt](data) if fmt in _SIZE_READERS else None
-    except (struct.error, IndexError, ValueError):
+    except (struct.error, IndexError, ValueError, OverflowError):
         size = None
+    if size is None:
+        size = pillow_size(data)
     if size is None:
         return Header(fmt)
     return Header(fmt, int(size[0]), int(size[1]))
 
 
-def _jpeg_size(b: bytes | memoryview) -> tuple[int, int] | None:
-    i, n = 2, len(b)
-    while i + 4 <= n:
-        if b[i] != 0xFF:
-            return None
-        marker = b[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # EOI or SOS before any frame header
-            return None
-        seglen = (b[i + 2] << 8) | b[i + 3]
-        if marker in _SOF_MARKERS:
-            if i + 9 > n:
-                return None
-            h = (b[i + 5] << 8) | b[i + 6]
-            w = (b[i + 7] << 8) | b[i + 8]
-            return w, h
-        i += 2 + seglen
+def pillow_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) from Pillow's header readers, or None (Pillow missing or no reader fits).
+
+    Pillow's plugins are called directly, as ``Image.open`` does, but without its own bomb check:
+    that raises instead of telling the size, and the caller applies its own limit.
+    """
+    try:
+        from PIL import Image  # noqa: PLC0415
+    except ImportError:
+        return None
+    raw = bytes(data)
+    prefix = raw[:16]
+    try:
+        Image.init()
+        openers = [Image.OPEN[i] for i in Image.ID if i in Image.OPEN]
+    except Exception:  # noqa: BLE001 - a broken Pillow install: no fallback
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for factory, accept in openers:
+            try:
+                if accept is not None and not accept(prefix):
+                    continue
+                im = factory(io.BytesIO(raw), "")
+            except Exception:  # noqa: BLE001 - a plugin refusing the data, in any of Pillow's ways
+                continue
+            try:
+                w, h = im.size
+            except Exception:  # noqa: BLE001
+                w = h = None
+            finally:
+                try:
+                    im.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            if isinstance(w, int) and isinstance(h, int) and w >= 0 and h >= 0:
+                return w, h
     return None
+
+
+def _jpeg_size(b: bytes | memoryview) -> tuple[int, int] | None:
+    """The frame size libjpeg will use: its ``next_marker`` skips any bytes up to an 0xFF (a corrupt
+    file, with only a warning), swallows fill bytes and stuffed ``FF 00`` pairs, and the first SOFn
+    before the first scan (SOS) sets the size."""
+    b = bytes(b)
+    n = len(b)
+    if b[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while True:
+        i = b.find(b"\xff", i)
+        if i < 0:
+            return None
+        while i < n and b[i] == 0xFF:
+            i += 1
+        if i >= n:
+            return None
+        marker = b[i]
+        i += 1
+        if marker == 0x00:  # stuffed zero: data, not a marker; keep looking
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers (TEM, RSTn)
+            continue
+        if marker in (0xD8, 0xD9, 0xDA):  # a second SOI, EOI or SOS before any frame header
+            return None
+        if i + 2 > n:
+            return None
+        seglen = (b[i] << 8) | b[i + 1]
+        if marker in _SOF_MARKERS:
+            if i + 7 > n:
+                return None
+            h = (b[i + 3] << 8) | b[i + 4]
+            w = (b[i + 5] << 8) | b[i + 6]
+            return w, h
+        if seglen < 2:  # libjpeg stops with an error here
+            return None
+        i += seglen
 
 
 def jpeg_has_eoi(b: bytes | memoryview) -> bool:
@@ -135,49 +205,80 @@ def _bmp_size(b: bytes | memoryview) -> tuple[int, int] | None:
 
 
 def _tiff_size(b: bytes | memoryview) -> tuple[int, int] | None:
-    tags = read_tiff_ifd0(bytes(b[: 1 << 20]))  # IFD0 of a normal TIFF sits near the start
+    tags = read_tiff_ifd0(b)  # libtiff follows the offset wherever IFD0 sits in the file
     if 256 in tags and 257 in tags:
         return tags[256], tags[257]
     return None
 
 
-_SIZE_READERS = {JPEG: _jpeg_size, PNG: _png_size, GIF: _gif_size, WEBP: _webp_size, BMP: _bmp_size, TIFF: _tiff_size}
-
-# TIFF field types whose single value fits the 4-byte slot: BYTE, SHORT, LONG (unsigned and signed).
-_TIFF_TYPES = {1: ("B", 1), 3: ("H", 2), 4: ("I", 4), 6: ("b", 1), 8: ("h", 2), 9: ("i", 4)}
+_HDR_RESOLUTION = re.compile(rb"([-+])([XY]) +(\d+) +([-+])([XY]) +(\d+)")
 
 
-def read_tiff_ifd0(blob: bytes) -> dict[int, int]:
-    """Integer tags of the first IFD of a TIFF structure (a TIFF file or an EXIF blob).
+def _hdr_size(b: bytes | memoryview) -> tuple[int, int] | None:
+    """Radiance HDR: header lines, an empty line, then e.g. ``-Y 768 +X 512`` (height first)."""
+    head = bytes(b[: 1 << 16])
+    end = head.find(b"\n\n")
+    if end < 0:
+        return None
+    m = _HDR_RESOLUTION.match(head, end + 2)
+    if m is None or m.group(2) == m.group(5):
+        return None
+    first, second = int(m.group(3)), int(m.group(6))
+    return (second, first) if m.group(2) == b"Y" else (first, second)
 
-    Only scalar BYTE/SHORT/LONG values are returned: enough for the image size (256, 257) and the
-    EXIF orientation (0x0112). Malformed input gives an empty or partial dict, never an exception.
+
+_SIZE_READERS = {JPEG: _jpeg_size, PNG: _png_size, GIF: _gif_size, WEBP: _webp_size, BMP: _bmp_size, TIFF: _tiff_size,
+                 HDR: _hdr_size}
+
+# TIFF field types whose single value fits the value slot: BYTE, SHORT, LONG (unsigned and signed),
+# and in BigTIFF also LONG8 / SLONG8.
+_TIFF_TYPES = {1: ("B", 1), 3: ("H", 2), 4: ("I", 4), 6: ("b", 1), 8: ("h", 2), 9: ("i", 4), 16: ("Q", 8),
+               17: ("q", 8)}
+
+
+def read_tiff_ifd0(blob: bytes | memoryview) -> dict[int, int]:
+    """Integer tags of the first IFD of a TIFF structure (a TIFF or BigTIFF file, or an EXIF blob).
+
+    Only scalar integer values are returned: enough for the image size (256, 257) and the EXIF
+    orientation (0x0112). The IFD is read wherever its offset points, as libtiff does. Malformed
+    input gives an empty or partial dict, never an exception.
     """
-    if blob.startswith(b"Exif\x00\x00"):
+    blob = memoryview(blob).cast("B") if not isinstance(blob, bytes) else blob
+    if bytes(blob[:6]) == b"Exif\x00\x00":
         blob = blob[6:]
-    if blob[:2] == b"II":
+    if bytes(blob[:2]) == b"II":
         end = "<"
-    elif blob[:2] == b"MM":
+    elif bytes(blob[:2]) == b"MM":
         end = ">"
     else:
         return {}
     try:
-        (magic,) = struct.unpack(end + "H", blob[2:4])
-        if magic != 42:
+        (magic,) = struct.unpack(end + "H", bytes(blob[2:4]))
+        if magic == 42:  # classic TIFF: 4-byte offsets, 12-byte entries, 4-byte value slot
+            (offset,) = struct.unpack(end + "I", bytes(blob[4:8]))
+            count_fmt, head_fmt, entry_size, slot = "H", "HHI", 12, 4
+        elif magic == 43:  # BigTIFF: 8-byte offsets, 20-byte entries, 8-byte value slot
+            if struct.unpack(end + "HH", bytes(blob[4:8])) != (8, 0):
+                return {}
+            (offset,) = struct.unpack(end + "Q", bytes(blob[8:16]))
+            count_fmt, head_fmt, entry_size, slot = "Q", "HHQ", 20, 8
+        else:
             return {}
-        (offset,) = struct.unpack(end + "I", blob[4:8])
-        (count,) = struct.unpack(end + "H", blob[offset : offset + 2])
+        csize = struct.calcsize(count_fmt)
+        (count,) = struct.unpack(end + count_fmt, bytes(blob[offset : offset + csize]))
+        hsize = struct.calcsize(head_fmt)
         tags: dict[int, int] = {}
         for k in range(min(count, 512)):
-            entry = blob[offset + 2 + 12 * k : offset + 14 + 12 * k]
-            if len(entry) < 12:
+            start = offset + csize + entry_size * k
+            entry = bytes(blob[start : start + entry_size])
+            if len(entry) < entry_size:
                 break
-            tag, typ, n = struct.unpack(end + "HHI", entry[:8])
-            if typ in _TIFF_TYPES and n == 1:
+            tag, typ, n = struct.unpack(end + head_fmt, entry[:hsize])
+            if typ in _TIFF_TYPES and n == 1 and _TIFF_TYPES[typ][1] <= slot:
                 fmt, size = _TIFF_TYPES[typ]
-                (tags[tag],) = struct.unpack(end + fmt, entry[8 : 8 + size])
+                (tags[tag],) = struct.unpack(end + fmt, entry[hsize : hsize + size])
         return tags
-    except struct.error:
+    except (struct.error, ValueError, TypeError):
         return {}
 
 

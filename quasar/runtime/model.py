@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from quasar.errors import QuasarError
+from quasar.errors import QuasarError, one_line
 from quasar.preprocess import PreprocessSpec
 from quasar.runtime.onnx_meta import NotOnnx, read_metadata_props
 
@@ -76,8 +76,8 @@ def read_metadata(path: str) -> dict[str, str]:
                 d = json.load(f)
         except FileNotFoundError:
             raise QuasarError(f"{path}: TensorRT engine without its metadata sidecar {side}") from None
-        except (OSError, ValueError) as e:
-            raise QuasarError(f"{side}: unreadable engine sidecar ({e})") from None
+        except (OSError, ValueError, RecursionError) as e:
+            raise QuasarError(f"{side}: unreadable engine sidecar ({type(e).__name__}: {str(e)[:200]})") from None
         if isinstance(d, dict) and d.get("format") == ENGINE_SIDECAR_FORMAT:  # written by quasar.export.tensorrt
             if int(d.get("format_version", 0)) > ENGINE_SIDECAR_VERSION:
                 raise QuasarError(f"{side}: engine sidecar format version {d.get('format_version')} is newer "
@@ -98,7 +98,7 @@ def parse_metadata(meta: dict[str, str], path: str, kind: str = "onnx") -> Model
     """Validate the contract's metadata; every problem raises a QuasarError naming ``path``."""
 
     def bad(msg: str) -> QuasarError:
-        return QuasarError(f"{path}: {msg}")
+        return QuasarError(one_line(f"{path}: {msg}"))
 
     if "quasar.format" not in meta:
         raise bad("not a QUASAR fused model (no quasar.format metadata); export one with `quasar export`")
@@ -122,8 +122,8 @@ def parse_metadata(meta: dict[str, str], path: str, kind: str = "onnx") -> Model
         raise bad(f"quasar.heads must be a non-empty list of distinct names, got {meta['quasar.heads']!r}")
     try:
         spec = PreprocessSpec.from_json(meta["quasar.preprocess"])
-    except (ValueError, TypeError) as e:
-        raise bad(f"bad quasar.preprocess spec: {e}") from None
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError) as e:
+        raise bad(f"bad quasar.preprocess spec: {str(e)[:200]}") from None
     if meta["quasar.input_layout"] != INPUT_LAYOUT:
         raise bad(f"quasar.input_layout is {meta['quasar.input_layout']!r}; this runtime feeds {INPUT_LAYOUT}")
     dyn = meta["quasar.dynamic_size"].strip().lower()
@@ -136,7 +136,7 @@ def parse_metadata(meta: dict[str, str], path: str, kind: str = "onnx") -> Model
     if "quasar.logit_scales" in meta:
         raw = _json(meta, "quasar.logit_scales", bad)
         if (not isinstance(raw, list) or len(raw) != len(heads)
-                or not all(isinstance(s, (int, float)) and math.isfinite(s) for s in raw)):
+                or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in raw)):
             raise bad(f"quasar.logit_scales must list {len(heads)} finite numbers (one per head), got {raw!r}")
         scales = tuple(float(s) for s in raw)
     return ModelInfo(path=path, kind=kind, heads=tuple(heads), spec=spec, encoder=meta["quasar.encoder"],
@@ -148,13 +148,30 @@ def parse_metadata(meta: dict[str, str], path: str, kind: str = "onnx") -> Model
 def _json(meta: dict[str, str], key: str, bad):
     try:
         return json.loads(meta[key])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise bad(f"{key} is not valid JSON: {meta[key][:80]!r}") from None
 
 
 def load_model_info(path: str | os.PathLike) -> ModelInfo:
+    """Read, validate and cross-check a model file (see :func:`verify_model`)."""
     path = os.fspath(path)
-    return parse_metadata(read_metadata(path), path, model_kind(path))
+    info = parse_metadata(read_metadata(path), path, model_kind(path))
+    verify_model(info)
+    return info
+
+
+def verify_model(info: ModelInfo) -> None:
+    """The file matches its recorded sha256 (when it has a ``.sha256`` sidecar) and, for ONNX files,
+    the metadata agrees with the graph (:func:`quasar.runtime.integrity.check_graph`)."""
+    from quasar.runtime.integrity import check_graph, check_sha256_sidecar, check_spec_bounds  # noqa: PLC0415
+
+    check_sha256_sidecar(info.path)
+    if info.kind == "onnx":
+        check_graph(info.path, info.metadata, info.spec)
+    else:  # an engine's graph cannot be read here; its sidecar's spec can still be sane
+        reason = check_spec_bounds(info.spec)
+        if reason:
+            raise QuasarError(f"{info.path}: {reason}; refusing this model")
 
 
 _default_lock = threading.Lock()

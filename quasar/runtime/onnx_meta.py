@@ -1,14 +1,22 @@
-"""Read an ONNX file's ``metadata_props`` without the ``onnx`` package and without loading the graph.
+"""Read an ONNX file's ``metadata_props`` and head initializers without the ``onnx`` package.
 
-The runtime must validate a model (is it a QUASAR model? which heads, which preprocessing?) before
-it builds an inference session, and it depends on neither ``onnx`` nor torch. ``ModelProto`` is a
-protobuf message; its top-level fields can be walked by reading each field's tag and length and
-seeking past everything except field 14 (``metadata_props``), so even a 1 GB graph costs a few reads.
+The runtime must validate a model (is it a QUASAR model? which heads, which preprocessing? does the
+metadata agree with the graph?) before it builds an inference session, and it depends on neither
+``onnx`` nor torch. ``ModelProto`` is a protobuf message; its fields can be walked by reading each
+field's tag and length and seeking past everything not needed, so even a 1 GB graph costs a few
+reads: :func:`read_metadata_props` reads field 14 (``metadata_props``); :func:`read_initializers`
+walks ``graph`` (field 7) and its ``initializer`` entries (field 5), reading the data of only the
+tensors whose name starts with a prefix (``quasar.``) and the element type of every other one.
+Malformed input raises :class:`NotOnnx`, never anything else.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 _METADATA_PROPS = 14  # ModelProto.metadata_props: repeated StringStringEntryProto {key = 1; value = 2}
@@ -102,3 +110,215 @@ def read_metadata_props(path: str | os.PathLike) -> dict[str, str]:
     if seen_fields == 0:
         raise NotOnnx("empty file")
     return props
+
+
+# ---------------------------------------------------------------------------------------- initializers
+
+_GRAPH = 7  # ModelProto.graph
+_INITIALIZER = 5  # GraphProto.initializer (TensorProto)
+MAX_NAME_BYTES = 4096
+MAX_HEAD_TENSOR_BYTES = 256 << 20  # a head tensor bigger than this is not a head: refused, not read
+
+# TensorProto.DataType -> (struct code, bytes per element); the typed repeated field each type uses
+# when there is no raw_data: float_data (4), int32_data (5), int64_data (7), double_data (10), uint64_data (11).
+DTYPES = {1: ("f", 4), 2: ("B", 1), 3: ("b", 1), 4: ("H", 2), 5: ("h", 2), 6: ("i", 4), 7: ("q", 8), 9: ("?", 1),
+          10: ("e", 2), 11: ("d", 8), 12: ("I", 4), 13: ("Q", 8), 16: ("H", 2)}
+DTYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+_U64 = (1 << 64) - 1
+_TYPED_FIELD = {1: 4, 6: 5, 2: 5, 3: 5, 4: 5, 5: 5, 9: 5, 10: 5, 16: 5, 7: 7, 11: 10, 12: 11, 13: 11}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One initializer: name, ONNX data type, dims and its values as raw little-endian bytes (C order)."""
+
+    name: str
+    data_type: int
+    dims: tuple[int, ...]
+    data: bytes
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    def values(self) -> tuple:
+        code, size = DTYPES[self.data_type]
+        return struct.unpack(f"<{len(self.data) // size}{code}", self.data)
+
+
+@dataclass
+class GraphTensors:
+    """What :func:`read_initializers` found: the prefixed tensors with data, and every initializer's type."""
+
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    dtypes: Counter = field(default_factory=Counter)  # data type -> number of initializers
+
+
+def _fields(f: BinaryIO, start: int, end: int):
+    """(field, wire, value) for each field of the message in [start, end): value is the varint for
+    wire 0 and (offset, length) for wire 2; fixed-size fields are skipped (value None)."""
+    f.seek(start)
+    while f.tell() < end:
+        tag = _varint(f)
+        if tag is None:
+            raise NotOnnx("truncated message")
+        num, wire = tag >> 3, tag & 7
+        if num == 0:
+            raise NotOnnx("field number 0")
+        if wire == 0:
+            v = _varint(f)
+            if v is None:
+                raise NotOnnx("truncated field")
+            yield num, wire, v
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            pos = f.tell()
+            if pos + width > end:
+                raise NotOnnx("field runs past the end of its message")
+            yield num, wire, (pos, width)
+            f.seek(pos + width)
+        elif wire == 2:
+            n = _varint(f)
+            pos = f.tell()
+            if n is None or pos + n > end:
+                raise NotOnnx("field runs past the end of its message")
+            yield num, wire, (pos, n)
+            f.seek(pos + n)
+        else:
+            raise NotOnnx(f"wire type {wire} does not occur in ONNX files")
+        if f.tell() > end:
+            raise NotOnnx("field runs past the end of its message")
+
+
+def _read(f: BinaryIO, pos: int, n: int) -> bytes:
+    here = f.tell()
+    f.seek(pos)
+    data = f.read(n)
+    f.seek(here)
+    if len(data) != n:
+        raise NotOnnx("truncated field")
+    return data
+
+
+def _packed_varints(buf: bytes) -> list[int]:
+    out, i = [], 0
+    while i < len(buf):
+        v, i = _varint_bytes(buf, i)
+        out.append(v)
+    return out
+
+
+def _tensor(f: BinaryIO, start: int, end: int, prefix: str) -> tuple[str, int, Tensor | None]:
+    """(name, data type, Tensor if the name has ``prefix``) for the TensorProto in [start, end)."""
+    name, dtype, location = "", 0, 0
+    dims: list[int] = []
+    raw: tuple[int, int] | None = None
+    typed: dict[int, list[tuple[int, int, int]]] = {}
+    for num, wire, v in _fields(f, start, end):
+        if num == 1:  # dims
+            if wire == 0:
+                dims.append(v)
+            elif wire == 2:
+                dims.extend(_packed_varints(_read(f, *v)))
+        elif num == 2 and wire == 0:
+            dtype = v
+        elif num == 8 and wire == 2:
+            if v[1] > MAX_NAME_BYTES:
+                raise NotOnnx("initializer name too long")
+            name = _read(f, *v).decode("utf-8", errors="replace")
+        elif num == 9 and wire == 2:
+            raw = v
+        elif num == 14 and wire == 0:
+            location = v
+        elif num in (4, 5, 7, 10, 11) and wire in (0, 1, 2, 5):
+            typed.setdefault(num, []).append((wire, *(v if isinstance(v, tuple) else (v, 0))))
+    if not name.startswith(prefix):
+        return name, dtype, None
+    if location == 1:
+        raise NotOnnx(f"initializer {name!r} keeps its data in an external file")
+    if dtype not in DTYPES:
+        raise NotOnnx(f"initializer {name!r} has data type {dtype}, which a head tensor never has")
+    code, size = DTYPES[dtype]
+    count = 1
+    for d in dims:
+        if d < 0 or d > 1 << 40:
+            raise NotOnnx(f"initializer {name!r} has a bad dimension {d}")
+        count *= d
+    if count * size > MAX_HEAD_TENSOR_BYTES:
+        raise NotOnnx(f"initializer {name!r} is {count * size} bytes, too large for a head tensor")
+    if raw is not None:
+        data = _read(f, *raw)
+    else:
+        data = _typed_bytes(f, typed.get(_TYPED_FIELD[dtype], []), dtype)
+    if len(data) != count * size:
+        raise NotOnnx(f"initializer {name!r} holds {len(data)} bytes, its shape {tuple(dims)} needs {count * size}")
+    return name, dtype, Tensor(name, dtype, tuple(dims), data)
+
+
+def _typed_bytes(f: BinaryIO, parts: list[tuple[int, int, int]], dtype: int) -> bytes:
+    """Values stored in TensorProto's typed repeated fields, as raw little-endian bytes of ``dtype``."""
+    code, size = DTYPES[dtype]
+    if dtype in (1, 11, 13):  # float_data / double_data are fixed-width; uint64_data is varints
+        if dtype == 13:
+            values = [x & _U64 for w, a, b in parts for x in (_packed_varints(_read(f, a, b)) if w == 2 else [a])]
+            return struct.pack(f"<{len(values)}Q", *values)
+        width = 4 if dtype == 1 else 8
+        return b"".join(_read(f, a, b) for w, a, b in parts if w in (1, 2, 5) and (w == 2 or b == width))
+    values = [x & _U64 for w, a, b in parts for x in (_packed_varints(_read(f, a, b)) if w == 2 else [a])]
+    out = []
+    for x in values:
+        if dtype == 7:  # int64: two's complement in 64 bits
+            x = x - (1 << 64) if x >= 1 << 63 else x
+            out.append(struct.pack("<q", x))
+        else:  # int32_data carries int32, and the 8/16-bit types and float16 as their bit patterns
+            x &= 0xFFFFFFFF
+            if dtype in (10, 16, 4):
+                out.append(struct.pack("<H", x & 0xFFFF))
+            elif dtype in (2, 9):
+                out.append(struct.pack("<B", x & 0xFF))
+            elif dtype == 3:
+                out.append(struct.pack("<b", ((x & 0xFF) ^ 0x80) - 0x80))
+            elif dtype == 5:
+                out.append(struct.pack("<h", ((x & 0xFFFF) ^ 0x8000) - 0x8000))
+            elif dtype == 12:
+                out.append(struct.pack("<I", x))
+            else:  # int32
+                out.append(struct.pack("<i", (x ^ 0x80000000) - 0x80000000))
+    return b"".join(out)
+
+
+def read_initializers(path: str | os.PathLike, prefix: str = "quasar.") -> GraphTensors:
+    """The graph's initializers whose name starts with ``prefix`` (with their data) and the data types
+    of all of them; raises :class:`NotOnnx` for malformed files."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        return _read_initializers(f, size, prefix)
+
+
+def parse_tensor(data: bytes) -> Tensor:
+    """One serialized TensorProto (``t.SerializeToString()``), read by the same code as the file reader."""
+    _, _, t = _tensor(io.BytesIO(data), 0, len(data), "")
+    assert t is not None
+    return t
+
+
+def _read_initializers(f: BinaryIO, size: int, prefix: str) -> GraphTensors:
+    out = GraphTensors()
+    graphs = [v for num, wire, v in _fields(f, 0, size) if num == _GRAPH and wire == 2]
+    if not graphs:
+        raise NotOnnx("no graph")
+    gstart, glen = graphs[-1]
+    for num, wire, v in list(_fields(f, gstart, gstart + glen)):
+        if num != _INITIALIZER or wire != 2:
+            continue
+        name, dtype, tensor = _tensor(f, v[0], v[0] + v[1], prefix)
+        out.dtypes[dtype] += 1
+        if tensor is not None:
+            if name in out.tensors:
+                raise NotOnnx(f"two initializers are named {name!r}")
+            out.tensors[name] = tensor
+    return out

@@ -1,9 +1,18 @@
 """Result files for ``quasar score``: CSV or JSON Lines, written row by row and resumable.
 
 Each row is flushed as soon as it is written, so an interrupted run keeps everything it scored.
-``--resume`` reads the paths already present (dropping a half-written last line) and appends.
-Columns: ``path``, one per head (P(good)), optionally ``<head>_margin``, then ``error`` (empty / null
-when the image was scored).
+Text fields (the path and the error) are written through :func:`quasar.runtime.pathtext.encode_text`:
+always valid UTF-8 on one line, with undecodable bytes and control characters as ``\\xNN``, so every
+file gets its row. CSV fields are quoted by the csv module where needed; JSON is written with
+``allow_nan=False`` (scores are finite by then: a non-finite score is a per-file error).
+
+``--resume`` reads the rows already present and matches them by
+:func:`~quasar.runtime.pathtext.resume_key` (absolute, normalised path). A damaged file is repaired
+when the damage is at its end (a half-written last line, a NUL-filled tail left by a crash, a torn
+header) and refused with one line otherwise. Columns: ``path``, one per head (P(good)), optionally
+``<head>_margin``, then ``error`` (empty / null when the image was scored). A write error (a full
+disk) is a :class:`~quasar.errors.QuasarError` naming the file; a closed pipe raises
+``BrokenPipeError`` for the CLI to end quietly.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import sys
 from typing import TextIO
 
 from quasar.errors import QuasarError
+from quasar.runtime.pathtext import decode_text, encode_text, resume_key
 from quasar.runtime.scorer import ScoreRecord
 
 FORMATS = ("csv", "jsonl")
@@ -40,32 +50,53 @@ class RowWriter:
     """Writes one row per :class:`ScoreRecord` and flushes it."""
 
     def __init__(self, stream: TextIO, fmt: str, heads: tuple[str, ...], margins: bool, header: bool,
-                 owns: bool) -> None:
+                 owns: bool, name: str = "<stdout>") -> None:
         self.stream, self.fmt, self.heads, self.margins, self.owns = stream, fmt, heads, margins, owns
+        self.name = name
+        self.notes: list[str] = []  # what --resume repaired, for the CLI to report
         self.columns = columns(heads, margins)
+        self._failed = False
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if header and self._csv is not None:
-            self._csv.writerow(self.columns)
-            stream.flush()
+            self._guarded(lambda: self._csv.writerow(self.columns))
+
+    def _guarded(self, write) -> None:
+        """Run ``write`` and flush; a full disk or an I/O error becomes one QuasarError naming the file."""
+        try:
+            write()
+            self.stream.flush()
+        except BrokenPipeError:
+            self._failed = True
+            raise
+        except OSError as e:
+            self._failed = True
+            raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
 
     def write(self, rec: ScoreRecord) -> None:
+        path = encode_text(rec.source)
+        error = None if rec.error is None else encode_text(rec.error)
         if self._csv is not None:
-            row = [rec.source] + [_fmt(rec.scores.get(h)) for h in self.heads]
+            row = [path] + [_fmt(rec.scores.get(h)) for h in self.heads]
             if self.margins:
                 row += [_fmt(rec.margins.get(h)) for h in self.heads]
-            self._csv.writerow(row + [rec.error or ""])
-        else:
-            d: dict = {"path": rec.source}
-            d.update({h: rec.scores.get(h) for h in self.heads})
-            if self.margins:
-                d.update({f"{h}_margin": rec.margins.get(h) for h in self.heads})
-            d["error"] = rec.error
-            self.stream.write(json.dumps(d, ensure_ascii=False) + "\n")
-        self.stream.flush()
+            self._guarded(lambda: self._csv.writerow(row + [error or ""]))
+            return
+        d: dict = {"path": path}
+        d.update({h: rec.scores.get(h) for h in self.heads})
+        if self.margins:
+            d.update({f"{h}_margin": rec.margins.get(h) for h in self.heads})
+        d["error"] = error
+        line = json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
+        self._guarded(lambda: self.stream.write(line))
 
     def close(self) -> None:
-        if self.owns:
+        if not self.owns:
+            return
+        try:
             self.stream.close()
+        except OSError as e:
+            if not self._failed:  # after a failed write the same error was already reported
+                raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
 
 
 def _fmt(v: float | None) -> str:
@@ -74,7 +105,8 @@ def _fmt(v: float | None) -> str:
 
 def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool = False,
                 resume: bool = False) -> tuple[RowWriter, set[str]]:
-    """Open ``out`` (``-``: stdout) for writing; with ``resume``, also return the paths already done."""
+    """Open ``out`` (``-``: stdout) for writing; with ``resume``, also return the
+    :func:`~quasar.runtime.pathtext.resume_key` of every path already done."""
     fmt = infer_format(out, fmt)
     if fmt not in FORMATS:
         raise QuasarError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
@@ -83,53 +115,90 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
             raise QuasarError("--resume needs an output file (-o FILE), not stdout")
         return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False), set()
     done: set[str] = set()
-    existing = resume and os.path.exists(out) and os.path.getsize(out) > 0
+    notes: list[str] = []
+    existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
     if existing:
+        notes = repair_tail(out)
         done = read_done(out, fmt, columns(heads, margins))
-    stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by RowWriter
-    return RowWriter(stream, fmt, heads, margins, header=not existing, owns=True), done
+        existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
+    try:
+        stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")  # noqa: SIM115 - RowWriter closes it
+    except IsADirectoryError:
+        raise QuasarError(f"{out}: is a directory; give a file name for the results") from None
+    writer = RowWriter(stream, fmt, heads, margins, header=not existing, owns=True, name=out)
+    writer.notes = notes
+    return writer, done
 
 
-def _drop_partial_line(path: str) -> None:
-    """An interrupted write can leave a last line without its newline; cut it off before appending."""
+def repair_tail(path: str) -> list[str]:
+    """Cut damage at the end of a results file so rows can be appended; returns what was cut.
+
+    A crash can leave a NUL-filled tail (the file grew before its data reached the disk) and a
+    half-written last line; both are cut back to the last complete line. NUL bytes followed by more
+    data are damage in the middle of the file: refused with a QuasarError.
+    """
     with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
         data = f.read()
-        f.truncate(data.rfind(b"\n") + 1)
+        keep = len(data)
+        nul = data.find(b"\0")
+        notes = []
+        if nul >= 0:
+            if data[nul:].strip(b"\0\r\n"):
+                line = data.count(b"\n", 0, nul) + 1
+                raise QuasarError(f"{path}:{line}: NUL bytes in the middle of the file (damaged); "
+                                  "cannot resume from it: use another output file or drop --resume")
+            keep = data.rfind(b"\n", 0, nul) + 1
+            notes.append(f"cut a NUL-filled tail ({len(data) - keep} bytes)")
+        if keep and data[keep - 1 : keep] != b"\n":
+            cut = data.rfind(b"\n", 0, keep) + 1
+            notes.append(f"cut a half-written last line ({keep - cut} bytes)")
+            keep = cut
+        if keep < len(data):
+            f.truncate(keep)
+        if keep == 0 and data:
+            notes.append("no complete header line was left; the header is written again")
+        return notes
 
 
 def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
-    """Paths already in a results file; QuasarError if its columns do not match this run's."""
-    _drop_partial_line(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+    """Resume keys of the paths already in a results file; QuasarError if its columns do not match
+    this run's or a row is malformed (call :func:`repair_tail` first)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise QuasarError(f"{path}: not UTF-8 text at byte {e.start}; cannot resume from it") from None
     done: set[str] = set()
     if fmt == "csv":
         rows = csv.reader(io.StringIO(text))
-        header = next(rows, None)
-        if header is None:
-            return done
-        if header != want:
-            raise QuasarError(f"{path}: columns {header} differ from this run's {want}; "
-                              "use another output file or drop --resume")
-        done.update(r[0] for r in rows if r)
+        try:
+            header = next(rows, None)
+            if header is None:
+                return done
+            if header != want:
+                raise QuasarError(f"{path}: columns {header} differ from this run's {want}; "
+                                  "use another output file or drop --resume")
+            for row in rows:
+                if not row:
+                    continue
+                if len(row) != len(want):
+                    raise QuasarError(f"{path}:{rows.line_num}: row has {len(row)} fields, expected {len(want)} "
+                                      "(damaged file); use another output file or drop --resume")
+                done.add(resume_key(decode_text(row[0])))
+        except csv.Error as e:
+            raise QuasarError(f"{path}:{rows.line_num}: malformed CSV ({e}); cannot resume from it") from None
         return done
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             d = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise QuasarError(f"{path}:{n}: not a JSON line; cannot resume from this file") from None
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+            raise QuasarError(f"{path}:{n}: not a result row (no \"path\"); cannot resume from this file")
         if n == 1 and sorted(d) != sorted(want):
             raise QuasarError(f"{path}: keys {sorted(d)} differ from this run's {sorted(want)}; "
                               "use another output file or drop --resume")
-        done.add(d["path"])
+        done.add(resume_key(decode_text(d["path"])))
     return done

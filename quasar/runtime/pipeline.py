@@ -17,6 +17,12 @@ which bounds both the memory held in buckets and how long results wait. Fixed-si
 bucket, so batches are simply consecutive images.
 
 Results come out in input order (a small reorder buffer bridges the bucket window).
+
+**Failures keep no pixels.** A decode worker returns ``(array, None)`` or ``(None, reason)``, never an
+exception: an exception kept in its future would keep its traceback, the traceback the decoder's
+frames, and those frames the decoded image (gigabytes for a large file refused after decoding)
+until the feeder gets to it. **Scores must be finite**: a NaN or infinite score or margin (corrupted
+weights, a NaN logit scale) is that image's error, naming the model as the suspect, never a number.
 """
 
 from __future__ import annotations
@@ -92,6 +98,17 @@ class Pipeline:
         # Batches in flight on the device: 2 lets batch i+1's copy overlap batch i's compute.
         self.depth = depth if depth is not None else (2 if backend.device == "cuda" else 1)
 
+    def _prepare_one(self, item: Item) -> tuple[np.ndarray | None, str | None]:
+        """``(array, None)`` or ``(None, reason)``; the exception (and the pixels its traceback holds) dies here."""
+        try:
+            return self.prepare(item), None
+        except ImageError as e:
+            return None, str(e)
+        except MemoryError:
+            return None, "out of memory while decoding (use fewer --workers or a lower --max-pixels)"
+        except Exception as e:  # noqa: BLE001 - a bug or an odd OS error must not end the run
+            return None, f"unexpected {type(e).__name__}: {e}"
+
     # ------------------------------------------------------------------ feeder (its own thread)
     def _feed(self, items: Iterator[Item], out_q: queue.Queue, stop: threading.Event) -> None:
         def put(msg) -> None:
@@ -114,14 +131,9 @@ class Pipeline:
             put(_Batch([e[0] for e in entries], [e[1] for e in entries], buf))
 
         def take(fut: Future, index: int, label: str) -> None:
-            try:
-                arr = fut.result()
-            except ImageError as e:
-                put(_Failed(index, label, str(e)))
-                arr = None
-            except Exception as e:  # a bug or an odd OS error must not end the run
-                put(_Failed(index, label, f"unexpected {type(e).__name__}: {e}"))
-                arr = None
+            arr, reason = fut.result()
+            if reason is not None:
+                put(_Failed(index, label, reason))
             refused = None if arr is None else self.backend.accepts(arr.shape)
             if refused:
                 put(_Failed(index, label, refused))
@@ -141,7 +153,7 @@ class Pipeline:
             for index, item in enumerate(items):
                 if stop.is_set():
                     raise _Stopped
-                inflight.append((pool.submit(self.prepare, item), index, item.label))
+                inflight.append((pool.submit(self._prepare_one, item), index, item.label))
                 while len(inflight) >= max_inflight:
                     take(*inflight.popleft())
             while inflight:
@@ -173,8 +185,12 @@ class Pipeline:
         def collect() -> None:
             batch, handle = pending.popleft()
             scores, margins = handle.result()
+            finite = np.isfinite(scores).all(axis=1) & np.isfinite(margins).all(axis=1)
             for j, (i, label) in enumerate(zip(batch.indices, batch.labels, strict=True)):
-                ready[i] = Result(i, label, scores[j].copy(), margins[j].copy())
+                if finite[j]:
+                    ready[i] = Result(i, label, scores[j].copy(), margins[j].copy())
+                else:
+                    ready[i] = Result(i, label, error=self._non_finite_reason())
 
         def next_message():
             """The next message; None when a pending batch should be collected first."""
@@ -215,6 +231,12 @@ class Pipeline:
         finally:
             stop.set()
             self._cleanup(out_q, pending, feeder)
+
+    def _non_finite_reason(self) -> str:
+        info = getattr(self.backend, "info", None)
+        model = getattr(info, "path", None) or "the model"
+        return (f"the model gave a non-finite score (NaN or infinity); suspect the model file {model} "
+                "(corrupted weights or logit scale), not the image")
 
     def _cleanup(self, out_q: queue.Queue, pending: deque, feeder: threading.Thread) -> None:
         """Return staging buffers of batches that will never run, and let the feeder exit."""

@@ -2,7 +2,9 @@
 
 The resize and crop come from :mod:`quasar.preprocess` (the code centroid building used), driven by
 the *full-resolution* upright size even when the JPEG was decoded at a reduced scale, so reduced
-decoding never changes the output shape, only (slightly) the pixels.
+decoding never changes the output shape, only (slightly) the pixels. What one image can become is
+bounded by the spec (:func:`quasar.preprocess.max_resized_side`): an extreme aspect ratio is refused
+with the reason, so the model never sees a 64x262144 strip.
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ import numpy as np
 from quasar.preprocess import PreprocessSpec, center_crop, resize, target_shape
 from quasar.runtime.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
 from quasar.runtime.sources import Item, read_file
-
-# Largest resized image (before the crop) accepted, in units of spec.size**2: an extreme panorama
-# would otherwise be upscaled to a huge strip (a 1x1000 image at short side 224 is 224x224000).
-MAX_RESIZE_AREA_FACTOR = 64
 
 
 class Preparer:
@@ -38,7 +36,10 @@ class Preparer:
 
     def min_decoded_shape(self, height: int, width: int) -> tuple[int, int]:
         """The resize target (before any crop) for a stored image of this size (orientation-free)."""
-        rh, rw, _ = target_shape(height, width, self.spec)
+        try:
+            rh, rw, _ = target_shape(height, width, self.spec)
+        except ValueError:  # refused in finish(); decode at full scale (such an image is small)
+            return height, width
         return rh, rw
 
     def decode(self, item: Item) -> Decoded:
@@ -56,10 +57,8 @@ class Preparer:
         h, w = decoded.full_size
         try:
             rh, rw, crop = target_shape(h, w, spec)
-        except ValueError as e:
+        except ValueError as e:  # ShapeError: an extreme aspect ratio
             raise ImageError(str(e)) from None
-        if rh * rw > MAX_RESIZE_AREA_FACTOR * spec.size**2:
-            raise ImageError(f"extreme aspect ratio ({w}x{h}): resizing per the model's spec would give {rw}x{rh}")
         out = resize(decoded.image, rh, rw, spec.interpolation, spec.resampler)
         if crop is not None:
             out = center_crop(out, *crop)

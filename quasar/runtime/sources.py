@@ -92,11 +92,22 @@ def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterat
 
 
 def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
-    """A file path as one item (even if missing: the error is reported per file); a folder's images."""
-    if os.path.isdir(path):
-        yield from walk_folder(path, recursive, extensions)
-    else:
+    """A file path as one item (even if missing: the error is reported per file); a folder's images.
+
+    Every path named explicitly yields at least one item: a folder with no image files in it (a
+    folder called ``photos.jpg/``, an empty folder, sub-folders only without ``recursive``) yields
+    one error item saying so, instead of silently contributing nothing.
+    """
+    if not os.path.isdir(path):
         yield Item(path, path=path)
+        return
+    empty = True
+    for item in walk_folder(path, recursive, extensions):
+        empty = False
+        yield item
+    if empty:
+        hint = "" if recursive else "; use -r (recursive=True) to include sub-folders"
+        yield Item(path, error=f"is a directory with no image files in it{hint}")
 
 
 def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:

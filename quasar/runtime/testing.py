@@ -14,6 +14,7 @@ import json
 import numpy as np
 
 from quasar.preprocess import PreprocessSpec
+from quasar.runtime.integrity import HEAD_SHA256_KEY, head_sha256_of_protos
 
 TINY_NATIVE_SPEC = PreprocessSpec(policy="native", size=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                                   size_multiple=16, min_size=32)
@@ -94,6 +95,7 @@ def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | Non
     model.ir_version = 8
     meta = tiny_metadata(heads, spec, dynamic, scales[: len(heads)] if len(heads) <= k else
                          list(scales) + [30.0] * (len(heads) - k))
+    meta[HEAD_SHA256_KEY] = head_sha256_of_protos(graph.initializer)  # as the exporter writes it
     for key, v in (metadata or {}).items():
         if v is None:
             meta.pop(key, None)
