@@ -125,8 +125,17 @@ SUBPROCESS = textwrap.dedent('''
     from quasar.runtime import Scorer
     with Scorer(sys.argv[1], workers=2, threads=1, batch_size=4) as s:
         recs = s.score(sys.argv[3:])
-    print(json.dumps({"errors": [r.error for r in recs],
-                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    def peak_mb():
+        # VmHWM is this process's own high-water mark; ru_maxrss can report the parent's (Linux carries
+        # it over the exec of a vfork'd child, e.g. one started by a big pytest process).
+        try:
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"errors": [r.error for r in recs], "maxrss_mb": peak_mb()}))
 ''')
 
 

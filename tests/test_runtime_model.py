@@ -58,7 +58,7 @@ def test_missing_file_and_directory(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ({"quasar.format": None}, "not a QUASAR fused model"),
     ({"quasar.format": "something-else"}, "expected 'quasar-fused-model'"),
-    ({"quasar.format_version": "2"}, "format version 2 is newer"),
+    ({"quasar.format_version": "3"}, "format version 3 is newer"),
     ({"quasar.format_version": "one"}, "not an integer"),
     ({"quasar.heads": "[quality"}, "quasar.heads is not valid JSON"),
     ({"quasar.heads": "[]"}, "non-empty list"),
