@@ -334,3 +334,23 @@ def test_default_model_path(effnet_pack_file, tmp_path, monkeypatch, capsys):
     assert default.main([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such pack file" in err[0]
+
+
+def test_score_explain_shows_the_heads_a_combine_head_summarises(tmp_path, anchor_photos, capsys):
+    """A format-2 model with combine heads: `quasar score` writes the combine heads; --explain adds
+    the heads they are computed from, with the same values the torch module gives."""
+    from quasar.cli import main
+
+    case = make_case("effnet-taps-v2", str(tmp_path), anchor_photos, None)
+    files = [p.path for p in anchor_photos[:2]]
+    out, out_x = tmp_path / "s.csv", tmp_path / "x.csv"
+    assert main(["score", *files, "--model", case.onnx_path, "-o", str(out), "-q"]) == 0
+    assert main(["score", *files, "--model", case.onnx_path, "-o", str(out_x), "--explain", "-q"]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    header_x = out_x.read_text().splitlines()[0].split(",")
+    assert header == ["path", "quality", "average", "error"]
+    assert header_x == ["path", *case.pack.output_names, "error"] and len(header_x) == 6
+    rows = [ln.split(",") for ln in out_x.read_text().splitlines()[1:]]
+    rows_s = [ln.split(",") for ln in out.read_text().splitlines()[1:]]
+    for r, rs in zip(rows, rows_s, strict=True):
+        assert r[3:5] == rs[1:3], "the combine heads are the same with and without --explain"

@@ -59,6 +59,9 @@ def register(subparsers) -> None:
                    help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP)")
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
+    p.add_argument("--explain", action="store_true",
+                   help="also write the heads an overall head is computed from (the default model: sharpness, "
+                   "noise, compression, exposure, color and spatial besides quality), to say why a photo is poor")
     p.add_argument("--max-pixels", type=_positive, default=None,
                    help="decompression-bomb limit per image in pixels, checked from the header before "
                         "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
                     workers=args.workers, threads=args.threads,
                     max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode)
     try:
-        writer, done = open_writer(args.output, args.format, scorer.heads, margins=args.margins,
+        heads = scorer.heads if args.explain else scorer.info.summary_heads
+        writer, done = open_writer(args.output, args.format, heads, margins=args.margins,
                                    resume=args.resume)
     except BaseException:
         scorer.close()

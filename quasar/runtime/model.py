@@ -50,6 +50,22 @@ class ModelInfo:
     def num_heads(self) -> int:
         return len(self.heads)
 
+    @property
+    def combine(self) -> list[tuple[str, list[int]]]:
+        """``quasar.combine``: per combine head, its rule and the base columns it reads (may be empty)."""
+        try:
+            plan = json.loads(self.metadata.get("quasar.combine") or "[]")
+            return [(str(rule), [int(i) for i in idx]) for rule, idx in plan]
+        except (ValueError, TypeError):
+            return []
+
+    @property
+    def summary_heads(self) -> tuple[str, ...]:
+        """The heads a user sees by default: all but those that a combine head summarises (the
+        default model: ``quality``; its family heads explain it, ``quasar score --explain``)."""
+        parts = {i for _, idx in self.combine for i in idx}
+        return tuple(h for i, h in enumerate(self.heads) if i not in parts)
+
 
 def sidecar_path(engine_path: str) -> str:
     return engine_path + ".json"
