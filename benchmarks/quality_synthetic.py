@@ -103,19 +103,20 @@ def summary(scores: np.ndarray, grid: AnchorGrid, types: list[str], n_boot: int,
 # --------------------------------------------------------------------------- classical baselines
 
 
-def pixel_scores(grid: AnchorGrid, fn, every: int = 1) -> np.ndarray:
-    """``fn(rgb) -> higher-is-better`` over the grid's images, decoded and distorted again."""
+def pixel_scores(grid: AnchorGrid, fns: dict) -> dict[str, np.ndarray]:
+    """``fn(rgb) -> higher-is-better`` for each of ``fns`` over the grid's images, each image decoded
+    and distorted once for all of them."""
     p, t, n_l = grid.distorted.shape[:3]
-    out = np.full((p, t, 1 + n_l), np.nan)
+    out = {name: np.full((p, t, 1 + n_l), np.nan) for name in fns}
     for i, path in enumerate(grid.photos):
-        if i % every:
-            continue
         img = read_rgb(path)
-        pristine = fn(img)
-        out[i, :, 0] = pristine
+        for name, fn in fns.items():
+            out[name][i, :, 0] = fn(img)
         for j, kind in enumerate(grid.types):
             for k, lv in enumerate(grid.levels):
-                out[i, j, 1 + k] = fn(distort(img, kind, lv))
+                d = distort(img, kind, lv)
+                for name, fn in fns.items():
+                    out[name][i, j, 1 + k] = fn(d)
     return out
 
 
@@ -259,18 +260,17 @@ def run(args) -> dict:
     a, b = layout["bn2.mean"]
     sc_former = grid_scores(held_grid, lambda e: former.score_embeddings(e[:, a:b])[1][:, 0])
     report["results"]["former default (v1 pack)"] = summary(sc_former, held_grid, types, args.bootstrap)
-    report["results"]["laplacian variance"] = summary(pixel_scores(held_grid, laplacian_variance), held_grid, types,
-                                                      args.bootstrap)
+    fns = {"laplacian variance": laplacian_variance}
     if not args.no_classical:
         from quasar.eval.classical import NiqeModel, brisque_score
 
-        t1 = time.perf_counter()
-        report["results"]["BRISQUE"] = summary(pixel_scores(held_grid, lambda x: -brisque_score(x)), held_grid, types,
-                                               args.bootstrap)
         niqe = NiqeModel.fit([read_rgb(p.path) for p in anchors])
-        report["results"]["NIQE (fitted on anchor photos)"] = summary(
-            pixel_scores(held_grid, lambda x: -niqe.score(x)), held_grid, types, args.bootstrap)
-        report["classical_seconds"] = round(time.perf_counter() - t1, 1)
+        fns["BRISQUE"] = lambda x: -brisque_score(x)
+        fns["NIQE (fitted on anchor photos)"] = lambda x: -niqe.score(x)
+    t1 = time.perf_counter()
+    for name, sc in pixel_scores(held_grid, fns).items():
+        report["results"][name] = summary(sc, held_grid, types, args.bootstrap)
+    report["classical_seconds"] = round(time.perf_counter() - t1, 1)
     # (d) JPEG curve and (e) int8 agreement and cost, through the runtime
     if not args.quick and not args.no_models:
         from quasar.export.default import default_model_path

@@ -61,7 +61,7 @@ class HeadConfig:
 DEFAULT_CANDIDATES: tuple[HeadConfig, ...] = tuple(
     HeadConfig(kind, alpha, lvl, rule)
     for kind, alpha, lvl in (("centroid", 0.0, 1), ("centroid", 0.0, 3), ("ridge", 0.3, 1), ("ridge", 1.0, 1),
-                             ("ridge", 3.0, 1))
+                             ("ridge", 3.0, 1), ("ridge", 10.0, 1), ("ridge", 30.0, 1))
     for rule in RULES
 )
 
