@@ -60,6 +60,12 @@ def default_model_path(precision: str = "fp32") -> str:
         pack = CentroidPack.load("default")
     except PackError as e:
         raise QuasarError(str(e)) from None
+    if precision == "fp32":
+        from quasar.runtime.model import shipped_model_path
+
+        shipped = shipped_model_path()
+        if shipped is not None:
+            return shipped
     path = default_model_file(pack.content_hash, precision)
     if _is_current(path, pack.content_hash, precision):
         return path
@@ -72,13 +78,33 @@ def default_model_path(precision: str = "fp32") -> str:
     return out
 
 
+def ship_default_model(out: str | None = None) -> str:
+    """Export the shipped pack's fp32 model to ``quasar/data`` (what ``pip install .`` scores with),
+    after ``quasar centroids build-default`` changed the pack; tests check the two agree."""
+    from importlib import resources
+
+    from quasar.centroids.pack import CentroidPack
+    from quasar.export.onnx_export import export_onnx
+    from quasar.runtime.model import SHIPPED_MODEL
+
+    out = out or str(resources.files("quasar") / "data" / SHIPPED_MODEL)
+    tmp = out + ".tmp"
+    export_onnx(None, CentroidPack.load("default"), tmp)
+    os.replace(tmp, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m quasar.export.default",
-                                     description="Print the path of the default fused model (exported once).")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+                                     description="Print the path of the default fused model (the one shipped "
+                                                 "in the package, else exported once into the cache).")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
+                        help="model precision (default: %(default)s)")
+    parser.add_argument("--ship", action="store_true",
+                        help="re-export the shipped fp32 model into quasar/data from the shipped pack")
     args = parser.parse_args(argv)
     try:
-        print(default_model_path(args.precision))
+        print(ship_default_model() if args.ship else default_model_path(args.precision))
     except QuasarError as e:
         print(f"quasar: error: {e}", file=sys.stderr)
         return 2

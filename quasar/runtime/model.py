@@ -194,8 +194,30 @@ _default_lock = threading.Lock()
 _default_path: str | None = None
 
 
+SHIPPED_MODEL = "default_quality-fp32.onnx"  # in quasar/data, beside the pack it was exported from
+SHIPPED_PACK = "default_quality.qpack.json"
+
+
+def shipped_model_path() -> str | None:
+    """The default model shipped in the package, if it is there and was exported from the shipped
+    pack (same content hash); else None (a development tree whose pack was rebuilt, say)."""
+    from importlib import resources  # noqa: PLC0415
+
+    data = resources.files("quasar") / "data"
+    model, pack = data / SHIPPED_MODEL, data / SHIPPED_PACK
+    if not (model.is_file() and pack.is_file()):
+        return None
+    try:
+        pack_hash = json.loads(pack.read_text()).get("content_hash")
+        info = load_model_info(str(model))
+    except (QuasarError, OSError, ValueError):
+        return None
+    return str(model) if info.pack_hash == pack_hash else None
+
+
 def default_model_path() -> str:
-    """``$QUASAR_MODEL``, else the embedded default model, exported and cached on first use.
+    """``$QUASAR_MODEL``, else the default model shipped in the package, else (a development tree
+    whose pack changed) the default model exported and cached on first use.
 
     The export runs in a subprocess (``python -m quasar.export.default`` prints the cached path), so
     this process never imports torch. The answer is remembered for the life of the process.
@@ -205,6 +227,8 @@ def default_model_path() -> str:
     if env:
         return env
     with _default_lock:
+        if _default_path is None:
+            _default_path = shipped_model_path()
         if _default_path is None:
             cmd = [sys.executable, "-m", "quasar.export.default"]
             try:
