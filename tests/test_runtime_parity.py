@@ -143,7 +143,7 @@ def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs
     from quasar.runtime import load_model_info
 
     info = load_model_info(effnet_model)
-    assert info.encoder == "effnet-lite0" and info.dynamic_size
+    assert info.encoder == "effnet-lite0+taps" and info.dynamic_size  # the default model
     files = [p.path for p in photos[:6]] + original_jpegs[:4]
     with Scorer(effnet_model, workers=2) as s:
         recs = s.score(files)

@@ -63,7 +63,7 @@ def default_model_path(precision: str = "fp32") -> str:
     if precision == "fp32":
         from quasar.runtime.model import shipped_model_path
 
-        shipped = shipped_model_path()
+        shipped = shipped_model_path(pack.content_hash)
         if shipped is not None:
             return shipped
     path = default_model_file(pack.content_hash, precision)

@@ -198,9 +198,10 @@ SHIPPED_MODEL = "default_quality-fp32.onnx"  # in quasar/data, beside the pack i
 SHIPPED_PACK = "default_quality.qpack.json"
 
 
-def shipped_model_path() -> str | None:
+def shipped_model_path(pack_hash: str | None = None) -> str | None:
     """The default model shipped in the package, if it is there and was exported from the shipped
-    pack (same content hash); else None (a development tree whose pack was rebuilt, say)."""
+    pack (same content hash; or from ``pack_hash`` when given); else None (a development tree whose
+    pack was rebuilt, say)."""
     from importlib import resources  # noqa: PLC0415
 
     data = resources.files("quasar") / "data"
@@ -208,7 +209,7 @@ def shipped_model_path() -> str | None:
     if not (model.is_file() and pack.is_file()):
         return None
     try:
-        pack_hash = json.loads(pack.read_text()).get("content_hash")
+        pack_hash = pack_hash or json.loads(pack.read_text()).get("content_hash")
         info = load_model_info(str(model))
     except (QuasarError, OSError, ValueError):
         return None
