@@ -230,7 +230,7 @@ def test_synthetic_sources_when_no_photos(tmp_path):
 def test_worker_subprocess_on_tiny_model(tmp_path):
     pytest.importorskip("onnx")
     from quasar.bench.speed import run_worker
-    from quasar.runtime.testing import write_tiny_model
+    from quasar.testing import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.onnx")
     files = camera.generate("1mp", tmp_path, 3, sources=[])
@@ -398,7 +398,7 @@ def test_gpu_end_to_end_harness_on_cpu_backend(tmp_path):
     from quasar.bench.gpu import end_to_end, pipeline_scorer
     from quasar.runtime.backends import create_backend
     from quasar.runtime.model import load_model_info
-    from quasar.runtime.testing import write_tiny_model
+    from quasar.testing import write_tiny_model
 
     info = load_model_info(write_tiny_model(tmp_path / "tiny.onnx"))
     files = camera.generate("1mp", tmp_path, 3, sources=[])

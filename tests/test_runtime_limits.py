@@ -31,7 +31,7 @@ from quasar.runtime.sources import Item
 
 pytest.importorskip("onnx")
 from quasar.runtime import Scorer  # noqa: E402
-from quasar.runtime.testing import tiny_model_bytes, write_tiny_model  # noqa: E402
+from quasar.testing import tiny_model_bytes, write_tiny_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUARD = "decompression-bomb guard"

@@ -26,7 +26,7 @@ from quasar.runtime import sources as sources_mod
 from quasar.runtime.sources import iter_items
 
 pytest.importorskip("onnx")
-from quasar.runtime.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -45,8 +45,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import onnx
 
+from quasar.contract import INPUT_NAME
 from quasar.errors import QuasarError
-from quasar.export.metadata import INPUT_NAME
 from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
 
 QUANTISED_SCOPE = "/encoder/backbone/"
