@@ -89,8 +89,9 @@ def make_pack(args, workdir: str):
 
     from quasar.centroids.distortions import distort
     from quasar.encoders import create_encoder
+    from quasar.io import read_rgb
     from quasar.photos import fetch_photos
-    from quasar.preprocess import preprocess, read_rgb
+    from quasar.preprocess import preprocess
 
     enc = create_encoder(args.encoder)
     photos = [p for p in fetch_photos() if p.split == "anchor"][:8]
@@ -117,8 +118,9 @@ def eval_batches(spec, n_photos: int, batch: int, hw: tuple[int, int]) -> list[n
     import cv2
 
     from quasar.centroids.distortions import distort
+    from quasar.io import read_rgb
     from quasar.photos import fetch_photos
-    from quasar.preprocess import preprocess, read_rgb
+    from quasar.preprocess import preprocess
 
     photos = [p for p in fetch_photos() if p.split == "heldout"][:n_photos]
     images = []

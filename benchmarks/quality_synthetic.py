@@ -55,8 +55,8 @@ from quasar.centroids.families import (
     within_srcc,
 )
 from quasar.centroids.pack import CentroidPack
+from quasar.io import read_rgb
 from quasar.photos import balanced, fetch_photos
-from quasar.preprocess import read_rgb
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

@@ -205,7 +205,7 @@ def test_generate_camera_set_sizes_and_reuse(tmp_path):
     rng = np.random.default_rng(0)
     cv2.imwrite(str(src), rng.integers(0, 256, (300, 500, 3), dtype=np.uint8))
     paths = camera.generate("camera", tmp_path / "cache", 3, sources=[str(src)])
-    from quasar.runtime.formats import probe
+    from quasar.io.formats import probe
 
     sizes = [(h.width, h.height) for h in (probe(Path(p).read_bytes()) for p in paths)]
     assert sizes == [(4000, 3000), (2600, 1950), (3000, 4000)]

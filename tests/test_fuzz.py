@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from quasar.centroids.pack import CentroidPack, Head, PackError
 from quasar.errors import QuasarError
+from quasar.io.decode import ImageError
 from quasar.onnx_meta import NotOnnx, read_initializers
 from quasar.preprocess import PreprocessSpec, max_resized_side
-from quasar.runtime.decode import ImageError
 from quasar.runtime.prepare import Preparer
 from quasar.runtime.sources import Item
 

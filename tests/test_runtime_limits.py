@@ -23,9 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quasar.cli import main
+from quasar.io.decode import ImageError, decode
+from quasar.io.formats import probe
 from quasar.preprocess import POLICIES, PreprocessSpec, ShapeError, max_resized_side, target_shape
-from quasar.runtime.decode import ImageError, decode
-from quasar.runtime.formats import probe
 from quasar.runtime.pipeline import Pipeline
 from quasar.runtime.sources import Item
 

@@ -21,8 +21,8 @@ from fixtures_images import (
     truncated,
 )
 
+from quasar.io import files as io_files
 from quasar.runtime import Scorer, ScoreRecord
-from quasar.runtime import sources as sources_mod
 from quasar.runtime.sources import iter_items
 
 pytest.importorskip("onnx")
@@ -167,7 +167,7 @@ def test_permission_denied(scorer, tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(sources_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(io_files, "open", fake_open, raising=False)
     recs = scorer.score([good, locked])
     assert recs[0].ok and recs[1].error == "permission denied" and recs[1].source == str(locked)
 

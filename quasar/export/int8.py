@@ -47,7 +47,8 @@ import onnx
 
 from quasar.contract import INPUT_NAME
 from quasar.errors import QuasarError
-from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
+from quasar.io import IMAGE_EXTENSIONS, read_rgb
+from quasar.preprocess import PreprocessSpec, preprocess
 
 QUANTISED_SCOPE = "/encoder/backbone/"
 # A multi-layer (``+taps``) encoder wraps the backbone: only the wrapped network is quantised; the
@@ -58,7 +59,6 @@ WEIGHTED_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 FP32_LEADING_FRACTION = 0.3
 SCHEMES = ("cpu", "tensorrt")
 DEFAULT_CALIBRATION_PHOTOS = 24
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def default_calibration_images(n_photos: int = DEFAULT_CALIBRATION_PHOTOS) -> list[np.ndarray]:
@@ -82,9 +82,9 @@ def images_in_dir(path: str | os.PathLike) -> list[str]:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise QuasarError(f"{path}: calibration directory does not exist")
-    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise QuasarError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) to calibrate with")
+        raise QuasarError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) to calibrate with")
     return files
 
 
