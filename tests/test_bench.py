@@ -288,7 +288,7 @@ def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
     torch = pytest.importorskip("torch")
     from quasar.bench.eager import load_tensor
     from quasar.bench.models import ModelUnavailable, model_path
-    from quasar.photos import cache_dir
+    from quasar.paths import cache_dir
     from quasar.runtime import Scorer
     from quasar.runtime.reference import reference_preprocess
 

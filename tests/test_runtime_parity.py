@@ -32,7 +32,8 @@ CROP_SPEC = PreprocessSpec(policy="center_crop", size=224)
 @pytest.fixture(scope="session")
 def original_jpegs(tmp_path_factory):
     """Camera-size JPEG originals unpacked from the cached Debian packages (up to 16 MP)."""
-    from quasar.photos import PHOTO_SET_V1, cache_dir, source_files
+    from quasar.paths import cache_dir
+    from quasar.photos import PHOTO_SET_V1, source_files
 
     packages = [p for p in PHOTO_SET_V1 if p != "scikit-image"]  # the wallpapers: up to 16 MP JPEGs
     debs = [d for p in packages for d in sorted(glob.glob(str(cache_dir() / "photos" / "debs" / f"{p}_*.deb")))[-1:]]

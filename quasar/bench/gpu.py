@@ -397,7 +397,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _default_cache() -> Path:
-    from quasar.photos import cache_dir  # noqa: PLC0415
+    from quasar.paths import cache_dir
 
     return cache_dir() / "bench"
 

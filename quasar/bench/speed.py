@@ -235,7 +235,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "benchmarks/results", 
     """Run the benchmark, write ``speed.json``/``speed.md`` into ``out_dir``, return the report dict."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if cache is None:
-        from quasar.photos import cache_dir  # noqa: PLC0415
+        from quasar.paths import cache_dir
 
         cache = cache_dir() / "bench"
     cache = Path(cache)

@@ -28,7 +28,7 @@ import numpy as np
 
 from quasar.centroids.anchors import Anchor
 from quasar.io import read_rgb
-from quasar.photos import cache_dir
+from quasar.paths import cache_dir
 from quasar.preprocess import preprocess
 
 

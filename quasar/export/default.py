@@ -18,12 +18,12 @@ import sys
 
 from quasar.contract import PRECISIONS, matches_recorded_sha256, write_sha256_sidecar
 from quasar.errors import QuasarError
-from quasar.photos import cache_dir
+from quasar.paths import models_dir
 
 
 def default_model_file(pack_hash: str, precision: str = "fp32") -> str:
     """``<cache>/models/default-<12 hex of the pack hash>-<precision>.onnx``."""
-    return str(cache_dir() / "models" / f"default-{pack_hash[7:19]}-{precision}.onnx")
+    return str(models_dir() / f"default-{pack_hash[7:19]}-{precision}.onnx")
 
 
 def _is_current(path: str, pack_hash: str, precision: str) -> bool:

@@ -48,6 +48,7 @@ import onnx
 from quasar.contract import INPUT_NAME
 from quasar.errors import QuasarError
 from quasar.io import IMAGE_EXTENSIONS, read_rgb
+from quasar.paths import photos_dir
 from quasar.preprocess import PreprocessSpec, preprocess
 
 QUANTISED_SCOPE = "/encoder/backbone/"
@@ -62,13 +63,16 @@ DEFAULT_CALIBRATION_PHOTOS = 24
 
 
 def default_calibration_images(n_photos: int = DEFAULT_CALIBRATION_PHOTOS) -> list[np.ndarray]:
-    """The first ``n_photos`` anchor photos, each also once distorted (types and levels in rotation)."""
+    """The first ``n_photos`` anchor photos already in the photo cache, each also once distorted
+    (types and levels in rotation). Never downloads: without cached photos it is a one-line error
+    asking for calibration images (``--calib-dir``)."""
     from quasar.centroids.distortions import ANCHOR_TYPES, distort
-    from quasar.photos import fetch_photos
+    from quasar.photos import cached_photos
 
-    photos = [p for p in fetch_photos() if p.split == "anchor"][:n_photos]
+    photos = [p for p in cached_photos() if p.split == "anchor"][:n_photos]
     if not photos:
-        raise QuasarError("no anchor photos found for int8 calibration; pass calibration images")
+        raise QuasarError(f"int8 calibration needs images: pass --calib-dir DIR (a folder of photos like the ones "
+                          f"you will score); no anchor photos are cached in {photos_dir()}")
     out = []
     for i, p in enumerate(photos):
         img = read_rgb(p.path)

@@ -39,7 +39,7 @@ def best_device() -> str:
 def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
     """TensorRT EP options: a persistent engine cache, and one optimisation profile covering every
     input the spec can produce, so the EP does not rebuild its engine for each new image shape."""
-    from quasar.photos import cache_dir  # noqa: PLC0415
+    from quasar.paths import cache_dir
 
     spec = info.spec
     opts = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir() / "ort-tensorrt"),
