@@ -23,7 +23,7 @@ STAGES = (
     "quasar.export.cli",
     "quasar.runtime.cli",
     "quasar.eval.cli",
-    "quasar.bench.cli",
+    "quasar.bench_cli",  # thin: the benchmark code is imported only when `quasar bench` runs
 )
 
 

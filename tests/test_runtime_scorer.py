@@ -338,7 +338,7 @@ def test_runtime_never_imports_torch(tiny, tmp_path):
 
 
 def test_bench_smoke(tiny, tmp_path):
-    from quasar.runtime.bench import bench
+    from quasar_bench.runtime_bench import bench
 
     files = []
     for i in range(6):
