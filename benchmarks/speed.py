@@ -1,4 +1,4 @@
-"""CPU speed benchmark: eager PyTorch as users write it vs the QUASAR engine (issue 5).
+"""CPU speed benchmark: eager PyTorch as users write it vs the QUASAR engine.
 
 Thin entry point; the logic lives in :mod:`quasar_bench.speed` so that ``quasar bench`` runs the
 same code. Full run about 5-10 minutes on 2 cores; ``--quick`` is a smoke test.

@@ -84,8 +84,6 @@ class Case:
 
 def make_case(name: str, tmp_dir, anchor_photos, clip_checkpoint) -> Case:
     template, size, arch = CASES[name]
-    if name == "dinov2-s14":
-        pytest.importorskip("quasar.encoders.dinov2", reason="dinov2-s14 encoder not built yet")
     eid = template.format(ckpt=clip_checkpoint(arch)) if arch else template
     encoder = create_encoder(eid)
     if size:

@@ -1,4 +1,4 @@
-"""Models that lie: a corrupted cached default model, metadata that disagrees with the graph (issue 9, items 9-10)."""
+"""Models that lie: a corrupted cached default model, metadata that disagrees with the graph."""
 
 from __future__ import annotations
 

@@ -146,12 +146,3 @@ def test_env_var_overrides_default_model(tiny, monkeypatch):
     assert model_mod.default_model_path() == tiny
     with Scorer() as s:
         assert s.model_path == tiny
-
-
-def test_default_model_without_export_is_a_clear_error(monkeypatch):
-    if importlib.util.find_spec("quasar.export.default") is not None:
-        pytest.skip("quasar.export.default exists; the default model is covered by the integration test")
-    monkeypatch.delenv("QUASAR_MODEL", raising=False)
-    monkeypatch.setattr(model_mod, "_default_path", None)
-    with pytest.raises(QuasarError, match="no default model.*QUASAR_MODEL"):
-        model_mod.default_model_path()

@@ -1,4 +1,4 @@
-"""The CPU speed benchmark (issue 5): eager PyTorch as users write it vs the QUASAR engine, side by side.
+"""The CPU speed benchmark: eager PyTorch as users write it vs the QUASAR engine, side by side.
 
 One run, the same photos, two image sets (camera-size 12 MP / 5 MP JPEGs and 1 MP JPEGs), with
 
