@@ -1,6 +1,6 @@
 """GPU speed benchmark, ready for a CUDA machine: torch fp16 eager and CUDA graphs, ORT CUDA EP, TensorRT.
 
-Thin entry point over :mod:`quasar.bench.gpu` (read its docstring for what is measured). Prints the
+Thin entry point over :mod:`quasar_bench.gpu` (read its docstring for what is measured). Prints the
 device (name, compute capability) with the numbers and writes JSON (default
 ``benchmarks/results/gpu_speed.json``). Takes a few minutes; exits with status 2 and one line when
 no CUDA device is available.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quasar.bench.gpu import main  # noqa: E402
+from quasar_bench.gpu import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

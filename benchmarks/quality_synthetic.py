@@ -55,8 +55,8 @@ from quasar.centroids.families import (
     within_srcc,
 )
 from quasar.centroids.pack import CentroidPack
+from quasar.io import read_rgb
 from quasar.photos import balanced, fetch_photos
-from quasar.preprocess import read_rgb
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -299,7 +299,7 @@ def run(args) -> dict:
     # (d) JPEG curve and (e) int8 agreement and cost, through the runtime
     if not args.quick and not args.no_models:
         from quasar.export.default import default_model_path
-        from quasar.photos import cache_dir
+        from quasar.paths import cache_dir
 
         models = {"default": default_model_path(), "former default": former_model(cache_dir() / "bench")}
         report["jpeg_curve"] = jpeg_curve([p.path for p in held], models)

@@ -7,6 +7,6 @@ Plain numbers, no imports: the runtime, the pack loader and the exporter all che
 MAX_PACK_BYTES = 64 << 20  # a pack file larger than 64 MiB is refused before it is read
 MAX_LOGIT_SCALE = 1000.0  # logit scales must be finite with 0 < s <= 1000 (calibrated ones are ~10..100)
 
-# Preprocessing specs of fused models (quasar.runtime.integrity)
+# Preprocessing specs of fused models (quasar.contract)
 MIN_SPEC_SIZE = 16  # a crop size / long-side cap / short side below 16 px is not a real model input
 MAX_SPEC_SIZE = 8192

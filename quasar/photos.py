@@ -41,6 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from quasar.paths import photos_dir
+
 WORK_SIDE = 768
 MIN_SIDE = 320  # short side of the original, px: smaller pictures are thumbnails or avatars
 
@@ -123,11 +125,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 class PhotoSourceError(RuntimeError):
     """A photo package could not be downloaded or unpacked (the message is one line and names it)."""
-
-
-def cache_dir() -> Path:
-    """Root of QUASAR's caches: ``$QUASAR_CACHE`` or ``~/.cache/quasar``."""
-    return Path(os.environ.get("QUASAR_CACHE", Path.home() / ".cache" / "quasar"))
 
 
 @dataclass(frozen=True)
@@ -420,7 +417,8 @@ def _install(package: str, source: Source, root: Path, verbose: bool) -> list[tu
     return rows
 
 
-def _package_rows(package: str, source: Source, root: Path, verbose: bool) -> list[tuple[str, str, str, str]]:
+def _package_rows(package: str, source: Source, root: Path, verbose: bool,
+                  install: bool = True) -> list[tuple[str, str, str, str]]:
     out = root / package
     rows = _read_manifest(out, source.recipe())
     if rows is not None:
@@ -430,10 +428,10 @@ def _package_rows(package: str, source: Source, root: Path, verbose: bool) -> li
         rows = _legacy_manifest(out, source.include[0][1])
         _write_manifest(out, source.recipe(), rows)
         return rows
-    return _install(package, source, root, verbose)
+    return _install(package, source, root, verbose) if install else []
 
 
-def _skimage_rows(root: Path) -> list[tuple[str, str, str, str]]:
+def _skimage_rows(root: Path, install: bool = True) -> list[tuple[str, str, str, str]]:
     try:
         import skimage  # noqa: PLC0415 - optional, only for the bundled photos
     except ImportError:
@@ -443,7 +441,7 @@ def _skimage_rows(root: Path) -> list[tuple[str, str, str, str]]:
     rows = []
     for name in SKIMAGE_PHOTOS:
         dst = out / (Path(name).stem + ".png")
-        if not dst.exists() and (sk_dir / name).exists():
+        if install and not dst.exists() and (sk_dir / name).exists():
             _working_copy(str(sk_dir / name), dst)
         if dst.exists():
             img = cv2.imread(str(dst), cv2.IMREAD_COLOR)
@@ -460,9 +458,19 @@ def fetch_photos(root: str | os.PathLike | None = None, verbose: bool = False, s
     one-line warning on stderr, the package's photos are left out). Duplicates (same pixels) are
     listed once, under the first source.
     """
+    return _list_photos(root, verbose, sources, on_error, install=True)
+
+
+def cached_photos(root: str | os.PathLike | None = None, sources: Sequence[str] | None = None) -> list[Photo]:
+    """The photos :func:`fetch_photos` has already installed, in the same order; never downloads
+    (no ``apt-get``), a package not in the cache is left out."""
+    return _list_photos(root, False, sources, "raise", install=False)
+
+
+def _list_photos(root, verbose: bool, sources: Sequence[str] | None, on_error: str, install: bool) -> list[Photo]:
     if on_error not in ("raise", "skip"):
         raise ValueError("on_error must be 'raise' or 'skip'")
-    root = Path(root) if root else cache_dir() / "photos"
+    root = Path(root) if root else photos_dir()
     wanted = list(DEBIAN_SOURCES) + ["scikit-image"] if sources is None else list(sources)
     unknown = [s for s in wanted if s not in DEBIAN_SOURCES and s != "scikit-image"]
     if unknown:
@@ -471,10 +479,10 @@ def fetch_photos(root: str | os.PathLike | None = None, verbose: bool = False, s
     seen: set[str] = set()
     for package in [p for p in DEBIAN_SOURCES if p in wanted] + (["scikit-image"] if "scikit-image" in wanted else []):
         if package == "scikit-image":
-            rows = _skimage_rows(root)
+            rows = _skimage_rows(root, install)
         else:
             try:
-                rows = _package_rows(package, DEBIAN_SOURCES[package], root, verbose)
+                rows = _package_rows(package, DEBIAN_SOURCES[package], root, verbose, install)
             except PhotoSourceError as e:
                 if on_error == "raise":
                     raise
@@ -490,7 +498,7 @@ def fetch_photos(root: str | os.PathLike | None = None, verbose: bool = False, s
 
 def provenance(root: str | os.PathLike | None = None, sources: Sequence[str] | None = None) -> dict:
     """Package versions the photos came from (recorded in packs): ``{package: deb file or None}``."""
-    root = Path(root) if root else cache_dir() / "photos"
+    root = Path(root) if root else photos_dir()
     prov = {}
     for package in DEBIAN_SOURCES:
         if sources is not None and package not in sources:
@@ -528,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m quasar.photos",
         description="Install the real photos (Debian packages + scikit-image) as working copies in "
-                    f"{cache_dir() / 'photos'} ($QUASAR_CACHE/photos) and report them.")
+                    f"{photos_dir()} ($QUASAR_CACHE/photos) and report them.")
     ap.add_argument("--list", action="store_true", help="print the counts per source and split (installs what is missing)")
     ap.add_argument("--root", help="photo folder (default: the cache above)")
     ap.add_argument("--split", choices=SPLIT_SCHEMES, default="thirds",
@@ -540,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:
         print(f"quasar.photos: error: {e}", file=sys.stderr)
         return 1
-    root = Path(args.root) if args.root else cache_dir() / "photos"
+    root = Path(args.root) if args.root else photos_dir()
     if not args.list:
         n_anchor = sum(p.split_as(args.split) == "anchor" for p in photos)
         print(f"{len(photos)} photos in {root} ({n_anchor} anchor, {len(photos) - n_anchor} held-out)")

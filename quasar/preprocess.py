@@ -203,20 +203,3 @@ def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     if spec.channel_order == "BGR":
         out = out[:, :, ::-1]
     return np.ascontiguousarray(out)
-
-
-def read_rgb(path: str) -> np.ndarray:
-    """Decode an image file to upright RGB uint8 HWC with the runtime's decoder.
-
-    Anchors must be decoded exactly as images are at scoring time (EXIF orientation, alpha on
-    white, 16-bit scaling, CMYK), so this delegates to :func:`quasar.runtime.decode.decode` rather
-    than keeping a second, simpler decoder. Raises ``ValueError("<path>: <reason>")``.
-    """
-    from quasar.runtime.decode import ImageError, decode  # noqa: PLC0415 - keeps this module light
-
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return decode(data).image
-    except ImageError as e:
-        raise ValueError(f"{path}: {e}") from None

@@ -17,10 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from quasar.bench import camera, report, stats
-from quasar.bench.limits import theoretical_peak
-from quasar.bench.machine import cpuinfo, machine_info
+from quasar_bench import camera, report, stats
+from quasar_bench.limits import theoretical_peak
+from quasar_bench.machine import cpuinfo, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +204,7 @@ def test_generate_camera_set_sizes_and_reuse(tmp_path):
     rng = np.random.default_rng(0)
     cv2.imwrite(str(src), rng.integers(0, 256, (300, 500, 3), dtype=np.uint8))
     paths = camera.generate("camera", tmp_path / "cache", 3, sources=[str(src)])
-    from quasar.runtime.formats import probe
+    from quasar.io.formats import probe
 
     sizes = [(h.width, h.height) for h in (probe(Path(p).read_bytes()) for p in paths)]
     assert sizes == [(4000, 3000), (2600, 1950), (3000, 4000)]
@@ -229,8 +228,9 @@ def test_synthetic_sources_when_no_photos(tmp_path):
 
 def test_worker_subprocess_on_tiny_model(tmp_path):
     pytest.importorskip("onnx")
-    from quasar.bench.speed import run_worker
-    from quasar.runtime.testing import write_tiny_model
+    from quasar_bench.speed import run_worker
+
+    from quasar.testing import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.onnx")
     files = camera.generate("1mp", tmp_path, 3, sources=[])
@@ -251,7 +251,7 @@ def test_worker_subprocess_on_tiny_model(tmp_path):
 @pytest.fixture(scope="module")
 def eager():
     pytest.importorskip("torchvision")
-    from quasar.bench.eager import EagerPipeline, build_eager_model
+    from quasar_bench.eager import EagerPipeline, build_eager_model
 
     return EagerPipeline(*build_eager_model())
 
@@ -286,9 +286,10 @@ def test_eager_head_matches_fused_head():
 def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
     """Same pixels -> same scores: the eager baseline computes the exported model's function."""
     torch = pytest.importorskip("torch")
-    from quasar.bench.eager import load_tensor
-    from quasar.bench.models import ModelUnavailable, model_path
-    from quasar.photos import cache_dir
+    from quasar_bench.eager import load_tensor
+    from quasar_bench.models import ModelUnavailable, model_path
+
+    from quasar.paths import cache_dir
     from quasar.runtime import Scorer
     from quasar.runtime.reference import reference_preprocess
 
@@ -317,7 +318,7 @@ def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
 
 
 def test_flops_counted_with_multiply_add_as_two(eager):
-    from quasar.bench.limits import model_flops
+    from quasar_bench.limits import model_flops
 
     f = model_flops(eager.model, 224, 224)
     # EfficientNet-Lite0: about 0.39 G multiply-adds at 224 px -> about 0.78 GFLOP
@@ -326,7 +327,8 @@ def test_flops_counted_with_multiply_add_as_two(eager):
 
 
 def test_decode_rates_quick(tmp_path):
-    from quasar.bench.limits import decode_rates
+    from quasar_bench.limits import decode_rates
+
     from quasar.preprocess import PreprocessSpec
 
     files = camera.generate("1mp", tmp_path, 2, sources=[])
@@ -354,13 +356,14 @@ def test_gpu_script_without_cuda_fails_cleanly(tmp_path):
 
 
 def test_bench_cli_arguments():
-    from quasar.bench.cli import register
-    from quasar.bench.speed import default_out_dir
+    from quasar_bench.speed import default_out_dir
+
+    from quasar.bench_cli import register
 
     p = argparse.ArgumentParser(prog="quasar")
     register(p.add_subparsers(dest="command"))
     args = p.parse_args(["bench", "--quick", "--out", "somewhere", "--images", "3", "--only", "quasar"])
-    assert args.quick and args.out == "somewhere" and args.images == 3 and args.only == "quasar"
+    assert args.bench_args == ["--quick", "--out", "somewhere", "--images", "3", "--only", "quasar"]
     assert callable(args.func)
     assert default_out_dir() in ("benchmarks/results", "quasar-bench-results")
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--help"], capture_output=True,
@@ -369,7 +372,8 @@ def test_bench_cli_arguments():
 
 
 def test_bench_exits_1_when_every_configuration_failed(monkeypatch, capsys):
-    from quasar.bench import speed
+    from quasar_bench import speed
+
     from quasar.cli import main
 
     def fake_run(**kwargs):  # every worker failed: no rows, only errors
@@ -384,7 +388,8 @@ def test_bench_exits_1_when_every_configuration_failed(monkeypatch, capsys):
 
 
 def test_pack_snapshot_is_frozen(tmp_path):
-    from quasar.bench.models import snapshot_pack
+    from quasar_bench.models import snapshot_pack
+
     from quasar.centroids.pack import CentroidPack
 
     pack, path = snapshot_pack(tmp_path)
@@ -395,10 +400,11 @@ def test_pack_snapshot_is_frozen(tmp_path):
 def test_gpu_end_to_end_harness_on_cpu_backend(tmp_path):
     """The GPU script's files -> scores harness, driven here by the runtime's CPU backend."""
     pytest.importorskip("onnx")
-    from quasar.bench.gpu import end_to_end, pipeline_scorer
+    from quasar_bench.gpu import end_to_end, pipeline_scorer
+
     from quasar.runtime.backends import create_backend
     from quasar.runtime.model import load_model_info
-    from quasar.runtime.testing import write_tiny_model
+    from quasar.testing import write_tiny_model
 
     info = load_model_info(write_tiny_model(tmp_path / "tiny.onnx"))
     files = camera.generate("1mp", tmp_path, 3, sources=[])
@@ -410,3 +416,14 @@ def test_gpu_end_to_end_harness_on_cpu_backend(tmp_path):
 def test_shared_core_bound():
     assert report.shared_core_bound(20.0, 20.0) == pytest.approx(10.0)
     assert report.shared_core_bound(27.0, 46.0) == pytest.approx(17.01, abs=0.01)
+
+
+def test_bench_without_the_benchmarks_folder_is_one_line(monkeypatch, tmp_path, capsys):
+    """An installed wheel has no benchmarks/: `quasar bench` says so in one line; the parser never needs it."""
+    from quasar import bench_cli
+    from quasar.cli import main
+
+    monkeypatch.setattr(bench_cli, "BENCHMARKS_DIR", tmp_path)
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the benchmarks/ folder of a source checkout" in err and err.count("\n") == 1

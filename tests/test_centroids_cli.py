@@ -106,7 +106,8 @@ def test_build_linear_heads_with_levels_calibration(tmp_path, anchor_photos, cap
     assert all(h.logit_scale_policy == "levels" for h in pack.heads) and pack.heads[0].bias != 0
     from quasar.centroids.distortions import distort
     from quasar.encoders import create_encoder
-    from quasar.preprocess import preprocess, read_rgb
+    from quasar.io import read_rgb
+    from quasar.preprocess import preprocess
 
     enc = create_encoder("effnet-lite0+taps", spec=pack.preprocess)
     img = read_rgb(anchor_photos[0].path)

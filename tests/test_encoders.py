@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from quasar.encoders import create_encoder, parse_encoder_id
-from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
+from quasar.io import read_rgb
+from quasar.preprocess import PreprocessSpec, preprocess
 
 
 def test_parse_encoder_ids():

@@ -546,7 +546,7 @@ def test_runtime_style_scorer_is_adapted():
 
 def test_evaluate_with_the_real_runtime_and_a_tiny_model(tmp_path, capsys):
     pytest.importorskip("onnx")
-    testing = pytest.importorskip("quasar.runtime.testing")
+    testing = pytest.importorskip("quasar.testing")
     root = tmp_path / "tid"
     make_tid2013(root)
     os.remove(root / "distorted_images" / "i02_01_2.bmp")

@@ -21,22 +21,20 @@ from scipy.stats import spearmanr
 from test_export_helpers import batch_at, families_pack, load_rgb, ort_session, photo_pack
 
 from quasar.centroids.pack import CentroidPack
-from quasar.encoders import create_encoder
-from quasar.errors import QuasarError
-from quasar.export.fused import FusedScorer, build_fused
-from quasar.export.graph import op_types
-from quasar.export.metadata import (
+from quasar.contract import (
     COMBINE_KEY,
     FORMAT,
     FORMAT_VERSION,
     HEAD_WEIGHTS_INITIALIZER,
     KEYS,
     LOGIT_SCALES_INITIALIZER,
-    check_io,
-    load_info,
     parse_metadata,
-    read_metadata,
 )
+from quasar.encoders import create_encoder
+from quasar.errors import QuasarError
+from quasar.export.fused import FusedScorer, build_fused
+from quasar.export.graph import op_types
+from quasar.export.metadata import check_io, load_info, read_onnx_metadata
 from quasar.export.onnx_export import export_onnx
 
 TOL = 1e-5
@@ -86,8 +84,6 @@ class Case:
 
 def make_case(name: str, tmp_dir, anchor_photos, clip_checkpoint) -> Case:
     template, size, arch = CASES[name]
-    if name == "dinov2-s14":
-        pytest.importorskip("quasar.encoders.dinov2", reason="dinov2-s14 encoder not built yet")
     eid = template.format(ckpt=clip_checkpoint(arch)) if arch else template
     encoder = create_encoder(eid)
     if size:
@@ -152,7 +148,7 @@ def test_graph_contract(case: Case, tmp_path):
     assert not any("attention" in op.lower() or op == "ATen" for op in ops), sorted(ops)
     info = load_info(case.onnx_path)
     assert info.encoder == case.encoder_id and info.pack_hash == case.pack.content_hash
-    assert info.heads == case.pack.output_names and info.precision == "fp32"
+    assert list(info.heads) == list(case.pack.output_names) and info.precision == "fp32"
     np.testing.assert_allclose(info.logit_scales, case.pack.logit_scales(), rtol=1e-6)
     assert info.dynamic_size == case.dynamic
     x = model.graph.input[0]
@@ -172,7 +168,8 @@ def test_graph_contract(case: Case, tmp_path):
 
 def test_metadata_round_trip(tmp_path):
     """write_metadata/read_metadata/parse_metadata, without torch or a real model."""
-    from quasar.export.metadata import MetadataError, fused_metadata, write_metadata
+    from quasar.contract import MetadataError, fused_metadata
+    from quasar.export.metadata import write_metadata
     from quasar.preprocess import PreprocessSpec
 
     spec = PreprocessSpec(policy="native", size=512, size_multiple=32)
@@ -186,17 +183,26 @@ def test_metadata_round_trip(tmp_path):
     write_metadata(model, meta)
     path = str(tmp_path / "m.onnx")
     onnx.save(model, path)
-    back = read_metadata(path)
+    back = read_onnx_metadata(path)
     assert back["other"] == "kept" and {k: back[k] for k in meta} == meta
-    info = parse_metadata(back)
-    assert info.heads == ["quality", "blur"] and info.logit_scales == [41.5, 12.0]
+    info = parse_metadata(back, required=KEYS)
+    assert info.heads == ("quality", "blur") and info.logit_scales == (41.5, 12.0) and info.combine == ()
     assert PreprocessSpec.from_dict(info.preprocess) == spec and info.dynamic_size and info.precision == "int8"
     with pytest.raises(MetadataError, match="newer"):
         parse_metadata({**meta, "quasar.format_version": str(FORMAT_VERSION + 1)})
     with pytest.raises(MetadataError, match="not a QUASAR fused model"):
         parse_metadata({})
-    with pytest.raises(MetadataError, match="lacks"):
+    with pytest.raises(MetadataError, match="missing quasar.heads"):
         parse_metadata({k: v for k, v in meta.items() if k != "quasar.heads"})
+    with pytest.raises(MetadataError, match="missing quasar.precision"):
+        parse_metadata({k: v for k, v in meta.items() if k != "quasar.precision"}, required=KEYS)
+    with pytest.raises(MetadataError, match="unknown precision"):
+        parse_metadata({**meta, "quasar.precision": "int4"})
+    with pytest.raises(MetadataError, match="quasar.combine entry"):
+        parse_metadata({**meta, COMBINE_KEY: '[["max", [0]]]'})
+    with pytest.raises(MetadataError, match="quasar.combine entry"):
+        parse_metadata({**meta, COMBINE_KEY: '[["min", [1]]]'})  # column 1 is the combine head itself
+    assert parse_metadata({**meta, COMBINE_KEY: '[["min", [0]]]'}).combine == (("min", (0,)),)
     with pytest.raises(MetadataError, match="input must be uint8|expected one input"):
         check_io(model)
 

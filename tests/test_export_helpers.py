@@ -20,7 +20,8 @@ import torch
 from quasar.centroids.distortions import distort
 from quasar.centroids.pack import CentroidPack, Head
 from quasar.encoders.base import Encoder
-from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
+from quasar.io import read_rgb
+from quasar.preprocess import PreprocessSpec, preprocess
 
 MAX_LOGIT_SCALE = 25.0
 

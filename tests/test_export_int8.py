@@ -15,9 +15,10 @@ from scipy.stats import spearmanr
 from test_export_helpers import load_rgb, ort_session, photo_pack
 
 from quasar.centroids.distortions import distort
+from quasar.contract import HEAD_WEIGHTS_INITIALIZER
 from quasar.encoders import create_encoder
 from quasar.export.int8 import int8_scheme, nodes_to_exclude
-from quasar.export.metadata import HEAD_WEIGHTS_INITIALIZER, load_info
+from quasar.export.metadata import load_info
 from quasar.export.onnx_export import export_onnx
 from quasar.preprocess import preprocess
 

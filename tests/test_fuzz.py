@@ -25,15 +25,15 @@ from hypothesis import strategies as st
 
 from quasar.centroids.pack import CentroidPack, Head, PackError
 from quasar.errors import QuasarError
+from quasar.io.decode import ImageError
+from quasar.onnx_meta import NotOnnx, read_initializers
 from quasar.preprocess import PreprocessSpec, max_resized_side
-from quasar.runtime.decode import ImageError
-from quasar.runtime.onnx_meta import NotOnnx, read_initializers
 from quasar.runtime.prepare import Preparer
 from quasar.runtime.sources import Item
 
 pytest.importorskip("onnx")
 from quasar.runtime.model import load_model_info  # noqa: E402
-from quasar.runtime.testing import TINY_CROP_SPEC, tiny_model_bytes  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, tiny_model_bytes  # noqa: E402
 
 SCALE = float(os.environ.get("QUASAR_FUZZ_SCALE", "1"))
 FUZZ = dict(deadline=None, database=None, print_blob=True,

@@ -1,4 +1,4 @@
-"""Models that lie: a corrupted cached default model, metadata that disagrees with the graph (issue 9, items 9-10)."""
+"""Models that lie: a corrupted cached default model, metadata that disagrees with the graph."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import os
 import numpy as np
 import pytest
 
+from quasar.contract import HEAD_SHA256_KEY, head_sha256_of_protos
 from quasar.errors import QuasarError
+from quasar.onnx_meta import parse_tensor, read_initializers
 from quasar.runtime import Scorer, load_model_info
-from quasar.runtime.integrity import HEAD_SHA256_KEY, head_sha256_of_protos
-from quasar.runtime.onnx_meta import parse_tensor, read_initializers
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from quasar.runtime.testing import TINY_NATIVE_SPEC, tiny_model_bytes  # noqa: E402
+from quasar.testing import TINY_NATIVE_SPEC, tiny_model_bytes  # noqa: E402
 
 
 def rewrite(path, model_bytes: bytes, inits=None, meta=None, rehash: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Packs that lie (issue 9, item 11): no hash, zero centroids, absurd logit scales, huge files."""
+"""Packs that lie: no hash, zero centroids, absurd logit scales, huge files."""
 
 from __future__ import annotations
 

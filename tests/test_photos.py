@@ -171,3 +171,17 @@ def test_help_does_not_install(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         photos.main(["--help"])
     assert e.value.code == 0 and "--list" in capsys.readouterr().out
+
+
+def test_int8_default_calibration_never_downloads(tmp_path, monkeypatch):
+    """Without cached photos, default int8 calibration is a one-line error naming --calib-dir, not apt-get."""
+    pytest.importorskip("onnx")
+    from quasar.errors import QuasarError
+    from quasar.export.int8 import default_calibration_images
+
+    monkeypatch.setenv("QUASAR_CACHE", str(tmp_path))
+    monkeypatch.setattr(photos, "_apt_download", lambda *a, **k: pytest.fail("calibration must not download"))
+    assert photos.cached_photos(sources=list(photos.DEBIAN_SOURCES)) == []
+    with pytest.raises(QuasarError, match="pass --calib-dir DIR") as e:
+        default_calibration_images()
+    assert "\n" not in str(e.value)

@@ -18,7 +18,7 @@ from quasar.runtime.backends.cuda import CudaRuntime, StagingRing
 from quasar.runtime.pipeline import Pipeline
 
 pytest.importorskip("onnx")
-from quasar.runtime.testing import write_tiny_model  # noqa: E402
+from quasar.testing import write_tiny_model  # noqa: E402
 
 
 class FakeCudart:
@@ -215,7 +215,7 @@ def test_tensorrt_engine_matches_onnxruntime(tiny, tmp_path):  # pragma: no cove
 def test_tensorrt_ep_profile_covers_every_spec_shape(tiny, tmp_path):
     from quasar.runtime import load_model_info
     from quasar.runtime.backends.ort import trt_ep_options
-    from quasar.runtime.testing import TINY_CROP_SPEC
+    from quasar.testing import TINY_CROP_SPEC
 
     opts = trt_ep_options(load_model_info(tiny), 16)  # native, size 128, multiple 16, min 32
     assert opts["trt_profile_min_shapes"] == "images:1x32x32x3"

@@ -22,9 +22,9 @@ from fixtures_images import (
     truncated,
 )
 
+from quasar.io.decode import ImageError, apply_orientation, choose_reduction, decode, from_array
+from quasar.io.formats import exif_orientation, probe, sniff
 from quasar.preprocess import PreprocessSpec
-from quasar.runtime.decode import ImageError, apply_orientation, choose_reduction, decode, from_array
-from quasar.runtime.formats import exif_orientation, probe, sniff
 from quasar.runtime.prepare import Preparer
 from quasar.runtime.sources import Item
 

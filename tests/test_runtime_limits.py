@@ -23,15 +23,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quasar.cli import main
+from quasar.io.decode import ImageError, decode
+from quasar.io.formats import probe
 from quasar.preprocess import POLICIES, PreprocessSpec, ShapeError, max_resized_side, target_shape
-from quasar.runtime.decode import ImageError, decode
-from quasar.runtime.formats import probe
 from quasar.runtime.pipeline import Pipeline
 from quasar.runtime.sources import Item
 
 pytest.importorskip("onnx")
 from quasar.runtime import Scorer  # noqa: E402
-from quasar.runtime.testing import tiny_model_bytes, write_tiny_model  # noqa: E402
+from quasar.testing import tiny_model_bytes, write_tiny_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUARD = "decompression-bomb guard"

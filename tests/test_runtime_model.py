@@ -7,14 +7,15 @@ import json
 
 import pytest
 
+from quasar.contract import parse_metadata
 from quasar.errors import QuasarError
+from quasar.onnx_meta import NotOnnx, read_metadata_props
 from quasar.runtime import Scorer, load_model_info
 from quasar.runtime import model as model_mod
 from quasar.runtime.backends import resolve_backend
-from quasar.runtime.onnx_meta import NotOnnx, read_metadata_props
 
 pytest.importorskip("onnx")
-from quasar.runtime.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_heads_count_must_match_output_width(tmp_path):
     p = write_tiny_model(tmp_path / "k3.onnx", out_heads=3)  # graph outputs 3 columns, metadata names 2 heads
     with pytest.raises(QuasarError, match=r"k3.onnx: metadata quasar.logit_scales .* disagree with the graph"):
         Scorer(p)  # the graph's 3 logit scales already give it away at load
-    unchecked = model_mod.parse_metadata(model_mod.read_metadata(p), p)  # the backend's own I/O check
+    unchecked = parse_metadata(model_mod.read_model_metadata(p), p)  # the backend's own I/O check
     with pytest.raises(QuasarError, match=r"k3.onnx: output 'scores' has 3 columns .* 2 heads"):
         OrtBackend(unchecked)
 
@@ -112,7 +113,7 @@ def test_engine_needs_sidecar_and_tensorrt(tmp_path, tiny):
     eng.write_bytes(b"not really an engine")
     with pytest.raises(QuasarError, match="without its metadata sidecar"):
         load_model_info(eng)
-    meta = model_mod.read_metadata(tiny)
+    meta = model_mod.read_model_metadata(tiny)
     (tmp_path / "m.engine.json").write_text(json.dumps(  # the layout quasar.export.tensorrt writes
         {"format": "quasar-tensorrt-engine", "format_version": 1, "onnx_metadata": meta, "tensorrt_version": "10.0"}))
     info = load_model_info(eng)
@@ -145,12 +146,3 @@ def test_env_var_overrides_default_model(tiny, monkeypatch):
     assert model_mod.default_model_path() == tiny
     with Scorer() as s:
         assert s.model_path == tiny
-
-
-def test_default_model_without_export_is_a_clear_error(monkeypatch):
-    if importlib.util.find_spec("quasar.export.default") is not None:
-        pytest.skip("quasar.export.default exists; the default model is covered by the integration test")
-    monkeypatch.delenv("QUASAR_MODEL", raising=False)
-    monkeypatch.setattr(model_mod, "_default_path", None)
-    with pytest.raises(QuasarError, match="no default model.*QUASAR_MODEL"):
-        model_mod.default_model_path()

@@ -32,7 +32,8 @@ CROP_SPEC = PreprocessSpec(policy="center_crop", size=224)
 @pytest.fixture(scope="session")
 def original_jpegs(tmp_path_factory):
     """Camera-size JPEG originals unpacked from the cached Debian packages (up to 16 MP)."""
-    from quasar.photos import PHOTO_SET_V1, cache_dir, source_files
+    from quasar.paths import cache_dir
+    from quasar.photos import PHOTO_SET_V1, source_files
 
     packages = [p for p in PHOTO_SET_V1 if p != "scikit-image"]  # the wallpapers: up to 16 MP JPEGs
     debs = [d for p in packages for d in sorted(glob.glob(str(cache_dir() / "photos" / "debs" / f"{p}_*.deb")))[-1:]]
@@ -53,14 +54,7 @@ def effnet_model(tmp_path_factory):
     path = os.environ.get("QUASAR_TEST_EFFNET_MODEL")
     if path:
         return path
-    if importlib.util.find_spec("quasar.export.default") is not None:
-        cmd = [sys.executable, "-m", "quasar.export.default"]
-    elif importlib.util.find_spec("quasar.export.onnx_export") is not None:
-        out = str(tmp_path_factory.mktemp("export") / "effnet-lite0.onnx")
-        cmd = [sys.executable, "-c", "from quasar.export.onnx_export import export_onnx; "
-               f"print(export_onnx('effnet-lite0', 'default', {out!r}))"]
-    else:
-        pytest.skip("quasar.export is not built yet: no exported effnet-lite0 model to test with")
+    cmd = [sys.executable, "-m", "quasar.export.default"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
     if r.returncode != 0 or not lines or not os.path.exists(lines[-1]):

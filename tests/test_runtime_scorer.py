@@ -21,12 +21,12 @@ from fixtures_images import (
     truncated,
 )
 
+from quasar.io import files as io_files
 from quasar.runtime import Scorer, ScoreRecord
-from quasar.runtime import sources as sources_mod
 from quasar.runtime.sources import iter_items
 
 pytest.importorskip("onnx")
-from quasar.runtime.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_permission_denied(scorer, tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(sources_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(io_files, "open", fake_open, raising=False)
     recs = scorer.score([good, locked])
     assert recs[0].ok and recs[1].error == "permission denied" and recs[1].source == str(locked)
 
@@ -338,7 +338,7 @@ def test_runtime_never_imports_torch(tiny, tmp_path):
 
 
 def test_bench_smoke(tiny, tmp_path):
-    from quasar.runtime.bench import bench
+    from quasar_bench.runtime_bench import bench
 
     files = []
     for i in range(6):

@@ -6,7 +6,8 @@ import torch
 
 from quasar.centroids.distortions import distort
 from quasar.encoders import create_encoder, parse_encoder_id
-from quasar.preprocess import preprocess, read_rgb
+from quasar.io import read_rgb
+from quasar.preprocess import preprocess
 
 
 @pytest.fixture(scope="module")

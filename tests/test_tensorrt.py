@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import types
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from quasar.errors import QuasarError
-from quasar.export.metadata import fused_metadata, load_info, write_metadata
-from quasar.export.tensorrt import (
-    ShapeProfile,
-    load_engine,
-    make_profile,
+from quasar.contract import (
+    check_engine,
+    engine_sidecar_path,
+    fused_metadata,
+    read_engine_sidecar,
     sidecar_mismatches,
-    sidecar_path,
 )
+from quasar.errors import QuasarError
+from quasar.export.metadata import load_info, write_metadata
+from quasar.export.tensorrt import ShapeProfile, make_profile
 from quasar.preprocess import PreprocessSpec
 
 
@@ -99,30 +99,38 @@ def _fake_engine(tmp_path, **sidecar) -> str:
          "engine_sha256": hashlib.sha256(b"not really an engine").hexdigest(),
          "tensorrt_version": "10.13.0.35", "gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
     d.update(sidecar)
-    with open(sidecar_path(engine), "w") as f:
+    with open(engine_sidecar_path(engine), "w") as f:
         json.dump(d, f)
     return str(engine)
 
 
-def test_load_engine_refuses_engines_from_elsewhere(tmp_path):
+def _check(engine, trt_version: str) -> None:
+    """What the runtime's TensorRT backend runs before it deserializes an engine."""
+    check_engine(engine, open(engine, "rb").read(), read_engine_sidecar(engine), trt_version)
+
+
+def test_engines_from_elsewhere_are_refused(tmp_path):
     engine = _fake_engine(tmp_path)
-    fake_trt = types.SimpleNamespace(__version__="11.4.0.106")  # never gets to deserializing
     with pytest.raises(QuasarError) as e:
-        load_engine(engine, trt=fake_trt)
+        _check(engine, "11.4.0.106")
     msg = str(e.value)
     assert "TensorRT version: engine built for '10.13.0.35', this machine has '11.4.0.106'" in msg
     assert "compute capability" in msg and "\n" not in msg
 
 
-def test_load_engine_checks_the_sidecar_belongs_to_the_engine(tmp_path):
+def test_the_sidecar_must_belong_to_the_engine(tmp_path, monkeypatch):
     engine = _fake_engine(tmp_path, engine_sha256="0" * 64)
     with pytest.raises(QuasarError, match="does not match its sidecar"):
-        load_engine(engine, trt=types.SimpleNamespace(__version__="10.13.0.35"))
+        _check(engine, "10.13.0.35")
+    here = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    monkeypatch.setattr("quasar.contract.current_gpu", lambda device=0: here)
+    _check(_fake_engine(tmp_path), "10.13.0.35")  # same TensorRT, GPU and compute capability: accepted
+    monkeypatch.setattr("quasar.contract.current_gpu", lambda device=0: {**here, "compute_capability": "8.9"})
+    with pytest.raises(QuasarError, match="GPU compute capability: engine built for '9.0', this machine has '8.9'"):
+        _check(engine, "10.13.0.35")
     (tmp_path / "model.engine.json").unlink()
-    with pytest.raises(QuasarError, match="missing"):
-        load_engine(engine)
-    with pytest.raises(QuasarError, match="no such engine file"):
-        load_engine(tmp_path / "other.engine")
+    with pytest.raises(QuasarError, match="without its metadata sidecar"):
+        read_engine_sidecar(engine)
 
 
 def run_cli(argv, capsys):
@@ -174,7 +182,7 @@ def test_cli_tensorrt_without_tensorrt(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def trt():
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed")
-    from quasar.export.tensorrt import current_gpu
+    from quasar.contract import current_gpu
 
     if current_gpu() is None:
         pytest.skip("no CUDA GPU")
@@ -205,20 +213,26 @@ def effnet_onnx(trt, tmp_path_factory, anchor_photos):
 def test_engine_matches_onnxruntime(trt, effnet_onnx, precision, heldout_photos, tmp_path):
     from test_export_helpers import batch_at, load_rgb, ort_session
 
-    from quasar.export.tensorrt import EngineRunner, build_engine, has_precision_flags
+    from quasar.export.tensorrt import build_engine, has_precision_flags
+    from quasar.runtime.backends.tensorrt import TensorRTBackend
+    from quasar.runtime.model import load_model_info
 
     onnx_path = effnet_onnx[precision]
     fp16_flag = precision == "fp16" and has_precision_flags(trt)
     engine = build_engine(onnx_path, tmp_path / "m.engine", fp16=fp16_flag, max_batch=8, opt_batch=4,
                           timing_cache=tmp_path / "timing.cache", tf32=False)
-    loaded = load_engine(engine)
-    assert loaded.sidecar["onnx_sha256"] == hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
-    assert loaded.sidecar["onnx_metadata"]["quasar.precision"] == precision
+    sidecar = read_engine_sidecar(engine)
+    assert sidecar["onnx_sha256"] == hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    assert sidecar["onnx_metadata"]["quasar.precision"] == precision
     assert (tmp_path / "timing.cache").stat().st_size > 0
     info = load_info(onnx_path)
     x = batch_at(load_rgb(heldout_photos, 8), PreprocessSpec.from_dict(info.preprocess), (384, 512))
     ref = ort_session(effnet_onnx["fp32"]).run(None, {"images": x})[0]
-    scores, _ = EngineRunner(loaded)(x)
+    backend = TensorRTBackend(load_model_info(engine))
+    try:
+        scores, _ = backend.run(x)
+    finally:
+        backend.close()
     d = np.abs(scores - ref).max()
     print(f"TensorRT {precision} vs ORT CPU fp32: max |score diff| {d:.2e}")
     assert d < {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}[precision]

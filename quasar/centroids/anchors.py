@@ -21,8 +21,7 @@ import numpy as np
 
 from quasar.centroids.distortions import ANCHOR_TYPES, LEVELS, distort, signature
 from quasar.errors import QuasarError
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+from quasar.io import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,9 @@ def list_images(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise QuasarError(f"{folder}: not a folder")
-    files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise QuasarError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found")
+        raise QuasarError(f"{folder}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found")
     return files
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from quasar.centroids.anchors import Anchor
-from quasar.photos import cache_dir
-from quasar.preprocess import preprocess, read_rgb
+from quasar.io import read_rgb
+from quasar.paths import cache_dir
+from quasar.preprocess import preprocess
 
 
 def file_sha256(path: str) -> str:

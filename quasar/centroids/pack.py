@@ -30,13 +30,13 @@ from importlib import resources
 
 import numpy as np
 
+from quasar.contract import COMBINE_RULES
 from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
 
 FORMAT = "quasar-centroid-pack"
 FORMAT_VERSION = 2
 HEAD_KINDS = ("centroid", "linear", "combine")
-COMBINE_RULES = ("min", "mean", "softmin")
 DEFAULT_PACK_NAME = "default"
 _DEFAULT_PACK_FILE = "default_quality.qpack.json"
 

@@ -10,9 +10,8 @@ import argparse
 import os
 import time
 
+from quasar.contract import PRECISIONS
 from quasar.errors import QuasarError
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ The runtime never imports torch, so it gets this file by running ``python -m qua
 The file name carries the pack's content hash, so a new default pack gets a new file and a stale one
 is never used. The file's sha256 is recorded beside it at export (``X.onnx.sha256``) and checked
 before the cache is reused: a file corrupted in the cache (its metadata intact) is exported again,
-and the runtime refuses one that changes after that check (:mod:`quasar.runtime.integrity`).
+and the runtime refuses one that changes after that check (:func:`quasar.contract.check_sha256_sidecar`).
 Concurrent first calls are safe: each export writes a temporary file and renames it.
 A cache hit imports neither torch nor the exporter (about 1 s instead of 3).
 """
@@ -16,13 +16,14 @@ import argparse
 import os
 import sys
 
+from quasar.contract import PRECISIONS, matches_recorded_sha256, write_sha256_sidecar
 from quasar.errors import QuasarError
-from quasar.photos import cache_dir
+from quasar.paths import models_dir
 
 
 def default_model_file(pack_hash: str, precision: str = "fp32") -> str:
     """``<cache>/models/default-<12 hex of the pack hash>-<precision>.onnx``."""
-    return str(cache_dir() / "models" / f"default-{pack_hash[7:19]}-{precision}.onnx")
+    return str(models_dir() / f"default-{pack_hash[7:19]}-{precision}.onnx")
 
 
 def _is_current(path: str, pack_hash: str, precision: str) -> bool:
@@ -30,8 +31,6 @@ def _is_current(path: str, pack_hash: str, precision: str) -> bool:
     and was written by this exporter revision (a truncated or stale file is simply exported again)."""
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return False
-    from quasar.export.integrity import matches_recorded_sha256
-
     if not matches_recorded_sha256(path):  # no sidecar (older cache) or a corrupted file: export again
         return False
     import onnx
@@ -52,7 +51,6 @@ def _is_current(path: str, pack_hash: str, precision: str) -> bool:
 def default_model_path(precision: str = "fp32") -> str:
     """Path of the default fused model in ``precision``, exporting it on first use."""
     from quasar.centroids.pack import CentroidPack, PackError
-    from quasar.export.metadata import PRECISIONS
 
     if precision not in PRECISIONS:
         raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -70,11 +68,10 @@ def default_model_path(precision: str = "fp32") -> str:
     if _is_current(path, pack.content_hash, precision):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    from quasar.export.integrity import record_file_sha256
     from quasar.export.onnx_export import export_onnx  # torch: only when there is something to export
 
     out = export_onnx(None, pack, path, precision=precision)
-    record_file_sha256(out)
+    write_sha256_sidecar(out)
     return out
 
 
@@ -98,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m quasar.export.default",
                                      description="Print the path of the default fused model (the one shipped "
                                                  "in the package, else exported once into the cache).")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="model precision (default: %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="re-export the shipped fp32 model into quasar/data from the shipped pack")

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from quasar.export.metadata import (
+from quasar.contract import (
     COMBINE_BIASES_INITIALIZER,
     HEAD_BIASES_INITIALIZER,
     HEAD_WEIGHTS_INITIALIZER,

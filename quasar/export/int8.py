@@ -45,9 +45,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import onnx
 
+from quasar.contract import INPUT_NAME
 from quasar.errors import QuasarError
-from quasar.export.metadata import INPUT_NAME
-from quasar.preprocess import PreprocessSpec, preprocess, read_rgb
+from quasar.io import IMAGE_EXTENSIONS, read_rgb
+from quasar.paths import photos_dir
+from quasar.preprocess import PreprocessSpec, preprocess
 
 QUANTISED_SCOPE = "/encoder/backbone/"
 # A multi-layer (``+taps``) encoder wraps the backbone: only the wrapped network is quantised; the
@@ -58,17 +60,19 @@ WEIGHTED_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 FP32_LEADING_FRACTION = 0.3
 SCHEMES = ("cpu", "tensorrt")
 DEFAULT_CALIBRATION_PHOTOS = 24
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def default_calibration_images(n_photos: int = DEFAULT_CALIBRATION_PHOTOS) -> list[np.ndarray]:
-    """The first ``n_photos`` anchor photos, each also once distorted (types and levels in rotation)."""
+    """The first ``n_photos`` anchor photos already in the photo cache, each also once distorted
+    (types and levels in rotation). Never downloads: without cached photos it is a one-line error
+    asking for calibration images (``--calib-dir``)."""
     from quasar.centroids.distortions import ANCHOR_TYPES, distort
-    from quasar.photos import fetch_photos
+    from quasar.photos import cached_photos
 
-    photos = [p for p in fetch_photos() if p.split == "anchor"][:n_photos]
+    photos = [p for p in cached_photos() if p.split == "anchor"][:n_photos]
     if not photos:
-        raise QuasarError("no anchor photos found for int8 calibration; pass calibration images")
+        raise QuasarError(f"int8 calibration needs images: pass --calib-dir DIR (a folder of photos like the ones "
+                          f"you will score); no anchor photos are cached in {photos_dir()}")
     out = []
     for i, p in enumerate(photos):
         img = read_rgb(p.path)
@@ -82,9 +86,9 @@ def images_in_dir(path: str | os.PathLike) -> list[str]:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise QuasarError(f"{path}: calibration directory does not exist")
-    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise QuasarError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) to calibrate with")
+        raise QuasarError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) to calibrate with")
     return files
 
 

@@ -34,18 +34,18 @@ import onnx
 import torch
 
 from quasar.centroids.pack import CentroidPack, PackError
-from quasar.errors import QuasarError
-from quasar.export.fused import FusedScorer, build_fused
-from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
-from quasar.export.integrity import head_metadata
-from quasar.export.metadata import (
+from quasar.contract import (
+    HEAD_SHA256_KEY,
     INPUT_NAME,
     OUTPUT_NAMES,
     PRECISIONS,
     fused_metadata,
-    producer_version,
-    write_metadata,
+    head_sha256_of_protos,
 )
+from quasar.errors import QuasarError
+from quasar.export.fused import FusedScorer, build_fused
+from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
+from quasar.export.metadata import producer_version, write_metadata
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
@@ -177,7 +177,7 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
         combine=pack.combine_plan(),
         logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
         dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
-    write_metadata(model, head_metadata(model))  # quasar.head_sha256: checked by the runtime at load
+    write_metadata(model, {HEAD_SHA256_KEY: head_sha256_of_protos(model.graph.initializer)})  # quasar.head_sha256: checked by the runtime at load
     onnx.save(model, path)
     onnx.checker.check_model(path)
 

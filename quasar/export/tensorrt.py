@@ -14,27 +14,23 @@ only here):
 An engine only runs on the TensorRT version and GPU architecture it was built for, and silently
 building for the wrong profile is the commonest deployment bug; hence the sidecar
 (``model.engine.json``: TensorRT version, GPU name and compute capability, source ONNX sha256 and
-metadata, optimisation profile, engine sha256) and :func:`load_engine`, which compares it with the
-machine and names every mismatch.
+metadata, optimisation profile, engine sha256; format in :mod:`quasar.contract`), which the runtime's
+TensorRT backend compares with the machine before it loads the engine
+(:func:`quasar.contract.check_engine`), naming every mismatch. Running engines is the runtime's job
+(:class:`quasar.runtime.backends.tensorrt.TensorRTBackend`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any
 
-import numpy as np
-
+from quasar.contract import INPUT_NAME, ModelInfo, current_platform, engine_sidecar, engine_sidecar_path
 from quasar.errors import QuasarError
-from quasar.export.metadata import INPUT_NAME, OUTPUT_NAMES, FusedModelInfo, load_info, read_metadata
+from quasar.export.metadata import load_info, read_onnx_metadata
 
-SIDECAR_FORMAT = "quasar-tensorrt-engine"
-SIDECAR_VERSION = 1
 DEFAULT_WORKSPACE_GIB = 4.0
 
 
@@ -54,14 +50,6 @@ def trt_major(trt) -> int:
 def has_precision_flags(trt) -> bool:
     """TensorRT <= 10 has BuilderFlag.FP16/INT8 (weak typing); 11 removed them."""
     return hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- optimisation profile
@@ -100,7 +88,7 @@ def _down(v: float, m: int) -> int:
     return max(m, int(v) // m * m)
 
 
-def make_profile(info: FusedModelInfo, input_hw: tuple[int | str, int | str], *, min_batch: int = 1,
+def make_profile(info: ModelInfo, input_hw: tuple[int | str, int | str], *, min_batch: int = 1,
                  opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None, max_side: int | None = None,
                  opt_hw: tuple[int, int] | None = None) -> ShapeProfile:
     """The profile for a graph: batch as given; H/W fixed for fixed-size graphs, else from the spec.
@@ -122,74 +110,6 @@ def make_profile(info: FusedModelInfo, input_hw: tuple[int | str, int | str], *,
     hi = max_side or (size if spec.get("policy") == "native" else 2 * size)
     oh, ow = opt_hw or (_down(0.75 * min(size, hi), m), _down(min(size, hi), m))
     return ShapeProfile((batch[0], lo, lo, 3), (batch[1], oh, ow, 3), (batch[2], hi, hi, 3))
-
-
-# --------------------------------------------------------------------------- the platform
-
-
-def current_gpu(device: int = 0) -> dict[str, str] | None:
-    """``{"name", "compute_capability"}`` of CUDA device ``device``, or None without one.
-
-    Tries cuda-python, then torch, then ``nvidia-smi``, so that it works wherever TensorRT does.
-    """
-    try:
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-        err, props = cudart.cudaGetDeviceProperties(device)
-        if int(err) == 0:
-            name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-            return {"name": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}"}
-    except Exception:  # noqa: BLE001 - any failure: try the next source
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available() and device < torch.cuda.device_count():
-            major, minor = torch.cuda.get_device_capability(device)
-            return {"name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        r = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode == 0 and r.stdout.strip():
-            name, cc = (s.strip() for s in r.stdout.strip().splitlines()[0].rsplit(",", 1))
-            return {"name": name, "compute_capability": cc}
-    except (OSError, subprocess.SubprocessError, ValueError):
-        pass
-    return None
-
-
-def current_platform(trt=None, device: int = 0) -> dict[str, str | None]:
-    """What an engine built or loaded here depends on: TensorRT version, GPU name, compute capability."""
-    trt = trt or import_tensorrt()
-    gpu = current_gpu(device) or {}
-    return {"tensorrt_version": str(trt.__version__), "gpu_name": gpu.get("name"),
-            "compute_capability": gpu.get("compute_capability")}
-
-
-def sidecar_mismatches(sidecar: dict, platform: dict, check_gpu_name: bool = True) -> list[str]:
-    """Human-readable differences between what an engine was built for and this machine; [] if none.
-
-    TensorRT version and compute capability must match (an engine does not load otherwise); the GPU
-    name too by default, because tactics were timed on that GPU (same architecture, other SKU: the
-    engine runs, maybe slower; pass ``check_gpu_name=False`` to accept that).
-    """
-    keys = [("tensorrt_version", "TensorRT version"), ("compute_capability", "GPU compute capability")]
-    if check_gpu_name:
-        keys.append(("gpu_name", "GPU"))
-    out = []
-    for key, label in keys:
-        built, here = sidecar.get(key), platform.get(key)
-        if built != here:
-            out.append(f"{label}: engine built for {built!r}, this machine has {here!r}")
-    return out
-
-
-def sidecar_path(engine_path: str | os.PathLike) -> str:
-    return os.fspath(engine_path) + ".json"
 
 
 # --------------------------------------------------------------------------- build
@@ -311,122 +231,11 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
     if cache_path:
         _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
 
-    platform = current_platform(trt)
-    from quasar import __version__
-
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "format_version": SIDECAR_VERSION,
-        **platform,
-        "engine_sha256": hashlib.sha256(data).hexdigest(),
-        "onnx_sha256": sha256_file(onnx_path),
-        "onnx_file": os.path.basename(onnx_path),
-        "onnx_metadata": read_metadata(onnx_path),
-        "profile": {INPUT_NAME: profile.to_dict()},
-        "precision": {"graph": info.precision, "fp16": bool(fp16 and weak), "int8": bool(int8),
-                      "tf32": bool(tf32), "strongly_typed": not weak},
-        "outputs": list(OUTPUT_NAMES),
-        "built": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "quasar_version": __version__,
-    }
-    _write_atomic(sidecar_path(engine_path), (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    sidecar = engine_sidecar(
+        engine_bytes=data, onnx_path=onnx_path, onnx_metadata=read_onnx_metadata(onnx_path),
+        platform=current_platform(trt.__version__), profile=profile.to_dict(),
+        precision={"graph": info.precision, "fp16": bool(fp16 and weak), "int8": bool(int8), "tf32": bool(tf32),
+                   "strongly_typed": not weak},
+        built=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _write_atomic(engine_sidecar_path(engine_path), (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
     return engine_path
-
-
-# --------------------------------------------------------------------------- load and run
-
-
-def read_sidecar(engine_path: str | os.PathLike) -> dict:
-    path = sidecar_path(engine_path)
-    try:
-        with open(path) as f:
-            d = json.load(f)
-    except FileNotFoundError:
-        raise QuasarError(f"{path}: missing; the engine cannot be checked against this machine "
-                          "(rebuild it with quasar export tensorrt)") from None
-    except json.JSONDecodeError as e:
-        raise QuasarError(f"{path}: not JSON ({e})") from None
-    if d.get("format") != SIDECAR_FORMAT or int(d.get("format_version", 0)) > SIDECAR_VERSION:
-        raise QuasarError(f"{path}: not a QUASAR engine sidecar of a known version")
-    return d
-
-
-@dataclass
-class LoadedEngine:
-    engine: Any  # tensorrt.ICudaEngine
-    sidecar: dict
-    path: str
-
-    @property
-    def profile(self) -> ShapeProfile:
-        return ShapeProfile.from_dict(self.sidecar["profile"][INPUT_NAME])
-
-    @property
-    def heads(self) -> list[str]:
-        return json.loads(self.sidecar["onnx_metadata"]["quasar.heads"])
-
-
-def load_engine(path: str | os.PathLike, *, check_gpu_name: bool = True, trt=None) -> LoadedEngine:
-    """Deserialize an engine after checking its sidecar against this machine.
-
-    Raises :class:`QuasarError` naming each mismatch (TensorRT version, compute capability, GPU), or
-    an engine file that is not the one the sidecar describes.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise QuasarError(f"{path}: no such engine file")
-    sidecar = read_sidecar(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != sidecar.get("engine_sha256"):
-        raise QuasarError(f"{path}: the engine does not match its sidecar (sha256 differs); rebuild it")
-    trt = trt or import_tensorrt()
-    problems = sidecar_mismatches(sidecar, current_platform(trt), check_gpu_name=check_gpu_name)
-    if problems:
-        raise QuasarError(f"{path} was built elsewhere; rebuild it here (quasar export tensorrt): " + "; ".join(problems))
-    runtime = trt.Runtime(_make_logger(trt, False))
-    engine = runtime.deserialize_cuda_engine(data)
-    if engine is None:
-        raise QuasarError(f"{path}: TensorRT could not deserialize the engine")
-    return LoadedEngine(engine, sidecar, path)
-
-
-class EngineRunner:
-    """Run a loaded engine on uint8 NHWC batches (device buffers through torch, which the export extra has).
-
-    Meant for tests and benchmarks; the runtime has its own backend.
-    """
-
-    def __init__(self, loaded: LoadedEngine) -> None:
-        import torch
-
-        self.torch = torch
-        self.loaded = loaded
-        self.context = loaded.engine.create_execution_context()
-        self.stream = torch.cuda.Stream()
-
-    def run_device(self, x) -> tuple[Any, Any]:
-        """``x``: a CUDA uint8 tensor [N, H, W, 3]; returns CUDA float32 (scores, margins), not synchronised."""
-        torch = self.torch
-        if not self.loaded.profile.contains(tuple(x.shape)):
-            raise QuasarError(f"input shape {tuple(x.shape)} is outside the engine's profile {self.loaded.profile}")
-        ctx = self.context
-        ctx.set_input_shape(INPUT_NAME, tuple(x.shape))
-        ctx.set_tensor_address(INPUT_NAME, x.data_ptr())
-        outs = []
-        for name in OUTPUT_NAMES:
-            out = torch.empty(tuple(ctx.get_tensor_shape(name)), dtype=torch.float32, device=x.device)
-            ctx.set_tensor_address(name, out.data_ptr())
-            outs.append(out)
-        if not ctx.execute_async_v3(self.stream.cuda_stream):
-            raise QuasarError("TensorRT execution failed")
-        return outs[0], outs[1]
-
-    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).cuda()
-        torch.cuda.current_stream().synchronize()
-        with torch.cuda.stream(self.stream):
-            scores, margins = self.run_device(x)
-        self.stream.synchronize()
-        return scores.cpu().numpy(), margins.cpu().numpy()

@@ -5,7 +5,7 @@ numpy, OpenCV and ONNX Runtime only; TensorRT, cuda-python and torch are importe
 when) their backend is requested.
 """
 
-from quasar.runtime.decode import DEFAULT_MAX_PIXELS, ImageError
+from quasar.io.decode import DEFAULT_MAX_PIXELS, ImageError
 from quasar.runtime.model import ModelInfo, default_model_path, load_model_info
 from quasar.runtime.scorer import Scorer, ScoreRecord
 

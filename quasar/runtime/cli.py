@@ -85,7 +85,7 @@ def _quiet_opencv() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quasar.runtime.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
+    from quasar.io.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
     from quasar.runtime.output import open_writer  # noqa: PLC0415
     from quasar.runtime.pathtext import encode_text, resume_key  # noqa: PLC0415
     from quasar.runtime.scorer import Scorer  # noqa: PLC0415

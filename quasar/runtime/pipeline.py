@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quasar.io.decode import ImageError
 from quasar.runtime.backends.base import Backend, Pending
-from quasar.runtime.decode import ImageError
 from quasar.runtime.sources import Item
 
 

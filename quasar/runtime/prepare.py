@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from quasar.io import read_file
+from quasar.io.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
 from quasar.preprocess import PreprocessSpec, center_crop, resize, target_shape
-from quasar.runtime.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
-from quasar.runtime.sources import Item, read_file
+from quasar.runtime.sources import Item
 
 
 class Preparer:

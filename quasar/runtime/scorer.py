@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from quasar.io import IMAGE_EXTENSIONS
+from quasar.io.decode import DEFAULT_MAX_PIXELS
 from quasar.runtime.backends import create_backend
-from quasar.runtime.decode import DEFAULT_MAX_PIXELS
 from quasar.runtime.model import ModelInfo, default_model_path, load_model_info
 from quasar.runtime.pipeline import Pipeline, Result
 from quasar.runtime.prepare import Preparer
-from quasar.runtime.sources import IMAGE_EXTENSIONS, iter_items
+from quasar.runtime.sources import iter_items
 
 
 @dataclass(frozen=True)

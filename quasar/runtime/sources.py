@@ -9,17 +9,13 @@ any unreadable file instead of aborting the run.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# Extensions picked up when walking folders (explicitly named files are always tried).
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .avif .jp2 .pbm .pgm .ppm .pnm".split()
-)
+from quasar.io.files import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -32,34 +28,6 @@ class Item:
     array: np.ndarray | None = None
     error: str | None = None
     array_order: str = "RGB"
-
-
-def read_file(path: str, max_bytes: int | None = None) -> bytes:
-    """Read a whole regular file, turning OS errors into :class:`~quasar.runtime.decode.ImageError` reasons.
-
-    ``stat`` first: opening a FIFO or a device would block or never end.
-    """
-    from quasar.runtime.decode import ImageError  # noqa: PLC0415 - avoids an import cycle
-
-    try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageError("is a directory (pass -r / recursive=True to score folders)")
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError("not a regular file")
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise ImageError(f"file is {st.st_size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        reason = "file not found"
-        if os.path.islink(path):
-            reason += " (broken symlink)"
-        raise ImageError(reason) from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
-    except OSError as e:
-        raise ImageError(e.strerror or str(e)) from None
 
 
 def iter_items(inputs, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:

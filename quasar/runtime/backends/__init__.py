@@ -8,9 +8,9 @@ so ``import quasar.runtime`` loads neither TensorRT, cuda-python nor torch.
 
 from __future__ import annotations
 
+from quasar.contract import ModelInfo
 from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Done, Pending
-from quasar.runtime.model import ModelInfo
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 

@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from quasar.contract import ModelInfo
 from quasar.errors import QuasarError
-from quasar.runtime.model import ModelInfo
 
 
 class Pending(ABC):

@@ -13,9 +13,9 @@ import threading
 
 import numpy as np
 
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Done, Pending
-from quasar.runtime.model import ModelInfo
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 PROVIDERS = {
@@ -39,7 +39,7 @@ def best_device() -> str:
 def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
     """TensorRT EP options: a persistent engine cache, and one optimisation profile covering every
     input the spec can produce, so the EP does not rebuild its engine for each new image shape."""
-    from quasar.photos import cache_dir  # noqa: PLC0415
+    from quasar.paths import cache_dir
 
     spec = info.spec
     opts = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir() / "ort-tensorrt"),
@@ -117,7 +117,7 @@ class OrtBackend(Backend):
     def _check_io(self) -> None:
         path, k = self.info.path, self.info.num_heads
         ins = self.session.get_inputs()
-        if len(ins) != 1 or ins[0].name != "images":
+        if len(ins) != 1 or ins[0].name != INPUT_NAME:
             raise QuasarError(f"{path}: expected one input named 'images', found {[i.name for i in ins]}")
         x = ins[0]
         if x.type != "tensor(uint8)" or len(x.shape) != 4 or x.shape[3] != 3:
@@ -130,7 +130,7 @@ class OrtBackend(Backend):
             if static_hw and tuple(x.shape[1:3]) != (size, size):
                 raise QuasarError(f"{path}: graph input is {x.shape[1]}x{x.shape[2]} but the spec crops {size}x{size}")
         outs = {o.name: o for o in self.session.get_outputs()}
-        for name in ("scores", "margins"):
+        for name in OUTPUT_NAMES:
             o = outs.get(name)
             if o is None:
                 raise QuasarError(f"{path}: the graph has no {name!r} output (outputs: {sorted(outs)})")
@@ -142,7 +142,7 @@ class OrtBackend(Backend):
 
     # ------------------------------------------------------------------ CPU
     def _run_host(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores, margins = self.session.run(["scores", "margins"], {"images": batch})
+        scores, margins = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return self.check_outputs(scores, margins, batch.shape[0])
 
     def submit(self, batch: np.ndarray) -> Pending:
@@ -191,9 +191,9 @@ class OrtBackend(Backend):
             with self._lock:
                 self._cuda.sync_event(slot.copied)  # usually long done: it was enqueued a batch earlier
                 binding = self.session.io_binding()
-                binding.bind_input("images", "cuda", self.device_id, np.uint8, list(shape), slot.dev_ptr)
-                binding.bind_output("scores")
-                binding.bind_output("margins")
+                binding.bind_input(INPUT_NAME, "cuda", self.device_id, np.uint8, list(shape), slot.dev_ptr)
+                binding.bind_output(OUTPUT_NAMES[0])
+                binding.bind_output(OUTPUT_NAMES[1])
                 self.session.run_with_iobinding(binding)
                 scores, margins = binding.copy_outputs_to_cpu()
         finally:

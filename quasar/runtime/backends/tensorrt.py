@@ -15,9 +15,9 @@ import threading
 
 import numpy as np
 
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, check_engine, read_engine_sidecar
 from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Pending
-from quasar.runtime.model import ModelInfo
 
 
 class TensorRTBackend(Backend):
@@ -38,13 +38,13 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         with open(info.path, "rb") as f:
             data = f.read()
-        self._check_sidecar(trt, data)
+        self._check_sidecar(trt, data, device_id)
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise QuasarError(f"{info.path}: TensorRT cannot deserialize this engine (built with another "
                               "TensorRT version or for another GPU?)")
         self._check_io()
-        lo, _, hi = self.engine.get_tensor_profile_shape("images", 0)
+        lo, _, hi = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)
         self.min_shape, self.max_shape = tuple(lo), tuple(hi)
         self.max_batch = int(hi[0])
         self.context = self.engine.create_execution_context()
@@ -63,36 +63,24 @@ class TensorRTBackend(Backend):
         self.compute_stream = self.cuda.stream()
         self._lock = threading.Lock()
 
-    def _check_sidecar(self, trt, data: bytes) -> None:
-        """An engine only loads on the TensorRT version it was built with; say so before TensorRT fails."""
-        import hashlib  # noqa: PLC0415
-        import json  # noqa: PLC0415
-
-        from quasar.runtime.model import sidecar_path  # noqa: PLC0415
-
-        with open(sidecar_path(self.info.path), encoding="utf-8") as f:
-            side = json.load(f)
-        want = side.get("engine_sha256")
-        if want and hashlib.sha256(data).hexdigest() != want:
-            raise QuasarError(f"{self.info.path}: the engine does not match its sidecar (sha256 differs); rebuild it")
-        built = side.get("tensorrt_version")
-        if built and built != str(trt.__version__):
-            raise QuasarError(f"{self.info.path}: built with TensorRT {built}, this machine has {trt.__version__}; "
-                              "rebuild the engine here (quasar export tensorrt)")
+    def _check_sidecar(self, trt, data: bytes, device_id: int) -> None:
+        """An engine only loads on the TensorRT version and GPU it was built for; say so before TensorRT fails."""
+        path = self.info.path
+        check_engine(path, data, read_engine_sidecar(path), str(trt.__version__), device=device_id)
 
     def _check_io(self) -> None:
         trt, eng, path = self.trt, self.engine, self.info.path
         names = [eng.get_tensor_name(i) for i in range(eng.num_io_tensors)]
-        want = {"images": (trt.TensorIOMode.INPUT, trt.DataType.UINT8),
-                "scores": (trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT),
-                "margins": (trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT)}
+        want = {INPUT_NAME: (trt.TensorIOMode.INPUT, trt.DataType.UINT8),
+                OUTPUT_NAMES[0]: (trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT),
+                OUTPUT_NAMES[1]: (trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT)}
         for name, (mode, dtype) in want.items():
             if name not in names:
                 raise QuasarError(f"{path}: engine has no tensor {name!r} (tensors: {names})")
             if eng.get_tensor_mode(name) != mode or eng.get_tensor_dtype(name) != dtype:
                 raise QuasarError(f"{path}: engine tensor {name!r} is {eng.get_tensor_mode(name)} "
                                   f"{eng.get_tensor_dtype(name)}, expected {mode} {dtype}")
-        k = tuple(eng.get_tensor_shape("scores"))[-1]
+        k = tuple(eng.get_tensor_shape(OUTPUT_NAMES[0]))[-1]
         if k not in (-1, self.info.num_heads):
             raise QuasarError(f"{path}: engine outputs {k} columns but the sidecar names {self.info.num_heads} heads")
 
@@ -131,10 +119,10 @@ class TensorRTBackend(Backend):
             cuda.record(slot.copied, self.copy_stream)
             cuda.wait(self.compute_stream, slot.copied)
             ctx = self.context
-            ctx.set_input_shape("images", shape)
-            ctx.set_tensor_address("images", slot.dev_ptr)
-            ctx.set_tensor_address("scores", x["dev_scores"])
-            ctx.set_tensor_address("margins", x["dev_margins"])
+            ctx.set_input_shape(INPUT_NAME, shape)
+            ctx.set_tensor_address(INPUT_NAME, slot.dev_ptr)
+            ctx.set_tensor_address(OUTPUT_NAMES[0], x["dev_scores"])
+            ctx.set_tensor_address(OUTPUT_NAMES[1], x["dev_margins"])
             if not ctx.execute_async_v3(int(self.compute_stream)):
                 self.ring.release(slot)
                 raise QuasarError(f"{self.info.path}: TensorRT failed to enqueue a batch of shape {shape}")

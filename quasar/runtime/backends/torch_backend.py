@@ -15,13 +15,18 @@ stream waits for it, so the copy of batch i+1 overlaps the compute of batch i.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from quasar.contract import (
+    CENTROIDS_INITIALIZER,
+    COMBINE_BIASES_INITIALIZER,
+    HEAD_BIASES_INITIALIZER,
+    HEAD_WEIGHTS_INITIALIZER,
+    LOGIT_SCALES_INITIALIZER,
+    ModelInfo,
+)
 from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Done, Pending
-from quasar.runtime.model import ModelInfo
 
 
 def read_head_initializers(path: str, num_heads: int, combine: list | None = None
@@ -35,25 +40,25 @@ def read_head_initializers(path: str, num_heads: int, combine: list | None = Non
         raise QuasarError("the torch backend needs the onnx package (pip install quasar-engine[export])") from None
     model = onnx.load(path, load_external_data=False)
     inits = {i.name: i for i in model.graph.initializer}
-    weights_name = "quasar.head_weights" if "quasar.head_weights" in inits else "quasar.centroids"
-    missing = [n for n in (weights_name, "quasar.logit_scales") if n not in inits]
+    weights_name = HEAD_WEIGHTS_INITIALIZER if HEAD_WEIGHTS_INITIALIZER in inits else CENTROIDS_INITIALIZER
+    missing = [n for n in (weights_name, LOGIT_SCALES_INITIALIZER) if n not in inits]
     if missing:
         raise QuasarError(f"{path}: the graph has no initializer {missing[0]!r}; the torch backend cannot "
                           "rebuild this model (use onnxruntime)")
     w = numpy_helper.to_array(inits[weights_name]).astype(np.float32)
-    scales = numpy_helper.to_array(inits["quasar.logit_scales"]).astype(np.float32).reshape(-1)
+    scales = numpy_helper.to_array(inits[LOGIT_SCALES_INITIALIZER]).astype(np.float32).reshape(-1)
     k_base = num_heads - len(combine or [])
-    if weights_name == "quasar.centroids" and w.ndim == 2 and w.shape[0] == 2 * k_base:
+    if weights_name == CENTROIDS_INITIALIZER and w.ndim == 2 and w.shape[0] == 2 * k_base:
         w = w[0::2] - w[1::2]
     biases = np.zeros(num_heads, np.float32)
-    for name, part in (("quasar.head_biases", slice(0, k_base)), ("quasar.combine_biases", slice(k_base, None))):
+    for name, part in ((HEAD_BIASES_INITIALIZER, slice(0, k_base)), (COMBINE_BIASES_INITIALIZER, slice(k_base, None))):
         if name in inits:
             values = numpy_helper.to_array(inits[name]).astype(np.float32).reshape(-1)
             if values.shape != biases[part].shape:
                 raise QuasarError(f"{path}: {name} has shape {values.shape}, expected {biases[part].shape}")
             biases[part] = values
     if w.ndim != 2 or w.shape[0] != k_base or scales.shape != (num_heads,):
-        raise QuasarError(f"{path}: {weights_name} {w.shape} / quasar.logit_scales {scales.shape} do not "
+        raise QuasarError(f"{path}: {weights_name} {w.shape} / {LOGIT_SCALES_INITIALIZER} {scales.shape} do not "
                           f"fit {num_heads} heads")
     return w, scales, biases
 
@@ -72,7 +77,7 @@ class TorchBackend(Backend):
         except ImportError as e:
             raise QuasarError(f"the torch backend needs torch and the export extras ({e})") from None
         self.torch = torch
-        combine = [(r, list(idx)) for r, idx in json.loads(info.metadata.get("quasar.combine") or "[]")]
+        combine = [(r, list(idx)) for r, idx in info.combine]
         cents, scales, biases = read_head_initializers(info.path, info.num_heads, combine)
         try:
             encoder = create_encoder(info.encoder, info.spec)

@@ -1,7 +1,7 @@
 """Speed benchmarks: the eager PyTorch pipeline users write today against the QUASAR engine.
 
-``quasar bench`` and ``benchmarks/speed.py`` run the same code (:mod:`quasar.bench.speed`). Every
-measured configuration runs in its own subprocess (:mod:`quasar.bench.worker`) so that its peak RSS
+``quasar bench`` and ``benchmarks/speed.py`` run the same code (:mod:`quasar_bench.speed`). Every
+measured configuration runs in its own subprocess (:mod:`quasar_bench.worker`) so that its peak RSS
 is its own, native allocations (libjpeg, oneDNN, ONNX Runtime arenas) included, and so that no
 configuration warms caches or thread pools for the next one.
 

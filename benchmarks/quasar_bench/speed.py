@@ -1,16 +1,16 @@
-"""The CPU speed benchmark (issue 5): eager PyTorch as users write it vs the QUASAR engine, side by side.
+"""The CPU speed benchmark: eager PyTorch as users write it vs the QUASAR engine, side by side.
 
 One run, the same photos, two image sets (camera-size 12 MP / 5 MP JPEGs and 1 MP JPEGs), with
 
   (a) the eager pipeline users write today (PIL + torchvision + eager PyTorch, same model, same
-      centroids, same resize policy), one image at a time and batched (:mod:`quasar.bench.eager`);
+      centroids, same resize policy), one image at a time and batched (:mod:`quasar_bench.eager`);
   (b) the QUASAR engine end to end, files -> scores, via ``quasar.runtime.Scorer`` with ONNX Runtime
       fp32 and int8 models (batch 8, and batch 1 for single-image latency);
   (c) model-only throughput of ORT fp32, ORT int8 and torch eager on preprocessed uint8 batches;
 
 plus physical limits (FLOPs vs GEMM peak, JPEG decode rate) and SRCC agreement of (b) with (a).
-Every configuration runs in its own subprocess (:mod:`quasar.bench.worker`). Results go to
-``speed.json`` and ``speed.md`` (:mod:`quasar.bench.report`).
+Every configuration runs in its own subprocess (:mod:`quasar_bench.worker`). Results go to
+``speed.json`` and ``speed.md`` (:mod:`quasar_bench.report`).
 
 Entry points: ``python benchmarks/speed.py`` and ``quasar bench``; both call :func:`main`.
 """
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from quasar.bench import camera, report
-from quasar.bench.machine import machine_info, usable_cores
-from quasar.bench.models import ModelUnavailable, model_path, snapshot_pack
+from quasar_bench import camera, report
+from quasar_bench.machine import machine_info, usable_cores
+from quasar_bench.models import ModelUnavailable, model_path, snapshot_pack
 
 DEFAULT_IMAGES = 24
 QUICK_IMAGES = 4
@@ -117,10 +117,11 @@ def job_list(sets: dict[str, list[str]], models: dict[str, str], reps: int, quic
 
 
 def worker_env() -> dict[str, str]:
-    """The parent's environment, with this checkout's ``quasar`` first on the path."""
+    """The parent's environment, with this checkout's ``quasar`` and ``quasar_bench`` first on the path."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    here = Path(__file__).resolve().parents
+    paths = os.pathsep.join([str(here[2]), str(here[1])])
+    env["PYTHONPATH"] = paths + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -131,7 +132,7 @@ def run_worker(job: dict, tmp: str, name: str, timeout: float = WORKER_TIMEOUT_S
     with open(jp, "w") as f:
         json.dump(job, f)
     try:
-        r = subprocess.run([sys.executable, "-m", "quasar.bench.worker", jp, op], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "quasar_bench.worker", jp, op], capture_output=True, text=True,
                            env=worker_env(), timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"timed out after {timeout:.0f} s") from None
@@ -235,7 +236,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "benchmarks/results", 
     """Run the benchmark, write ``speed.json``/``speed.md`` into ``out_dir``, return the report dict."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if cache is None:
-        from quasar.photos import cache_dir  # noqa: PLC0415
+        from quasar.paths import cache_dir
 
         cache = cache_dir() / "bench"
     cache = Path(cache)

@@ -1,4 +1,4 @@
-"""One benchmark configuration in its own process: ``python -m quasar.bench.worker JOB.json OUT.json``.
+"""One benchmark configuration in its own process: ``python -m quasar_bench.worker JOB.json OUT.json``.
 
 Why a process per configuration: peak memory must be the configuration's own, native allocations
 included (libjpeg buffers, oneDNN scratch, ONNX Runtime arenas), which ``tracemalloc`` cannot see;
@@ -12,13 +12,13 @@ latencies, the scores of the last repetition, peak RSS.
 
 Job kinds:
 
-* ``eager_single`` / ``eager_batched`` / ``eager_dataloader``: :class:`quasar.bench.eager.EagerPipeline`.
+* ``eager_single`` / ``eager_batched`` / ``eager_dataloader``: :class:`quasar_bench.eager.EagerPipeline`.
 * ``quasar``: ``Scorer(model).score_iter(files)``, the engine end to end with its default batch
   (8 on CPU) and worker threads.
 * ``quasar_latency``: ``Scorer(model, batch_size=1)``, one ``score(path)`` call per image.
 * ``model_ort`` / ``model_torch``: model only, on uint8 batches preprocessed beforehand by the
   runtime's :class:`~quasar.runtime.prepare.Preparer` and grouped into same-shape batches.
-* ``limits``: FLOPs, GEMM peaks and JPEG decode rates (:mod:`quasar.bench.limits`).
+* ``limits``: FLOPs, GEMM peaks and JPEG decode rates (:mod:`quasar_bench.limits`).
 * ``parity``: untimed scores under preprocessing variants (:func:`run_parity`).
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from quasar.bench.stats import time_calls
+from quasar_bench.stats import time_calls
 
 KINDS = ("eager_single", "eager_batched", "eager_dataloader", "quasar", "quasar_latency", "model_ort",
          "model_torch", "limits", "parity")
@@ -96,7 +96,7 @@ def as_lists(scores: dict) -> dict[str, list[float]]:
 def run_eager(job: dict) -> dict:
     import torch  # noqa: PLC0415
 
-    from quasar.bench.eager import EagerPipeline, build_eager_model  # noqa: PLC0415
+    from quasar_bench.eager import EagerPipeline, build_eager_model  # noqa: PLC0415
 
     files, reps, bs = job["files"], job["reps"], job.get("batch_size", 8)
     pipe = EagerPipeline(*build_eager_model(pack=job.get("pack", "default")))
@@ -190,7 +190,7 @@ def run_model(job: dict) -> dict:
     else:
         import torch  # noqa: PLC0415
 
-        from quasar.bench.eager import build_eager_model  # noqa: PLC0415
+        from quasar_bench.eager import build_eager_model  # noqa: PLC0415
 
         model, spec = build_eager_model(pack=job.get("pack", "default"))
 
@@ -248,8 +248,8 @@ def run_parity(job: dict) -> dict:
 
 
 def run_limits(job: dict) -> dict:
-    from quasar.bench import limits  # noqa: PLC0415
-    from quasar.bench.eager import build_eager_model  # noqa: PLC0415
+    from quasar_bench import limits  # noqa: PLC0415
+    from quasar_bench.eager import build_eager_model  # noqa: PLC0415
 
     quick = job.get("quick", False)
     model, spec = build_eager_model(pack=job.get("pack", "default"))
@@ -276,7 +276,7 @@ def run_job(job: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m quasar.bench.worker JOB.json OUT.json", file=sys.stderr)
+        print("usage: python -m quasar_bench.worker JOB.json OUT.json", file=sys.stderr)
         return 2
     with open(argv[0]) as f:
         job = json.load(f)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from quasar.bench.machine import cpuinfo, usable_cores
+from quasar_bench.machine import cpuinfo, usable_cores
 
 # ------------------------------------------------------------------ FLOPs
 
@@ -131,7 +131,7 @@ def decoders(spec) -> dict[str, Callable[[bytes], object]]:
     """Name -> function(bytes) for each decode variant measured."""
     import cv2  # noqa: PLC0415
 
-    from quasar.runtime.decode import decode  # noqa: PLC0415
+    from quasar.io.decode import decode  # noqa: PLC0415
     from quasar.runtime.prepare import Preparer  # noqa: PLC0415
     from quasar.runtime.sources import Item  # noqa: PLC0415
 
@@ -169,7 +169,7 @@ def decode_rates(paths: Sequence[str], spec, quick: bool = False) -> dict:
     """Per decoder: images/s and source MP/s with 1 thread and with every core (best of the reps)."""
     import cv2  # noqa: PLC0415
 
-    from quasar.runtime.formats import probe  # noqa: PLC0415
+    from quasar.io.formats import probe  # noqa: PLC0415
 
     blobs = []
     for p in paths:

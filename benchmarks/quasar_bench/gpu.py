@@ -7,7 +7,7 @@ Measured, each in min/median/max over repetitions after a warm-up:
 * **end to end** (files -> scores) through the runtime's own :class:`~quasar.runtime.pipeline.Pipeline`
   (CPU decode workers, same-shape buckets) with :class:`CudaTorchBackend` (pinned staging buffers
   from a pool, host->device copy on a side stream, fp16 eager or CUDA graphs);
-* the baseline users write (:mod:`quasar.bench.eager`, PIL + torchvision, fp32 on CUDA), one image
+* the baseline users write (:mod:`quasar_bench.eager`, PIL + torchvision, fp32 on CUDA), one image
   at a time, on a subset;
 * the runtime's shipped torch backend (``Scorer(..., backend="torch", device="cuda")``, fp32);
 * ORT's CUDA execution provider through ``Scorer(..., backend="onnxruntime", device="cuda")`` when
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from quasar.bench import camera
-from quasar.bench.machine import machine_info, usable_cores
-from quasar.bench.stats import percentiles, spread, time_calls
+from quasar_bench import camera
+from quasar_bench.machine import machine_info, usable_cores
+from quasar_bench.stats import percentiles, spread, time_calls
 
 NO_CUDA_EXIT = 2
 
@@ -245,7 +245,7 @@ def pipeline_scorer(spec, backend, batch: int, workers: int) -> Callable[[list[s
 def device_batches(files: list[str], spec, batch: int, workers: int) -> list:
     import torch  # noqa: PLC0415
 
-    from quasar.bench.worker import prepared_batches  # noqa: PLC0415
+    from quasar_bench.worker import prepared_batches  # noqa: PLC0415
 
     del workers  # preparation is untimed; one thread is fine
     return [torch.from_numpy(b).cuda() for b in prepared_batches(files, spec, batch)]
@@ -255,7 +255,7 @@ def eager_baseline(files: list[str], reps: int) -> dict:
     """(a) one image at a time, PIL + torchvision, fp32 on CUDA: per-image latency and images/s."""
     import torch  # noqa: PLC0415
 
-    from quasar.bench.eager import build_eager_model, load_tensor  # noqa: PLC0415
+    from quasar_bench.eager import build_eager_model, load_tensor  # noqa: PLC0415
 
     model, spec = build_eager_model()
     model = model.cuda()
@@ -272,7 +272,7 @@ def eager_baseline(files: list[str], reps: int) -> dict:
 
 
 def onnx_model(precision: str, cache: Path) -> str:
-    from quasar.bench.models import model_path  # noqa: PLC0415
+    from quasar_bench.models import model_path  # noqa: PLC0415
 
     return model_path(precision, cache)
 
@@ -397,13 +397,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _default_cache() -> Path:
-    from quasar.photos import cache_dir  # noqa: PLC0415
+    from quasar.paths import cache_dir
 
     return cache_dir() / "bench"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gpu_speed.py", description="QUASAR GPU speed benchmark (see quasar.bench.gpu).")
+    p = argparse.ArgumentParser(prog="gpu_speed.py", description="QUASAR GPU speed benchmark (see quasar_bench.gpu).")
     p.add_argument("--out", default="benchmarks/results/gpu_speed.json", help="JSON output path")
     p.add_argument("--cache", default=None, help="generated JPEGs and exported models")
     p.add_argument("--images", type=int, default=48, help="camera-size JPEGs to generate")

@@ -1,6 +1,9 @@
 """A tiny fused model that follows the contract, built with ``onnx.helper`` (no torch, no weights).
 
-For tests and for wiring the runtime into an application before a real model is exported:
+For tests and for wiring the runtime into an application before a real model is exported (the
+runtime never imports this module). Its metadata, names and head hash come from
+:mod:`quasar.contract`; it is a format version 1 graph (``quasar.centroids``), which the runtime
+still reads:
 uint8 NHWC ``images`` -> Cast -> NCHW -> (x - mean) / std -> 3x3 conv (stride 2) -> ReLU -> global
 average pool -> L2 normalise -> cosine with ``quasar.centroids`` [2K, D] (rows good_0, bad_0, good_1,
 bad_1, ... as in ``CentroidPack.centroid_matrix``) -> ``margins`` = cos_good - cos_bad -> ``scores`` = sigmoid(``quasar.logit_scales`` * margins).
@@ -9,12 +12,19 @@ Its scores carry no meaning. Needs the ``onnx`` package (imported when called).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from quasar.contract import (
+    CENTROIDS_INITIALIZER,
+    COMBINE_KEY,
+    HEAD_SHA256_KEY,
+    INPUT_NAME,
+    LOGIT_SCALES_INITIALIZER,
+    OUTPUT_NAMES,
+    fused_metadata,
+    head_sha256_of_protos,
+)
 from quasar.preprocess import PreprocessSpec
-from quasar.runtime.integrity import HEAD_SHA256_KEY, head_sha256_of_protos
 
 TINY_NATIVE_SPEC = PreprocessSpec(policy="native", size=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                                   size_multiple=16, min_size=32)
@@ -22,19 +32,13 @@ TINY_CROP_SPEC = PreprocessSpec(policy="center_crop", size=64)
 
 
 def tiny_metadata(heads, spec: PreprocessSpec, dynamic: bool, scales) -> dict[str, str]:
-    return {
-        "quasar.format": "quasar-fused-model",
-        "quasar.format_version": "1",
-        "quasar.heads": json.dumps(list(heads)),
-        "quasar.preprocess": spec.to_json(),
-        "quasar.encoder": "tiny-test-conv",
-        "quasar.pack_hash": "sha256:" + "0" * 64,
-        "quasar.logit_scales": json.dumps([float(s) for s in scales]),
-        "quasar.input_layout": "NHWC_uint8",
-        "quasar.dynamic_size": "true" if dynamic else "false",
-        "quasar.precision": "fp32",
-        "quasar.project_version": "0.1.0",
-    }
+    """The contract's keys for the tiny graph: format version 1, no combine heads."""
+    meta = fused_metadata(encoder="tiny-test-conv", pack_hash="sha256:" + "0" * 64, heads=list(heads),
+                          logit_scales=[float(s) for s in scales], preprocess=spec.to_dict(), dynamic_size=dynamic,
+                          precision="fp32", project_version="0.1.0")
+    meta["quasar.format_version"] = "1"
+    del meta[COMBINE_KEY]
+    return meta
 
 
 def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | None = None, dim: int = 16,
@@ -58,14 +62,14 @@ def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | Non
     inits = [
         numpy_helper.from_array(mean, "mean"), numpy_helper.from_array(inv_std, "inv_std"),
         numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(conv_b, "conv_b"),
-        numpy_helper.from_array(cents, "quasar.centroids"), numpy_helper.from_array(scales, "quasar.logit_scales"),
+        numpy_helper.from_array(cents, CENTROIDS_INITIALIZER), numpy_helper.from_array(scales, LOGIT_SCALES_INITIALIZER),
         numpy_helper.from_array(np.array([1e-12], np.float32), "eps"),
         numpy_helper.from_array(np.array([0], np.int64), "s0"), numpy_helper.from_array(np.array([1], np.int64), "s1"),
         numpy_helper.from_array(np.array([2 * k], np.int64), "s2k"), numpy_helper.from_array(np.array([1], np.int64), "ax1"),
         numpy_helper.from_array(np.array([2], np.int64), "step2"),
     ]
     nodes = [
-        helper.make_node("Cast", ["images"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", [INPUT_NAME], ["xf"], to=TensorProto.FLOAT),
         helper.make_node("Transpose", ["xf"], ["xc"], perm=[0, 3, 1, 2]),
         helper.make_node("Sub", ["xc", "mean"], ["xs"]),
         helper.make_node("Mul", ["xs", "inv_std"], ["xn"]),
@@ -76,19 +80,19 @@ def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | Non
         helper.make_node("ReduceL2", ["emb"], ["nrm"], axes=[1], keepdims=1),
         helper.make_node("Max", ["nrm", "eps"], ["nrm2"]),
         helper.make_node("Div", ["emb", "nrm2"], ["u"]),
-        helper.make_node("Gemm", ["u", "quasar.centroids"], ["cos"], transB=1),
+        helper.make_node("Gemm", ["u", CENTROIDS_INITIALIZER], ["cos"], transB=1),
         helper.make_node("Slice", ["cos", "s0", "s2k", "ax1", "step2"], ["good"]),
         helper.make_node("Slice", ["cos", "s1", "s2k", "ax1", "step2"], ["bad"]),
-        helper.make_node("Sub", ["good", "bad"], ["margins"]),
-        helper.make_node("Mul", ["margins", "quasar.logit_scales"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["scores"]),
+        helper.make_node("Sub", ["good", "bad"], [OUTPUT_NAMES[1]]),
+        helper.make_node("Mul", [OUTPUT_NAMES[1], LOGIT_SCALES_INITIALIZER], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], [OUTPUT_NAMES[0]]),
     ]
     hw = ["height", "width"] if dynamic else [spec.size, spec.size]
     graph = helper.make_graph(
         nodes, "quasar_tiny",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", *hw, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", k]),
-         helper.make_tensor_value_info("margins", TensorProto.FLOAT, ["batch", k])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", *hw, 3])],
+        [helper.make_tensor_value_info(OUTPUT_NAMES[0], TensorProto.FLOAT, ["batch", k]),
+         helper.make_tensor_value_info(OUTPUT_NAMES[1], TensorProto.FLOAT, ["batch", k])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="quasar-tiny")

@@ -182,7 +182,7 @@ def generate(set_name: str, dest: str | os.PathLike, n: int, sources: Sequence[s
 
 def describe(paths: Sequence[str]) -> dict:
     """Pixel sizes (from the JPEG headers) and mean file size of a generated set, for the report."""
-    from quasar.runtime.formats import probe  # noqa: PLC0415
+    from quasar.io.formats import probe  # noqa: PLC0415
 
     sizes: dict[str, int] = {}
     total = 0

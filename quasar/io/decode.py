@@ -17,7 +17,7 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
   PIL when it is installed). ICC profiles are ignored (as PIL does by default).
 * **Decompression bombs**: the pixel count in the header is checked *before* decoding against
   ``max_pixels`` (default: PIL's limit, about 179 MP). The header is read the way the decoder reads
-  it (:mod:`quasar.runtime.formats`); a JPEG, PNG, GIF, WebP, BMP, TIFF or HDR file whose size
+  it (:mod:`quasar.io.formats`); a JPEG, PNG, GIF, WebP, BMP, TIFF or HDR file whose size
   cannot be read from its header is refused without decoding. Only files of other formats whose
   size neither this module nor Pillow can read are decoded first and checked after (OpenCV's own
   limit, 2**30 pixels, applies to them).
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quasar.runtime.formats import GIF, JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
+from quasar.io.formats import GIF, JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
 
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL.Image.MAX_IMAGE_PIXELS * 2, where PIL raises instead of warning
 _REDUCED_FLAGS = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from quasar.bench.stats import agreement, percentiles, throughput
+from quasar_bench.stats import agreement, percentiles, throughput
 
 REFERENCE = "eager_single"  # every ratio is against the one-at-a-time eager pipeline of the same set
 BATCHED = ("eager_batched", "eager_dataloader")

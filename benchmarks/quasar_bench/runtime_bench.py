@@ -1,6 +1,6 @@
 """Throughput of the runtime: end to end, decode/preprocess alone, and the model alone.
 
-    python -m quasar.runtime.bench --model model.onnx [--mp 12 1] [--count 48] [--batch-size 8] [--workers 2]
+    python -m quasar_bench.runtime_bench --model model.onnx [--mp 12 1] [--count 48] [--batch-size 8] [--workers 2]
 
 Test images are made from the working-copy photos (:func:`quasar.photos.fetch_photos`), upscaled to
 the requested megapixels and saved as JPEG (quality 90) in a temporary folder, so camera-size files

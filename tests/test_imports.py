@@ -1,0 +1,94 @@
+"""Import boundaries: data flows anchors -> pack -> fused graph -> runtime, and no import runs against it.
+
+Static: every ``import`` in ``quasar/`` (module level or lazy) is checked against the layers below.
+Dynamic: a fresh interpreter that scores an image with the runtime has imported neither torch nor
+onnx nor any earlier stage (``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUASAR = Path(__file__).resolve().parents[1] / "quasar"
+
+# Shared floor: below every stage, imports no stage.
+FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", "quasar.io", "quasar.onnx_meta",
+         "quasar.contract")
+STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval")
+# What each part may not import (prefix match).
+FORBIDDEN = {
+    **{m: STAGES + ("quasar.cli", "quasar.testing") for m in FLOOR},
+    "quasar.encoders": ("quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval", "quasar.photos"),
+    "quasar.centroids": ("quasar.export", "quasar.runtime", "quasar.eval"),
+    "quasar.export": ("quasar.runtime", "quasar.eval"),
+    "quasar.runtime": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
+                       "quasar.testing"),
+}
+# The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
+# module and the encoders by design (imported lazily, only when that backend is created).
+ALLOWED = {("quasar.runtime.backends.torch_backend", "quasar.export.fused"),
+           ("quasar.runtime.backends.torch_backend", "quasar.encoders")}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(QUASAR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_no_import_runs_against_the_flow():
+    bad = []
+    for path in sorted(QUASAR.rglob("*.py")):
+        mod = _module_name(path)
+        rules = [v for k, v in FORBIDDEN.items() if _under(mod, k)]
+        for imported in _imports(path):
+            if any(_under(imported, a) for m, a in ALLOWED if _under(mod, m)):
+                continue
+            if _under(imported, "quasar_bench") or any(_under(imported, f) for r in rules for f in r):
+                bad.append(f"{mod} imports {imported}")
+    assert not bad, "\n".join(bad)
+
+
+def test_runtime_import_set(tmp_path):
+    pytest.importorskip("onnx")  # only to write the tiny model below; the child never imports it
+    from quasar.testing import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.onnx")
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from quasar.runtime import Scorer\n"
+        f"with Scorer({str(model)!r}) as s:\n"
+        "    assert s.score(np.zeros((64, 80, 3), np.uint8))[0].ok\n"
+        "def found(bad):\n"
+        "    return sorted(m for m in sys.modules if any(m == b or m.startswith(b + '.') for b in bad))\n"
+        "print(found(('torch', 'onnx', 'quasar.export', 'quasar.encoders', 'quasar.centroids', 'quasar.photos',\n"
+        "             'quasar.eval', 'quasar.testing', 'quasar_bench', 'tensorrt')))\n"
+        "from quasar.cli import build_parser\n"
+        "build_parser()  # every stage's parser: still no torch, onnx or benchmark code\n"
+        "print(found(('torch', 'onnx', 'quasar_bench', 'tensorrt')))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=QUASAR.parent, timeout=120)
+    assert r.returncode == 0, r.stderr
+    runtime, parser = r.stdout.strip().splitlines()
+    assert runtime == "[]", f"scoring with the runtime imported {runtime}"
+    assert parser == "[]", f"building the CLI parser imported {parser}"
