@@ -113,7 +113,7 @@ def pixel_scores(grid: AnchorGrid, fns: dict) -> dict[str, np.ndarray]:
     import hashlib
 
     from quasar.centroids.distortions import signature
-    from quasar.photos import cache_dir
+    from quasar.paths import cache_dir
 
     p, t, n_l = grid.distorted.shape[:3]
     out = {name: np.full((p, t, 1 + n_l), np.nan) for name in fns}

@@ -570,3 +570,27 @@ def check_engine(path: str, data: bytes, sidecar: Mapping, trt_version: str, *, 
     if problems:
         raise QuasarError(one_line(f"{path} was built elsewhere; rebuild it here (quasar export tensorrt): "
                                    + "; ".join(problems)))
+
+
+SHIPPED_MODEL = "default_quality-fp32.onnx"  # in quasar/data, beside the pack it was exported from
+SHIPPED_PACK = "default_quality.qpack.json"
+
+
+def shipped_model_path(pack_hash: str | None = None) -> str | None:
+    """The default model shipped in the package, if it is there and was exported from the shipped
+    pack (same content hash; or from ``pack_hash`` when given); else None (a development tree whose
+    pack was rebuilt, say). The runtime still validates the file fully when it loads it."""
+    from importlib import resources
+
+    from quasar.onnx_meta import NotOnnx, read_metadata_props
+
+    data = resources.files("quasar") / "data"
+    model, pack = data / SHIPPED_MODEL, data / SHIPPED_PACK
+    if not (model.is_file() and pack.is_file()):
+        return None
+    try:
+        pack_hash = pack_hash or json.loads(pack.read_text()).get("content_hash")
+        meta = read_metadata_props(str(model))
+    except (NotOnnx, OSError, ValueError):
+        return None
+    return str(model) if pack_hash and meta.get("quasar.pack_hash") == pack_hash else None

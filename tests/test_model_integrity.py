@@ -137,7 +137,7 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
         return str(out)
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
-    monkeypatch.setattr("quasar.runtime.model.shipped_model_path", lambda *a: None)  # the cache is under test
+    monkeypatch.setattr("quasar.contract.shipped_model_path", lambda *a: None)  # the cache is under test
     path = default_mod.default_model_path()
     assert len(exports) == 1 and os.path.isfile(path + ".sha256")
     assert default_mod.default_model_path() == path and len(exports) == 1  # a cache hit

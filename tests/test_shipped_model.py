@@ -16,10 +16,10 @@ def test_shipped_model_is_the_shipped_packs_export(tmp_path, heldout_photos):
     """A fresh export of the shipped pack scores like the shipped file (1e-6), so the two cannot drift."""
     from quasar.centroids.distortions import distort
     from quasar.centroids.pack import CentroidPack
+    from quasar.contract import shipped_model_path
     from quasar.export.onnx_export import export_onnx
-    from quasar.preprocess import read_rgb
+    from quasar.io import read_rgb
     from quasar.runtime import Scorer
-    from quasar.runtime.model import shipped_model_path
 
     shipped = shipped_model_path()
     assert shipped is not None, "quasar/data has no model exported from the shipped pack: " \

@@ -59,7 +59,7 @@ def default_model_path(precision: str = "fp32") -> str:
     except PackError as e:
         raise QuasarError(str(e)) from None
     if precision == "fp32":
-        from quasar.runtime.model import shipped_model_path
+        from quasar.contract import shipped_model_path
 
         shipped = shipped_model_path(pack.content_hash)
         if shipped is not None:
@@ -81,8 +81,8 @@ def ship_default_model(out: str | None = None) -> str:
     from importlib import resources
 
     from quasar.centroids.pack import CentroidPack
+    from quasar.contract import SHIPPED_MODEL
     from quasar.export.onnx_export import export_onnx
-    from quasar.runtime.model import SHIPPED_MODEL
 
     out = out or str(resources.files("quasar") / "data" / SHIPPED_MODEL)
     tmp = out + ".tmp"

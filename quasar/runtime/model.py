@@ -7,7 +7,6 @@ before any inference session exists, so a wrong file fails fast with a message n
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from quasar.contract import (
     is_engine_path,
     parse_metadata,
     read_engine_sidecar,
+    shipped_model_path,
 )
 from quasar.errors import QuasarError
 from quasar.onnx_meta import NotOnnx, read_metadata_props
@@ -73,28 +73,6 @@ def verify_model(info: ModelInfo) -> None:
 
 _default_lock = threading.Lock()
 _default_path: str | None = None
-
-
-SHIPPED_MODEL = "default_quality-fp32.onnx"  # in quasar/data, beside the pack it was exported from
-SHIPPED_PACK = "default_quality.qpack.json"
-
-
-def shipped_model_path(pack_hash: str | None = None) -> str | None:
-    """The default model shipped in the package, if it is there and was exported from the shipped
-    pack (same content hash; or from ``pack_hash`` when given); else None (a development tree whose
-    pack was rebuilt, say)."""
-    from importlib import resources  # noqa: PLC0415
-
-    data = resources.files("quasar") / "data"
-    model, pack = data / SHIPPED_MODEL, data / SHIPPED_PACK
-    if not (model.is_file() and pack.is_file()):
-        return None
-    try:
-        pack_hash = pack_hash or json.loads(pack.read_text()).get("content_hash")
-        info = load_model_info(str(model))
-    except (QuasarError, OSError, ValueError):
-        return None
-    return str(model) if info.pack_hash == pack_hash else None
 
 
 def default_model_path() -> str:
