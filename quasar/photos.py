@@ -41,6 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from quasar.errors import QuasarError
+
 WORK_SIDE = 768
 MIN_SIDE = 320  # short side of the original, px: smaller pictures are thumbnails or avatars
 
@@ -467,6 +469,10 @@ def fetch_photos(root: str | os.PathLike | None = None, verbose: bool = False, s
     unknown = [s for s in wanted if s not in DEBIAN_SOURCES and s != "scikit-image"]
     if unknown:
         raise ValueError(f"unknown photo sources: {', '.join(unknown)}")
+    if "scikit-image" in wanted:  # before any download: a photo set without them would differ silently
+        from quasar.extras import require  # noqa: PLC0415
+
+        require("skimage", "photos", "the photo set")  # five of its photos come with scikit-image
     photos: list[Photo] = []
     seen: set[str] = set()
     for package in [p for p in DEBIAN_SOURCES if p in wanted] + (["scikit-image"] if "scikit-image" in wanted else []):
@@ -537,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         photos = fetch_photos(args.root, verbose=not args.list, sources=args.sources, on_error="skip")
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, QuasarError) as e:
         print(f"quasar.photos: error: {e}", file=sys.stderr)
         return 1
     root = Path(args.root) if args.root else cache_dir() / "photos"

@@ -86,6 +86,9 @@ def _anchor_source(args):
 
 
 def _build(args) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar centroids build")
     from quasar.centroids.aggregate import Aggregation
     from quasar.centroids.anchors import subsample
     from quasar.centroids.build import build_head, make_pack, text_head
@@ -162,6 +165,9 @@ def _info(args) -> int:
 
 
 def _build_default(args) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar centroids build-default")
     from quasar.centroids import default
 
     argv = (["-o", args.output] if args.output else []) + (["--check"] if args.check else []) + \

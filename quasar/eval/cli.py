@@ -98,6 +98,9 @@ def format_report(report, title: str, paper: dict[str, float] | None) -> list[st
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from quasar.extras import require
+
+    require("scipy", "eval", "quasar evaluate")  # the metrics (and .mat datasets) need it
     from quasar.eval.evaluate import DirectionWarning, evaluate
 
     if args.bootstrap < 0:

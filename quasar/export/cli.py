@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_onnx(args: argparse.Namespace) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar export onnx")
     from quasar.export.onnx_export import check_output_path, load_pack
 
     # Cheap checks first: these fail in milliseconds, the export takes seconds to minutes.
@@ -89,6 +92,9 @@ def _parse_hw(text: str | None) -> tuple[int, int] | None:
 def _cmd_tensorrt(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.model):
         raise QuasarError(f"{args.model}: no such ONNX file")
+    from quasar.extras import require
+
+    require("onnx", "export", "quasar export tensorrt")
     from quasar.export.tensorrt import build_engine
 
     t0 = time.perf_counter()
