@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from quasar.cli import main
 from quasar.errors import QuasarError
 from quasar.extras import MissingExtra, require
 
@@ -100,3 +101,62 @@ def test_photos_checks_skimage_before_downloading(tmp_path, monkeypatch, capsys)
     assert err == ["quasar.photos: error: the photo set needs scikit-image, which is not installed: "
                    "pip install 'quasar-engine[photos]'"]
     assert not any(tmp_path.iterdir())
+
+
+def test_text_anchors_need_a_text_tower(tmp_path, capsys):
+    pytest.importorskip("timm")
+    rc = main(["centroids", "build", "--encoder", "effnet-lite0", "--text", "Good photo.", "Bad photo.",
+               "-o", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("quasar: error: --text needs an encoder with a text tower") and "effnet-lite0 has none" in err
+    assert not (tmp_path / "t.json").exists()
+
+
+# --------------------------------------------------------------------------- open_clip tags offline
+
+
+def test_pretrained_tag_or_path():
+    pytest.importorskip("torch")
+    from quasar.encoders.pretrained import pretrained_tag
+
+    assert pretrained_tag("open_clip:ViT-B-32@openai") == ("ViT-B-32", "openai")
+    assert pretrained_tag("open_clip:RN50*@laion2b") == ("RN50", "laion2b")
+    assert pretrained_tag("open_clip:RN50@/ckpt/rn50.pt") is None
+    assert pretrained_tag("open_clip:RN50@weights.safetensors") is None
+    assert pretrained_tag("open_clip:RN50") is None
+    assert pretrained_tag("timm:resnet18@x") is None and pretrained_tag("effnet-lite0") is None
+
+
+def test_unknown_open_clip_tag_is_one_line():
+    pytest.importorskip("open_clip")
+    from quasar.encoders.pretrained import build_encoder
+
+    with pytest.raises(QuasarError, match=r"'nonsense' is neither a pretrained tag of RN50 \(openai, .*\) nor an "
+                                          r"existing checkpoint file"):
+        build_encoder("open_clip:RN50@nonsense")
+
+
+def test_open_clip_tag_offline_is_one_line(tmp_path):
+    pytest.importorskip("open_clip")
+    # HF_HUB_OFFLINE: the hub client fails at once (offline it would retry for about a minute first).
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    r = _without([], ["centroids", "build", "--encoder", "open_clip:RN50@openai", "--text", "Good photo.",
+                      "Bad photo.", "-o", str(tmp_path / "t.json")], env=env)
+    line = _one_error_line(r)
+    assert "the pretrained tag 'openai' needs network access" in line
+    assert "offline, pass a checkpoint file instead: open_clip:RN50@/path/to/checkpoint.pt" in line
+    assert "ERROR:root" not in r.stderr and "WARNING" not in r.stderr
+
+
+# --------------------------------------------------------------------------- --merge-into conflicts
+
+
+def test_merge_conflict_names_the_cli_flag(tmp_path, capsys):
+    pytest.importorskip("torch")
+    rc = main(["centroids", "build", "--synthetic", str(tmp_path), "--merge-into", "default",
+               "-o", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "default already has a head 'quality'; pass --replace to overwrite it" in err
+    assert "replace=True" not in err

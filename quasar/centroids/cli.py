@@ -94,12 +94,21 @@ def _build(args) -> int:
     from quasar.centroids.build import build_head, make_pack, text_head
     from quasar.centroids.embed import Embedder
     from quasar.centroids.pack import CentroidPack
-    from quasar.encoders import create_encoder
+    from quasar.encoders.pretrained import build_encoder
 
+    target = None
+    if args.merge_into:  # before minutes of embedding: the pack must exist and take this head
+        target = CentroidPack.load(args.merge_into, allow_unhashed=args.allow_unhashed)
+        if args.head in target.head_names and not args.replace:
+            raise QuasarError(f"{args.merge_into} already has a head {args.head!r}; pass --replace to overwrite "
+                              "it, or name the new head with --head")
     try:
-        encoder = create_encoder(args.encoder)
+        encoder = build_encoder(args.encoder)
     except (ValueError, ImportError, FileNotFoundError, RuntimeError) as e:
         raise QuasarError(f"cannot create encoder {args.encoder!r}: {e}") from None
+    if args.text and getattr(encoder, "text_model", None) is None:
+        raise QuasarError(f"--text needs an encoder with a text tower (a CLIP model such as "
+                          f"open_clip:RN50@/path/to/checkpoint.pt); {args.encoder} has none")
     if args.policy or args.size:
         from dataclasses import replace
 
@@ -130,8 +139,8 @@ def _build(args) -> int:
             except ValueError as e:
                 raise QuasarError(str(e)) from None
     pack = make_pack(encoder, [head])
-    if args.merge_into:
-        pack = CentroidPack.load(args.merge_into, allow_unhashed=args.allow_unhashed).merge(pack, replace=args.replace)
+    if target is not None:
+        pack = target.merge(pack, replace=args.replace)
     h = pack.save(args.output)
     print(f"wrote {args.output}: heads {pack.head_names}, encoder {pack.encoder}, {h}")
     return 0
