@@ -531,8 +531,10 @@ def photo_inventory(photos: Sequence[Photo] | None = None, scheme: str = "thirds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from quasar.helpfmt import HelpFormatter  # noqa: PLC0415
+
     ap = argparse.ArgumentParser(
-        prog="python -m quasar.photos",
+        prog="python -m quasar.photos", formatter_class=HelpFormatter,
         description="Install the real photos (Debian packages + scikit-image) as working copies in "
                     f"{cache_dir() / 'photos'} ($QUASAR_CACHE/photos) and report them.")
     ap.add_argument("--list", action="store_true", help="print the counts per source and split (installs what is missing)")

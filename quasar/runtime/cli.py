@@ -15,6 +15,12 @@ import time
 from quasar.errors import QuasarError
 
 MAX_LISTED_FAILURES = 20
+# A placeholder: typical values per head are still to be written (see the README).
+SCORE_MEANING = """What a score means:
+  Each head's score is P(good), in the range 0..1; higher is better (Scorer.lower_better is False,
+  Scorer.score_range is (0.0, 1.0)). Heads: `quality` is the overall quality; the default model also
+  has per-family heads (sharpness, noise, compression, exposure, color, spatial), shown with --explain.
+  Typical values: (to be written)."""
 EXIT_STATUS = """exit status:
   0    at least one input was scored (failed inputs are rows with an error and are listed on stderr)
   1    no input was scored: every input failed, or none was found (all already done with --resume
@@ -41,29 +47,35 @@ def register(subparsers) -> None:
                     "per head, error. Every path named on the command line gets a row (a folder with no "
                     "images gets an error row). Rows are flushed as they are written; --resume skips "
                     "paths already in the output file.",
-        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=SCORE_MEANING + "\n\n" + EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--model", metavar="FILE", default=None,
                    help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
     p.add_argument("-o", "--output", default="-", metavar="OUT",
-                   help="out.csv, out.jsonl or - for stdout (CSV) [default: -]")
-    p.add_argument("--format", choices=("csv", "jsonl"), default=None, help="override the format inferred from OUT")
-    p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
+                   help="out.csv, out.jsonl or - for stdout (CSV) (default: -)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="override the format inferred from OUT (default: jsonl for .jsonl/.ndjson/.json, else csv)")
+    p.add_argument("--batch-size", type=_positive, default=None,
+                   help="images per inference batch (default: 4 on CPU, 32 on CUDA; capped by an engine's profile)")
     p.add_argument("--workers", type=_positive, default=None,
                    help="decode/preprocess threads; peak memory grows with workers x --max-pixels "
-                        "[default: CPU cores, at most 8]")
-    p.add_argument("--threads", type=_positive, default=None, help="inference threads (intra-op)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto")
+                        "(default: CPU cores, at most 8)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="inference threads (intra-op) (default: ONNX Runtime's or torch's own choice)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+                   help="inference engine. auto: TensorRT for an engine file, else ONNX Runtime (on CUDA when "
+                        "onnxruntime-gpu is installed); torch rebuilds the model in PyTorch (needs the export extra)")
     p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None,
-                   help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP)")
+                   help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP) "
+                        "(default: the backend's best available)")
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
     p.add_argument("--max-pixels", type=_positive, default=None,
                    help="decompression-bomb limit per image in pixels, checked from the header before "
                         "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
                         "for 8-bit images, 16 for 16-bit RGBA PNGs (docs/architecture.md) "
-                        "[default: about 179 MP]")
+                        "(default: about 179 MP)")
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
