@@ -30,12 +30,14 @@ class ScoreRecord:
     """One input's result. ``scores``: P(good) per head; ``margins``: cos_good - cos_bad per head.
 
     On failure ``scores`` and ``margins`` are empty and ``error`` says why (``source`` names the input).
+    ``warning``: scored, with a one-line caveat (e.g. a tiny image), else None.
     """
 
     source: str
     scores: dict[str, float] = field(default_factory=dict)
     margins: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,7 +80,8 @@ class Scorer:
         self.batch_size = bs
         self.workers = workers or default_workers()
         self.preparer = Preparer(self.info.spec, max_pixels=max_pixels, reduced_decode=reduced_decode)
-        self.pipeline = Pipeline(self.preparer, self.backend, batch_size=bs, workers=self.workers, window=window)
+        self.pipeline = Pipeline(self.preparer.with_warning, self.backend, batch_size=bs, workers=self.workers,
+                                 window=window)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -96,7 +99,7 @@ class Scorer:
         if r.error is not None:
             return ScoreRecord(r.label, error=r.error)
         return ScoreRecord(r.label, dict(zip(self.heads, map(float, r.scores), strict=True)),
-                           dict(zip(self.heads, map(float, r.margins), strict=True)))
+                           dict(zip(self.heads, map(float, r.margins), strict=True)), warning=r.warning)
 
     def score_iter(self, inputs, recursive: bool = False,
                    extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[ScoreRecord]:
