@@ -79,7 +79,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings or summary on stderr")
     p.set_defaults(func=run)
 
 
@@ -94,9 +94,11 @@ def _quiet_opencv() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
     from quasar.runtime.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
     from quasar.runtime.output import open_writer  # noqa: PLC0415
     from quasar.runtime.pathtext import encode_text, resume_key  # noqa: PLC0415
+    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled  # noqa: PLC0415
     from quasar.runtime.scorer import Scorer  # noqa: PLC0415
     from quasar.runtime.sources import iter_items  # noqa: PLC0415
 
@@ -125,12 +127,15 @@ def run(args: argparse.Namespace) -> int:
                 continue
             yield item
 
-    from tqdm import tqdm  # noqa: PLC0415
-
-    bar = tqdm(unit="img", desc="scoring", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    show = progress_enabled(args.output, args.quiet)
+    total = None
+    if show:  # a listing-only count for the bar's total and ETA (None: too many files to count cheaply)
+        total = count_inputs(args.paths, args.recursive, skip=(lambda p: resume_key(p) in done) if done else None)
+    bar = make_bar(total, show)
     failures: list[tuple[str, str]] = []
+    warned = 0
     n = 0
-    t0 = time.perf_counter()
+    interrupted = False
     records = scorer.score_items(todo())
     try:
         for rec in records:
@@ -139,7 +144,13 @@ def run(args: argparse.Namespace) -> int:
             if rec.error is not None:
                 failures.append((rec.source, rec.error))
                 bar.set_postfix(failed=len(failures), refresh=False)
+            elif rec.warning is not None:
+                warned += 1
+                if not args.quiet and warned <= MAX_LISTED_FAILURES:
+                    bar.write(f"quasar score: warning: {encode_text(rec.source)}: {rec.warning}", file=sys.stderr)
             bar.update()
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         records.close()  # stops the pipeline's threads before the backend goes away
         bar.close()
@@ -147,10 +158,26 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         finally:
             scorer.close()
+    if interrupted:
+        print(_interrupted_line(args.output, n), file=sys.stderr)
+        return EXIT_INTERRUPTED
     dt = time.perf_counter() - t0
     if not args.quiet:
-        _summary(n, failures, skipped, dt)
+        _summary(n, failures, skipped, dt, warned)
     return exit_status(n, len(failures), skipped, strict=args.strict)
+
+
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted_line(output: str, n: int) -> str:
+    from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
+
+    rows = f"{n} row{'s' if n != 1 else ''}"
+    if output == "-":
+        return f"quasar score: interrupted after {rows}"
+    return (f"quasar score: interrupted; the {rows} written to {encode_text(output)} are kept: run the same "
+            "command with --resume to continue")
 
 
 def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
@@ -163,12 +190,14 @@ def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
     return 0 if n == 0 and skipped else 1
 
 
-def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float) -> None:
+def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float, warned: int = 0) -> None:
     from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
 
     err = sys.stderr
     rate = f", {n / seconds:.1f} img/s" if seconds > 0 and n else ""
     extra = f", {skipped} already in the output" if skipped else ""
+    if warned:
+        extra += f", {warned} with a warning"
     print(f"quasar score: {n - len(failures)} of {n} scored, {len(failures)} failed{extra} "
           f"({seconds:.1f} s{rate})", file=err)
     if n == 0 and not skipped:
