@@ -1,5 +1,5 @@
 """`quasar score` as a first run meets it: progress never mixed with rows (and with a total and an
-ETA), Ctrl-C naming --resume, a warning for tiny images."""
+ETA), the first-use note of the default model, Ctrl-C naming --resume, a warning for tiny images."""
 
 from __future__ import annotations
 
@@ -107,6 +107,41 @@ def test_count_inputs(tmp_path, folder):
 
     assert len(list(iter_items([str(folder), str(empty), missing], recursive=True))) == \
         count_inputs([str(folder), str(empty), missing], recursive=True)
+
+
+# --------------------------------------------------------------------------- the first-use note
+
+
+def test_exporter_notes_are_passed_on_and_errors_kept(capfd):
+    from quasar.runtime.model import run_forwarding_notes
+
+    code = ("import sys; print('quasar: preparing the default model (first use, ~10 s): x', file=sys.stderr, "
+            "flush=True); print('noise', file=sys.stderr); print('quasar: error: bad', file=sys.stderr); "
+            "print('/tmp/model.onnx')")
+    r = run_forwarding_notes([sys.executable, "-c", code])
+    err = capfd.readouterr().err
+    assert r.returncode == 0 and r.stdout.strip() == "/tmp/model.onnx"
+    assert err == "quasar: preparing the default model (first use, ~10 s): x\n"  # not the noise, not the error
+    assert "noise" in r.stderr and "quasar: error: bad" in r.stderr
+
+
+def test_default_export_says_what_it_does(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from quasar.export import default, onnx_export
+
+    monkeypatch.setenv("QUASAR_CACHE", str(tmp_path))
+
+    def fake_export(encoder, pack, path, precision="fp32"):
+        Path(path).write_bytes(b"not really a model")
+        return path
+
+    monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
+    path = default.default_model_path()
+    err = capsys.readouterr().err
+    assert path.startswith(str(tmp_path)) and Path(path).exists()
+    assert err.startswith("quasar: preparing the default model (first use, ~10 s)") and path in err
+    monkeypatch.setattr(default, "_is_current", lambda *a: True)  # a cache hit: nothing to say
+    assert default.default_model_path() == path and capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- Ctrl-C
