@@ -62,7 +62,13 @@ class Scorer:
         reduced_decode: decode big JPEGs at 1/2..1/8 scale when the result still covers the resize target.
         window: bucket flush window for dynamic-size models (see :mod:`quasar.runtime.pipeline`).
         optimization: ONNX Runtime graph optimisation level (disable, basic, extended, all).
+
+    Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
+    is False), as pyiqa's metrics state it.
     """
+
+    lower_better: bool = False
+    score_range: tuple[float, float] = (0.0, 1.0)
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
@@ -103,10 +109,13 @@ class Scorer:
 
     def score_iter(self, inputs, recursive: bool = False,
                    extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[ScoreRecord]:
-        """Lazily score paths, folders, bytes, numpy images or an iterable of them, in input order.
+        """Lazily score paths, folders, bytes, numpy images, PIL images, torch tensors or an iterable
+        of them, in input order.
 
         Folders are listed (``recursive``: with sub-folders) and their image files scored in sorted
-        order. Numpy arrays are RGB (or greyscale/RGBA); a 4-D array is a batch of images.
+        order. Numpy arrays are RGB (or greyscale/RGBA) HxWxC, uint8 or float in 0..1; a 4-D array
+        is a batch of images. Tensors follow pyiqa: RGB, CHW or an NCHW batch, float in 0..1; torch
+        is imported only by whoever made the tensor.
         """
         for r in self.pipeline.run(iter_items(inputs, recursive, extensions)):
             yield self._record(r)
