@@ -16,6 +16,7 @@ import sys
 
 from quasar import __version__
 from quasar.errors import QuasarError, one_line
+from quasar.helpfmt import apply_formatter
 
 # (module, attribute) pairs; each exposes register(subparsers).
 STAGES = (
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for modname in STAGES:
         importlib.import_module(modname).register(sub)
+    apply_formatter(parser)  # every command's --help shows its defaults
     return parser
 
 

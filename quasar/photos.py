@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from quasar.errors import QuasarError
 from quasar.paths import photos_dir
 
 WORK_SIDE = 768
@@ -475,6 +476,10 @@ def _list_photos(root, verbose: bool, sources: Sequence[str] | None, on_error: s
     unknown = [s for s in wanted if s not in DEBIAN_SOURCES and s != "scikit-image"]
     if unknown:
         raise ValueError(f"unknown photo sources: {', '.join(unknown)}")
+    if "scikit-image" in wanted:  # before any download: a photo set without them would differ silently
+        from quasar.extras import require  # noqa: PLC0415
+
+        require("skimage", "photos", "the photo set")  # five of its photos come with scikit-image
     photos: list[Photo] = []
     seen: set[str] = set()
     for package in [p for p in DEBIAN_SOURCES if p in wanted] + (["scikit-image"] if "scikit-image" in wanted else []):
@@ -533,8 +538,10 @@ def photo_inventory(photos: Sequence[Photo] | None = None, scheme: str = "thirds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from quasar.helpfmt import HelpFormatter  # noqa: PLC0415
+
     ap = argparse.ArgumentParser(
-        prog="python -m quasar.photos",
+        prog="python -m quasar.photos", formatter_class=HelpFormatter,
         description="Install the real photos (Debian packages + scikit-image) as working copies in "
                     f"{photos_dir()} ($QUASAR_CACHE/photos) and report them.")
     ap.add_argument("--list", action="store_true", help="print the counts per source and split (installs what is missing)")
@@ -545,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         photos = fetch_photos(args.root, verbose=not args.list, sources=args.sources, on_error="skip")
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, QuasarError) as e:
         print(f"quasar.photos: error: {e}", file=sys.stderr)
         return 1
     root = Path(args.root) if args.root else photos_dir()

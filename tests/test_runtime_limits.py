@@ -109,8 +109,8 @@ def test_a_failed_image_keeps_no_pixels():
     pipe = Pipeline(prepare, backend=_NoBackend(), batch_size=2, workers=1)
     with ThreadPoolExecutor(1) as pool:
         fut = pool.submit(pipe._prepare_one, Item("x", path="x"))
-        arr, reason = fut.result()
-        assert arr is None and reason == "refused after decoding"
+        arr, reason, warning = fut.result()
+        assert arr is None and reason == "refused after decoding" and warning is None
         assert refs[0]() is None  # freed although the future is still referenced
 
 

@@ -172,8 +172,8 @@ def test_cli_tensorrt_without_tensorrt(tmp_path, capsys):
     else:
         pytest.skip("tensorrt is installed")
     rc, cap = run_cli(["export", "tensorrt", tiny_fused_model(tmp_path / "m.onnx")], capsys)
-    assert rc == 2 and cap.err.strip() == ("quasar: error: TensorRT is not installed: pip install tensorrt "
-                                           "(needs an NVIDIA GPU and driver)")
+    assert rc == 2 and cap.err.strip() == ("quasar: error: a TensorRT engine (building or loading one) needs tensorrt, which is not installed: "
+                                           "pip install 'quasar-engine[tensorrt]' (needs an NVIDIA GPU and driver)")
 
 
 # --------------------------------------------------------------------------- with TensorRT and a GPU

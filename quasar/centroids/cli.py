@@ -23,35 +23,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--text", nargs=2, metavar=("GOOD", "BAD"),
                      help="prompt pair for CLIP models, e.g. 'Good photo.' 'Bad photo.' (CLIP-IQA baseline)")
     b.add_argument("--root", help="base folder for relative paths in CSVs")
-    b.add_argument("--distortions", default=None, help="comma-separated distortion types for --synthetic")
+    b.add_argument("--distortions", default=None, help="comma-separated distortion types for --synthetic (default: all anchor types)")
     b.add_argument("--encoder", default="effnet-lite0", help="encoder id (default: effnet-lite0)")
-    b.add_argument("--policy", choices=("center_crop", "native", "short_side"), help="override the resize policy")
-    b.add_argument("--size", type=int, help="override the resize size")
+    b.add_argument("--policy", choices=("center_crop", "native", "short_side"), help="override the resize policy (default: the encoder's)")
+    b.add_argument("--size", type=int, help="override the resize size (default: the encoder's)")
     b.add_argument("--aggregation", choices=("mean", "offset", "kmeans", "lda", "ridge"), default="mean",
                    help="mean/offset/kmeans: the paper's centroid heads; lda: shrinkage Fisher direction; ridge: "
                    "ridge regression of the anchors' scores (distortion level or MOS) (default: %(default)s)")
     b.add_argument("--alpha", type=float, default=1.0,
                    help="lda/ridge regularisation, relative to the mean variance per dimension (default: %(default)s)")
-    b.add_argument("--offset-ratio", type=float, default=0.2)
+    b.add_argument("--offset-ratio", type=float, default=0.2,
+                   help="offset: fraction of each anchor set dropped, the anchors scored nearest the good/bad split")
     b.add_argument("-k", type=int, default=4, help="clusters per set for kmeans")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="random seed for kmeans and --subsample")
     b.add_argument("--subsample", type=float, default=1.0, help="keep this fraction of each anchor set")
     b.add_argument("--logit-scale", default="calibrated",
                    help="calibrated (default), levels (scale and bias fitted so that scores read as the anchors' "
                    "scores: pristine 1, strongest level 0), paper (1), official (1/0.07) or a number")
     b.add_argument("--head", default="quality", help="head name (quality, aesthetics, or your own)")
-    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--batch-size", type=int, default=16, help="anchor images per encoder batch")
     b.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     b.add_argument("--merge-into", help="add the head to this existing pack (same encoder)")
     b.add_argument("--replace", action="store_true", help="with --merge-into: overwrite a head of the same name")
     b.add_argument("--allow-unhashed", action="store_true",
                    help="with --merge-into: accept a hand-made pack without a content_hash")
-    b.add_argument("-o", "--output", required=True)
+    b.add_argument("-o", "--output", required=True, help="pack file to write (.qpack.json)")
     b.set_defaults(func=_build)
 
     i = csub.add_parser("info", help="show a pack's heads and metadata ('default' for the shipped one)")
-    i.add_argument("pack")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("pack", help="pack file, or 'default' for the shipped pack")
+    i.add_argument("--json", action="store_true", help="print the pack as JSON (arrays as shape and dtype)")
     i.add_argument("--allow-unhashed", action="store_true", help="accept a hand-made pack without a content_hash")
     i.set_defaults(func=_info)
 
@@ -86,17 +87,29 @@ def _anchor_source(args):
 
 
 def _build(args) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar centroids build")
     from quasar.centroids.aggregate import Aggregation
     from quasar.centroids.anchors import subsample
     from quasar.centroids.build import build_head, make_pack, text_head
     from quasar.centroids.embed import Embedder
     from quasar.centroids.pack import CentroidPack
-    from quasar.encoders import create_encoder
+    from quasar.encoders.pretrained import build_encoder
 
+    target = None
+    if args.merge_into:  # before minutes of embedding: the pack must exist and take this head
+        target = CentroidPack.load(args.merge_into, allow_unhashed=args.allow_unhashed)
+        if args.head in target.head_names and not args.replace:
+            raise QuasarError(f"{args.merge_into} already has a head {args.head!r}; pass --replace to overwrite "
+                              "it, or name the new head with --head")
     try:
-        encoder = create_encoder(args.encoder)
+        encoder = build_encoder(args.encoder)
     except (ValueError, ImportError, FileNotFoundError, RuntimeError) as e:
         raise QuasarError(f"cannot create encoder {args.encoder!r}: {e}") from None
+    if args.text and getattr(encoder, "text_model", None) is None:
+        raise QuasarError(f"--text needs an encoder with a text tower (a CLIP model such as "
+                          f"open_clip:RN50@/path/to/checkpoint.pt); {args.encoder} has none")
     if args.policy or args.size:
         from dataclasses import replace
 
@@ -127,8 +140,8 @@ def _build(args) -> int:
             except ValueError as e:
                 raise QuasarError(str(e)) from None
     pack = make_pack(encoder, [head])
-    if args.merge_into:
-        pack = CentroidPack.load(args.merge_into, allow_unhashed=args.allow_unhashed).merge(pack, replace=args.replace)
+    if target is not None:
+        pack = target.merge(pack, replace=args.replace)
     h = pack.save(args.output)
     print(f"wrote {args.output}: heads {pack.head_names}, encoder {pack.encoder}, {h}")
     return 0
@@ -162,6 +175,9 @@ def _info(args) -> int:
 
 
 def _build_default(args) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar centroids build-default")
     from quasar.centroids import default
 
     argv = (["-o", args.output] if args.output else []) + (["--check"] if args.check else []) + \

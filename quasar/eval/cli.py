@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--root", help="the unpacked dataset folder (for a CSV: base of relative paths)")
     p.add_argument("--head", default="quality", help="score head to evaluate (default: %(default)s)")
-    p.add_argument("--limit", type=int, help="evaluate a random subset of N images (seeded by --seed)")
+    p.add_argument("--limit", type=int, help="evaluate a random subset of N images (seeded by --seed) (default: all)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs, 0 = none (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit and the bootstrap (default: %(default)s)")
     p.add_argument("--backend", default="auto", help="runtime backend: auto, onnxruntime, tensorrt, torch (default: %(default)s)")
@@ -98,6 +98,9 @@ def format_report(report, title: str, paper: dict[str, float] | None) -> list[st
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from quasar.extras import require
+
+    require("scipy", "eval", "quasar evaluate")  # the metrics (and .mat datasets) need it
     from quasar.eval.evaluate import DirectionWarning, evaluate
 
     if args.bootstrap < 0:

@@ -26,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="accept a hand-made pack without a content_hash (packs are validated either way: "
                         "finite, non-zero centroids; 0 < logit scale <= 1000; at most 64 MiB)")
     o.add_argument("-o", "--output", required=True, help="output .onnx file")
-    o.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders")
-    o.add_argument("--opset", type=int, default=17)
+    o.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32; fp16 (encoder in half precision, for GPUs); int8 (static quantisation, "
+                        "calibrated on --calib-dir)")
+    o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders (default: the pack's)")
+    o.add_argument("--opset", type=int, default=17, help="ONNX opset version (at least 17)")
     o.add_argument("--calib-dir", help="int8: directory of calibration images (default: the anchor photos)")
     o.add_argument("--int8-scheme", choices=("cpu", "tensorrt"), default="cpu",
                    help="int8: uint8 activations for ONNX Runtime CPU, or symmetric int8 for TensorRT")
@@ -39,19 +41,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("-o", "--output", help="engine file (default: MODEL with .engine)")
     t.add_argument("--fp16", action="store_true", help="allow fp16 kernels (TensorRT 10; 11 uses the graph's types)")
     t.add_argument("--int8", action="store_true", help="int8 from a QDQ graph (export --precision int8)")
-    t.add_argument("--min-batch", type=int, default=1)
-    t.add_argument("--opt-batch", type=int, default=8)
-    t.add_argument("--max-batch", type=int, default=32)
+    t.add_argument("--min-batch", type=int, default=1, help="smallest batch the engine accepts")
+    t.add_argument("--opt-batch", type=int, default=8, help="batch size TensorRT tunes its kernels for")
+    t.add_argument("--max-batch", type=int, default=32, help="largest batch the engine accepts")
     t.add_argument("--min-side", type=int, help="dynamic-size graphs: smallest H/W (default: the spec's min size)")
     t.add_argument("--max-side", type=int, help="dynamic-size graphs: largest H/W (default: the spec's size cap)")
     t.add_argument("--opt-size", metavar="HxW", help="dynamic-size graphs: H and W to tune for, e.g. 384x512")
-    t.add_argument("--workspace-gib", type=float, default=4.0)
+    t.add_argument("--workspace-gib", type=float, default=4.0,
+                   help="GPU memory TensorRT may use while building, in GiB")
     t.add_argument("--timing-cache", help="timing cache file (created if missing, updated after the build)")
-    t.add_argument("--verbose", action="store_true")
+    t.add_argument("--verbose", action="store_true", help="show TensorRT's build log")
     t.set_defaults(func=_cmd_tensorrt)
 
 
 def _cmd_onnx(args: argparse.Namespace) -> int:
+    from quasar.extras import EXPORT_MODULES, require_all
+
+    require_all(EXPORT_MODULES, "export", "quasar export onnx")
     from quasar.export.onnx_export import check_output_path, load_pack
 
     # Cheap checks first: these fail in milliseconds, the export takes seconds to minutes.
@@ -88,6 +94,9 @@ def _parse_hw(text: str | None) -> tuple[int, int] | None:
 def _cmd_tensorrt(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.model):
         raise QuasarError(f"{args.model}: no such ONNX file")
+    from quasar.extras import require
+
+    require("onnx", "export", "quasar export tensorrt")
     from quasar.export.tensorrt import build_engine
 
     t0 = time.perf_counter()

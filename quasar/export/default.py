@@ -67,6 +67,8 @@ def default_model_path(precision: str = "fp32") -> str:
     path = default_model_file(pack.content_hash, precision)
     if _is_current(path, pack.content_hash, precision):
         return path
+    print(f"quasar: preparing the default model (first use, ~10 s): exporting it to {path}",
+          file=sys.stderr, flush=True)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     from quasar.export.onnx_export import export_onnx  # torch: only when there is something to export
 

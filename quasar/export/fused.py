@@ -150,10 +150,10 @@ def build_fused(encoder: str | Encoder, pack: CentroidPack, spec: PreprocessSpec
         raise QuasarError(f"the pack was built for encoder {pack.encoder!r}, not {wanted!r}: its centroids only "
                           "apply to that encoder's embeddings (leave out --encoder to use the pack's)")
     if not isinstance(encoder, Encoder):
-        from quasar.encoders.registry import create_encoder
+        from quasar.encoders.pretrained import build_encoder
 
         try:
-            encoder = create_encoder(wanted, spec=spec or pack.preprocess)
+            encoder = build_encoder(wanted, spec=spec or pack.preprocess)
         except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
             raise QuasarError(f"cannot build encoder {wanted!r}: {e}") from e
     elif spec is not None and spec != encoder.spec:

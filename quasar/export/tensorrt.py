@@ -36,11 +36,12 @@ DEFAULT_WORKSPACE_GIB = 4.0
 
 def import_tensorrt():
     """``tensorrt`` or a one-line :class:`QuasarError` saying how to get it."""
+    from quasar.extras import MissingExtra, require
+
     try:
-        import tensorrt
-    except ImportError:
-        raise QuasarError("TensorRT is not installed: pip install tensorrt (needs an NVIDIA GPU and driver)") from None
-    return tensorrt
+        return require("tensorrt", "tensorrt", "a TensorRT engine (building or loading one)")
+    except MissingExtra as e:
+        raise MissingExtra(f"{e} (needs an NVIDIA GPU and driver)") from None
 
 
 def trt_major(trt) -> int:

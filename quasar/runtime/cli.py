@@ -15,6 +15,12 @@ import time
 from quasar.errors import QuasarError
 
 MAX_LISTED_FAILURES = 20
+# A placeholder: typical values per head are still to be written (see the README).
+SCORE_MEANING = """What a score means:
+  Each head's score is P(good), in the range 0..1; higher is better (Scorer.lower_better is False,
+  Scorer.score_range is (0.0, 1.0)). Heads: `quality` is the overall quality; the default model also
+  has per-family heads (sharpness, noise, compression, exposure, color, spatial), shown with --explain.
+  Typical values: (to be written)."""
 EXIT_STATUS = """exit status:
   0    at least one input was scored (failed inputs are rows with an error and are listed on stderr)
   1    no input was scored: every input failed, or none was found (all already done with --resume
@@ -41,22 +47,28 @@ def register(subparsers) -> None:
                     "per head, error. Every path named on the command line gets a row (a folder with no "
                     "images gets an error row). Rows are flushed as they are written; --resume skips "
                     "paths already in the output file.",
-        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=SCORE_MEANING + "\n\n" + EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--model", metavar="FILE", default=None,
                    help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
     p.add_argument("-o", "--output", default="-", metavar="OUT",
-                   help="out.csv, out.jsonl or - for stdout (CSV) [default: -]")
-    p.add_argument("--format", choices=("csv", "jsonl"), default=None, help="override the format inferred from OUT")
-    p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
+                   help="out.csv, out.jsonl or - for stdout (CSV) (default: -)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="override the format inferred from OUT (default: jsonl for .jsonl/.ndjson/.json, else csv)")
+    p.add_argument("--batch-size", type=_positive, default=None,
+                   help="images per inference batch (default: 4 on CPU, 32 on CUDA; capped by an engine's profile)")
     p.add_argument("--workers", type=_positive, default=None,
                    help="decode/preprocess threads; peak memory grows with workers x --max-pixels "
-                        "[default: CPU cores, at most 8]")
-    p.add_argument("--threads", type=_positive, default=None, help="inference threads (intra-op)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto")
+                        "(default: CPU cores, at most 8)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="inference threads (intra-op) (default: ONNX Runtime's or torch's own choice)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+                   help="inference engine. auto: TensorRT for an engine file, else ONNX Runtime (on CUDA when "
+                        "onnxruntime-gpu is installed); torch rebuilds the model in PyTorch (needs the export extra)")
     p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None,
-                   help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP)")
+                   help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP) "
+                        "(default: the backend's best available)")
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
     p.add_argument("--explain", action="store_true",
@@ -66,11 +78,11 @@ def register(subparsers) -> None:
                    help="decompression-bomb limit per image in pixels, checked from the header before "
                         "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
                         "for 8-bit images, 16 for 16-bit RGBA PNGs (docs/architecture.md) "
-                        "[default: about 179 MP]")
+                        "(default: about 179 MP)")
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings or summary on stderr")
     p.set_defaults(func=run)
 
 
@@ -85,9 +97,11 @@ def _quiet_opencv() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
     from quasar.io.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
     from quasar.runtime.output import open_writer  # noqa: PLC0415
     from quasar.runtime.pathtext import encode_text, resume_key  # noqa: PLC0415
+    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled  # noqa: PLC0415
     from quasar.runtime.scorer import Scorer  # noqa: PLC0415
     from quasar.runtime.sources import iter_items  # noqa: PLC0415
 
@@ -117,12 +131,15 @@ def run(args: argparse.Namespace) -> int:
                 continue
             yield item
 
-    from tqdm import tqdm  # noqa: PLC0415
-
-    bar = tqdm(unit="img", desc="scoring", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    show = progress_enabled(args.output, args.quiet)
+    total = None
+    if show:  # a listing-only count for the bar's total and ETA (None: too many files to count cheaply)
+        total = count_inputs(args.paths, args.recursive, skip=(lambda p: resume_key(p) in done) if done else None)
+    bar = make_bar(total, show)
     failures: list[tuple[str, str]] = []
+    warned = 0
     n = 0
-    t0 = time.perf_counter()
+    interrupted = False
     records = scorer.score_items(todo())
     try:
         for rec in records:
@@ -131,7 +148,13 @@ def run(args: argparse.Namespace) -> int:
             if rec.error is not None:
                 failures.append((rec.source, rec.error))
                 bar.set_postfix(failed=len(failures), refresh=False)
+            elif rec.warning is not None:
+                warned += 1
+                if not args.quiet and warned <= MAX_LISTED_FAILURES:
+                    bar.write(f"quasar score: warning: {encode_text(rec.source)}: {rec.warning}", file=sys.stderr)
             bar.update()
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         records.close()  # stops the pipeline's threads before the backend goes away
         bar.close()
@@ -139,10 +162,26 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         finally:
             scorer.close()
+    if interrupted:
+        print(_interrupted_line(args.output, n), file=sys.stderr)
+        return EXIT_INTERRUPTED
     dt = time.perf_counter() - t0
     if not args.quiet:
-        _summary(n, failures, skipped, dt)
+        _summary(n, failures, skipped, dt, warned)
     return exit_status(n, len(failures), skipped, strict=args.strict)
+
+
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted_line(output: str, n: int) -> str:
+    from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
+
+    rows = f"{n} row{'s' if n != 1 else ''}"
+    if output == "-":
+        return f"quasar score: interrupted after {rows}"
+    return (f"quasar score: interrupted; the {rows} written to {encode_text(output)} are kept: run the same "
+            "command with --resume to continue")
 
 
 def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
@@ -155,12 +194,14 @@ def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
     return 0 if n == 0 and skipped else 1
 
 
-def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float) -> None:
+def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float, warned: int = 0) -> None:
     from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
 
     err = sys.stderr
     rate = f", {n / seconds:.1f} img/s" if seconds > 0 and n else ""
     extra = f", {skipped} already in the output" if skipped else ""
+    if warned:
+        extra += f", {warned} with a warning"
     print(f"quasar score: {n - len(failures)} of {n} scored, {len(failures)} failed{extra} "
           f"({seconds:.1f} s{rate})", file=err)
     if n == 0 and not skipped:

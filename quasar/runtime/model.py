@@ -92,7 +92,7 @@ def default_model_path() -> str:
         if _default_path is None:
             cmd = [sys.executable, "-m", "quasar.export.default"]
             try:
-                r = subprocess.run(cmd, capture_output=True, text=True)
+                r = run_forwarding_notes(cmd)
             except OSError as e:
                 raise QuasarError(f"cannot run {' '.join(cmd)}: {e}") from None
             lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
@@ -102,3 +102,35 @@ def default_model_path() -> str:
                                   f"pass --model FILE or set {ENV_MODEL}")
             _default_path = lines[-1]
         return _default_path
+
+
+NOTE_PREFIX = "quasar: "  # stderr lines of the exporter that are meant for the user as they happen
+
+
+def run_forwarding_notes(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` capturing its output, but pass its stderr lines that start with ``NOTE_PREFIX``
+    (other than errors) on to this process's stderr as they come, so that the first-use export says
+    what it is doing instead of pausing silently. Its whole stderr is still returned."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stderr:
+            err_lines.append(line)
+            if line.startswith(NOTE_PREFIX) and not line.startswith(NOTE_PREFIX + "error"):
+                print(line.rstrip("\n"), file=sys.stderr, flush=True)
+
+    t = threading.Thread(target=pump, name="quasar-export-notes", daemon=True)
+    t.start()
+    try:
+        out = proc.stdout.read()
+        proc.wait()
+    except BaseException:  # Ctrl-C: do not leave the exporter running
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        t.join()
+        proc.stdout.close()
+        proc.stderr.close()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "".join(err_lines))

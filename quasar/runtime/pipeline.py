@@ -43,13 +43,16 @@ from quasar.runtime.sources import Item
 
 @dataclass(frozen=True)
 class Result:
-    """Scores of one input (``scores``/``margins`` are [K] arrays), or the reason it has none."""
+    """Scores of one input (``scores``/``margins`` are [K] arrays), or the reason it has none.
+
+    ``warning``: scored, but with a caveat (a tiny image upscaled many times), one line."""
 
     index: int
     label: str
     scores: np.ndarray | None = None
     margins: np.ndarray | None = None
     error: str | None = None
+    warning: str | None = None
 
 
 @dataclass
@@ -98,19 +101,24 @@ class Pipeline:
         # Batches in flight on the device: 2 lets batch i+1's copy overlap batch i's compute.
         self.depth = depth if depth is not None else (2 if backend.device == "cuda" else 1)
 
-    def _prepare_one(self, item: Item) -> tuple[np.ndarray | None, str | None]:
-        """``(array, None)`` or ``(None, reason)``; the exception (and the pixels its traceback holds) dies here."""
+    def _prepare_one(self, item: Item) -> tuple[np.ndarray | None, str | None, str | None]:
+        """``(array, None, warning)`` or ``(None, reason, None)``; the exception (and the pixels its
+        traceback holds) dies here. ``prepare`` may return ``(array, warning)`` instead of an array."""
         try:
-            return self.prepare(item), None
+            out = self.prepare(item)
         except ImageError as e:
-            return None, str(e)
+            return None, str(e), None
         except MemoryError:
-            return None, "out of memory while decoding (use fewer --workers or a lower --max-pixels)"
+            return None, "out of memory while decoding (use fewer --workers or a lower --max-pixels)", None
         except Exception as e:  # noqa: BLE001 - a bug or an odd OS error must not end the run
-            return None, f"unexpected {type(e).__name__}: {e}"
+            return None, f"unexpected {type(e).__name__}: {e}", None
+        if isinstance(out, tuple):
+            return out[0], None, out[1]
+        return out, None, None
 
     # ------------------------------------------------------------------ feeder (its own thread)
-    def _feed(self, items: Iterator[Item], out_q: queue.Queue, stop: threading.Event) -> None:
+    def _feed(self, items: Iterator[Item], out_q: queue.Queue, stop: threading.Event,
+              warnings: dict[int, str] | None = None) -> None:
         def put(msg) -> None:
             while not stop.is_set():
                 try:
@@ -131,7 +139,9 @@ class Pipeline:
             put(_Batch([e[0] for e in entries], [e[1] for e in entries], buf))
 
         def take(fut: Future, index: int, label: str) -> None:
-            arr, reason = fut.result()
+            arr, reason, warning = fut.result()
+            if warning is not None and arr is not None and warnings is not None:
+                warnings[index] = warning  # set before the image's batch is queued, read when it is scored
             if reason is not None:
                 put(_Failed(index, label, reason))
             refused = None if arr is None else self.backend.accepts(arr.shape)
@@ -176,8 +186,9 @@ class Pipeline:
         """Score ``items`` lazily; yields one :class:`Result` per item, in input order."""
         out_q: queue.Queue = queue.Queue(maxsize=self.queue_size)
         stop = threading.Event()
-        feeder = threading.Thread(target=self._feed, args=(iter(items), out_q, stop), name="quasar-feeder",
-                                  daemon=True)
+        warnings: dict[int, str] = {}
+        feeder = threading.Thread(target=self._feed, args=(iter(items), out_q, stop, warnings),
+                                  name="quasar-feeder", daemon=True)
         pending: deque[tuple[_Batch, Pending]] = deque()
         ready: dict[int, Result] = {}
         next_index = 0
@@ -187,8 +198,9 @@ class Pipeline:
             scores, margins = handle.result()
             finite = np.isfinite(scores).all(axis=1) & np.isfinite(margins).all(axis=1)
             for j, (i, label) in enumerate(zip(batch.indices, batch.labels, strict=True)):
+                warning = warnings.pop(i, None)
                 if finite[j]:
-                    ready[i] = Result(i, label, scores[j].copy(), margins[j].copy())
+                    ready[i] = Result(i, label, scores[j].copy(), margins[j].copy(), warning=warning)
                 else:
                     ready[i] = Result(i, label, error=self._non_finite_reason())
 

@@ -69,3 +69,21 @@ class Preparer:
 
     def __call__(self, item: Item) -> np.ndarray:
         return self.finish(self.decode(item))
+
+    def with_warning(self, item: Item) -> tuple[np.ndarray, str | None]:
+        """Like calling it, plus a one-line warning for an image too small to say much (else None)."""
+        decoded = self.decode(item)
+        return self.finish(decoded), tiny_image_warning(*decoded.full_size, self.spec)
+
+
+def tiny_image_warning(height: int, width: int, spec: PreprocessSpec) -> str | None:
+    """A warning for an image whose short side is under ``max(TINY_SIDE, spec.min_size)`` px: it is
+    upscaled for the model, and its score then mostly reflects the upscaling."""
+    limit = max(TINY_SIDE, spec.min_size)
+    if min(height, width) >= limit:
+        return None
+    return (f"tiny image ({width}x{height} px, under {limit} px on its short side): scored after upscaling, "
+            "so the score says little about the image")
+
+
+TINY_SIDE = 32

@@ -31,12 +31,14 @@ class ScoreRecord:
     """One input's result. ``scores``: P(good) per head; ``margins``: cos_good - cos_bad per head.
 
     On failure ``scores`` and ``margins`` are empty and ``error`` says why (``source`` names the input).
+    ``warning``: scored, with a one-line caveat (e.g. a tiny image), else None.
     """
 
     source: str
     scores: dict[str, float] = field(default_factory=dict)
     margins: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,7 +63,13 @@ class Scorer:
         reduced_decode: decode big JPEGs at 1/2..1/8 scale when the result still covers the resize target.
         window: bucket flush window for dynamic-size models (see :mod:`quasar.runtime.pipeline`).
         optimization: ONNX Runtime graph optimisation level (disable, basic, extended, all).
+
+    Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
+    is False), as pyiqa's metrics state it.
     """
+
+    lower_better: bool = False
+    score_range: tuple[float, float] = (0.0, 1.0)
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
@@ -79,7 +87,8 @@ class Scorer:
         self.batch_size = bs
         self.workers = workers or default_workers()
         self.preparer = Preparer(self.info.spec, max_pixels=max_pixels, reduced_decode=reduced_decode)
-        self.pipeline = Pipeline(self.preparer, self.backend, batch_size=bs, workers=self.workers, window=window)
+        self.pipeline = Pipeline(self.preparer.with_warning, self.backend, batch_size=bs, workers=self.workers,
+                                 window=window)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -97,14 +106,17 @@ class Scorer:
         if r.error is not None:
             return ScoreRecord(r.label, error=r.error)
         return ScoreRecord(r.label, dict(zip(self.heads, map(float, r.scores), strict=True)),
-                           dict(zip(self.heads, map(float, r.margins), strict=True)))
+                           dict(zip(self.heads, map(float, r.margins), strict=True)), warning=r.warning)
 
     def score_iter(self, inputs, recursive: bool = False,
                    extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[ScoreRecord]:
-        """Lazily score paths, folders, bytes, numpy images or an iterable of them, in input order.
+        """Lazily score paths, folders, bytes, numpy images, PIL images, torch tensors or an iterable
+        of them, in input order.
 
         Folders are listed (``recursive``: with sub-folders) and their image files scored in sorted
-        order. Numpy arrays are RGB (or greyscale/RGBA); a 4-D array is a batch of images.
+        order. Numpy arrays are RGB (or greyscale/RGBA) HxWxC, uint8 or float in 0..1; a 4-D array
+        is a batch of images. Tensors follow pyiqa: RGB, CHW or an NCHW batch, float in 0..1; torch
+        is imported only by whoever made the tensor.
         """
         for r in self.pipeline.run(iter_items(inputs, recursive, extensions)):
             yield self._record(r)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from quasar.io.files import IMAGE_EXTENSIONS
+from quasar.runtime.inputs import foreign_images
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ def iter_items(inputs, recursive: bool = False, extensions: frozenset[str] = IMA
     """Flatten ``inputs`` lazily into items.
 
     ``inputs`` is a path (str/PathLike; a folder is listed, recursively with ``recursive``), bytes,
-    a numpy image (HxW[xC]) or batch (NxHxWxC), or any iterable of those.
+    a numpy image (HxW[xC]; uint8, uint16 or float 0..1) or batch (NxHxWxC), a PIL image, a torch
+    tensor (CHW or an NCHW batch, float 0..1 as pyiqa takes them; see :mod:`quasar.runtime.inputs`),
+    or any iterable of those.
     """
     counters = {"bytes": 0, "array": 0}
     yield from _expand(inputs, recursive, extensions, counters, top=True)
@@ -52,11 +55,17 @@ def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterat
         for a in (x if x.ndim == 4 else (x,)):
             yield Item(f"<array {counters['array']}>", array=a)
             counters["array"] += 1
+    elif (images := foreign_images(x)) is not None:  # PIL images, torch tensors (quasar.runtime.inputs)
+        for kind, a, error in images:
+            k = counters.get(kind, 0)
+            counters[kind] = k + 1
+            yield Item(f"<{kind} {k}>", array=a) if error is None else Item(f"<{kind} {k}>", error=error)
     elif top and isinstance(x, Iterable) and not isinstance(x, Mapping):
         for y in x:
             yield from _expand(y, recursive, extensions, counters, top=False)
     else:
-        raise TypeError(f"cannot score a {type(x).__name__}: pass paths, bytes, numpy arrays or a list of them")
+        raise TypeError(f"cannot score a {type(x).__name__}: pass paths, bytes, numpy arrays, PIL images, "
+                        "torch tensors or a list of them")
 
 
 def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
