@@ -69,3 +69,19 @@ def test_taps_see_exposure_and_colour(taps, skimage_photo_paths):
             content = np.mean([cosd(e[k], e[j]) for j in range(3) if j != k])
             content_pooled = np.mean([cosd(e[k][a:b], e[j][a:b]) for j in range(3) if j != k])
             assert cosd(e[k], d) / content > 2 * cosd(e[k][a:b], d[a:b]) / content_pooled, (kind, k)
+
+
+@pytest.mark.parametrize("eid", ["dinov2-s14+taps", "timm:resnet18+taps", "open_clip:RN50@{rn50}+taps",
+                                 "open_clip:RN50*@{rn50}+taps"])
+def test_taps_for_every_encoder_family(eid, rn50_checkpoint):
+    """ViTs (per-block tokens), timm and open_clip CNNs: stage statistics found from the module tree."""
+    enc = create_encoder(eid.format(rn50=rn50_checkpoint))
+    names = [n for n, _, _ in enc.backbone.layout]
+    assert names[:2] == ["input.mean", "input.std"] and len(names) >= 8
+    size = enc.spec.size if enc.spec.fixed_size else 112
+    x = torch.randint(0, 255, (2, size, size, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        e = enc(x).numpy()
+    assert e.shape == (2, enc.embed_dim) and np.isfinite(e).all()
+    for name, a, b in enc.backbone.layout[2:]:
+        np.testing.assert_allclose(np.linalg.norm(e[:, a:b], axis=1), 1.0, atol=1e-4, err_msg=name)

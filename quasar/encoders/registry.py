@@ -268,7 +268,9 @@ def _tapped(enc: Encoder, encoder_id: str) -> Encoder:
 
     backbone = TappedBackbone(enc.backbone, default_taps(enc.backbone))
     backbone.set_normalisation(torch.tensor(enc.spec.mean), torch.tensor(enc.spec.std))
-    dim = tapped_dim(backbone, probe_size=max(64, enc.spec.size if enc.spec.fixed_size else 64))
+    m = max(1, enc.spec.size_multiple)
+    probe = enc.spec.size if enc.spec.fixed_size else m * -(-64 // m)  # patch sizes must divide it
+    dim = tapped_dim(backbone, probe_size=probe)
     return Encoder(backbone, enc.spec, encoder_id, dim, enc.dynamic_size, text_model=enc.text_model)
 
 
