@@ -62,3 +62,14 @@ def test_rn50_without_positional_embedding_takes_any_size(rn50_checkpoint):
         for h, w in ((224, 224), (320, 480)):
             out = enc(torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8))
             assert out.shape == (1, 1024) and torch.isfinite(out).all()
+
+
+def test_registry_dispatch_table_matches_the_names():
+    from quasar.encoders import registry
+    from quasar.encoders.names import BUILTIN_NAMES, FAMILY_PATTERNS
+
+    assert registry.list_builtin() == sorted(BUILTIN_NAMES)
+    assert set(registry._FAMILIES) == {"builtin", *FAMILY_PATTERNS}
+    for eid in registry.list_encoders():
+        if "<" not in eid:  # family patterns are placeholders, built-ins parse
+            assert registry.is_encoder(eid) and str(registry.parse_encoder_id(eid)) == eid

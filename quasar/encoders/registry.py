@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quasar.encoders.base import Encoder
+from quasar.encoders.names import BUILTIN_NAMES, FAMILY_PATTERNS, TAPS_SUFFIX, is_encoder, list_encoders
 from quasar.preprocess import PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,9 +46,6 @@ class EncoderId:
         return f"{self.family}:{arch}" + (f"@{self.weights}" if self.weights else "") + suffix
 
 
-TAPS_SUFFIX = "+taps"
-
-
 def parse_encoder_id(encoder_id: str) -> EncoderId:
     encoder_id = encoder_id.strip()
     if encoder_id.endswith(TAPS_SUFFIX):
@@ -57,7 +55,7 @@ def parse_encoder_id(encoder_id: str) -> EncoderId:
     if encoder_id in _BUILTINS:
         return EncoderId("builtin", encoder_id)
     family, sep, rest = encoder_id.partition(":")
-    if not sep or family not in ("open_clip", "timm"):
+    if not sep or family not in FAMILY_PATTERNS:
         raise ValueError(f"unknown encoder id {encoder_id!r}: expected open_clip:<arch>@<pretrained>, "
                          f"timm:<name>@<checkpoint> or one of {list_builtin()}")
     name, _, weights = rest.partition("@")
@@ -85,6 +83,10 @@ def register_builtin(name: str):
 
 def list_builtin() -> list[str]:
     return sorted(_BUILTINS)
+
+
+__all__ = ["EncoderId", "create_encoder", "is_encoder", "list_builtin", "list_encoders", "parse_encoder_id",
+           "register_builtin"]
 
 
 def _effnet_checkpoint() -> str:
@@ -246,15 +248,20 @@ def _timm_encoder(eid: EncoderId) -> Encoder:
     return Encoder(m.eval(), spec, str(eid), m.num_features, dynamic_size=False)
 
 
+# family -> factory; every family named in quasar.encoders.names has one (checked at import below).
+_FAMILIES: dict[str, Callable[[EncoderId], Encoder]] = {
+    "builtin": lambda eid: _BUILTINS[eid.name](),
+    "open_clip": _open_clip_encoder,
+    "timm": _timm_encoder,
+}
+if set(_FAMILIES) != {"builtin", *FAMILY_PATTERNS} or set(_BUILTINS) != set(BUILTIN_NAMES):
+    raise RuntimeError("quasar.encoders.names and the registry's factories disagree")
+
+
 def create_encoder(encoder_id: str, spec: PreprocessSpec | None = None) -> Encoder:
     """Build the frozen encoder named by ``encoder_id``; ``spec`` overrides its resize policy."""
     eid = parse_encoder_id(encoder_id)
-    if eid.family == "builtin":
-        enc = _BUILTINS[eid.name]()
-    elif eid.family == "open_clip":
-        enc = _open_clip_encoder(eid)
-    else:
-        enc = _timm_encoder(eid)
+    enc = _FAMILIES[eid.family](eid)
     if eid.taps:
         enc = _tapped(enc, str(eid))
     if spec is not None and spec != enc.spec:
