@@ -226,6 +226,7 @@ def test_synthetic_sources_when_no_photos(tmp_path):
 # ------------------------------------------------------------------ worker protocol
 
 
+@pytest.mark.slow
 def test_worker_subprocess_on_tiny_model(tmp_path):
     pytest.importorskip("onnx")
     from quasar_bench.speed import run_worker
@@ -283,6 +284,7 @@ def test_eager_head_matches_fused_head():
     np.testing.assert_allclose(got_s.numpy()[:, 0], 1 / (1 + np.exp(-20 * (cos[:, 0] - cos[:, 1]))), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_eager_matches_fused_onnx(eager, photos, tmp_path_factory):
     """Same pixels -> same scores: the eager baseline computes the exported model's function."""
     torch = pytest.importorskip("torch")

@@ -37,6 +37,8 @@ from quasar.export.graph import op_types
 from quasar.export.metadata import check_io, load_info, read_onnx_metadata
 from quasar.export.onnx_export import export_onnx
 
+pytestmark = pytest.mark.slow  # every test here exports real models (module fixtures)
+
 TOL = 1e-5
 
 # name -> (encoder id template, spec size override or None, open_clip arch needing a checkpoint)

@@ -22,6 +22,8 @@ from quasar.export.metadata import load_info
 from quasar.export.onnx_export import export_onnx
 from quasar.preprocess import preprocess
 
+pytestmark = pytest.mark.slow  # every test here exports real models (module fixtures)
+
 EVAL_DISTORTIONS = ("gaussian_blur", "jpeg", "white_noise", "darken")
 
 

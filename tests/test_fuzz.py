@@ -111,6 +111,7 @@ def test_image_seeds_decode():
         assert PREPARE(Item("<seed>", data=data)).ndim == 3
 
 
+@pytest.mark.slow
 @settings(max_examples=int(3000 * SCALE), **FUZZ)
 @given(mutated(IMAGE_SEEDS))
 def test_decoder_only_raises_image_errors(data):
@@ -156,6 +157,7 @@ def mutated_pack(draw) -> bytes:
     return json.dumps(d).encode()
 
 
+@pytest.mark.slow
 @settings(max_examples=int(1500 * SCALE), **FUZZ)
 @given(mutated_pack(), st.booleans())
 def test_pack_loader_only_raises_pack_errors(tmp_path_factory, data, allow_unhashed):
@@ -177,6 +179,7 @@ def test_pack_loader_only_raises_pack_errors(tmp_path_factory, data, allow_unhas
 MODEL_SEEDS = [tiny_model_bytes(), tiny_model_bytes(heads=("q",), spec=TINY_CROP_SPEC, dim=8)]
 
 
+@pytest.mark.slow
 @settings(max_examples=int(1500 * SCALE), **FUZZ)
 @given(mutated(MODEL_SEEDS))
 def test_model_reader_only_raises_quasar_errors(tmp_path_factory, data):
@@ -198,6 +201,7 @@ KEYS = ["quasar.heads", "quasar.preprocess", "quasar.logit_scales", "quasar.dyna
         "quasar.pack_hash", "quasar.encoder", "quasar.format_version", "quasar.head_sha256"]
 
 
+@pytest.mark.slow
 @settings(max_examples=int(600 * SCALE), **FUZZ)
 @given(st.sampled_from(KEYS), st.one_of(st.text(max_size=30), JSON_VALUES.map(json.dumps)))
 def test_metadata_values_only_give_quasar_errors(tmp_path_factory, key, value):

@@ -139,6 +139,7 @@ SUBPROCESS = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_ten_bombs_score_in_bounded_memory(tiny, tmp_path):
     """Ten files claiming 400 MP each: refused from the header, peak RSS far below one decoded image."""
     paths = []
@@ -169,6 +170,7 @@ def test_extreme_aspect_ratios_are_refused_for_every_policy(policy, hw):
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(POLICIES), st.integers(1, 100_000), st.integers(1, 100_000), st.integers(16, 1024),
        st.integers(1, 64), st.sampled_from([1, 14, 16, 32]))
+@pytest.mark.slow
 def test_preprocessed_size_is_bounded_in_both_dimensions(policy, h, w, size, min_size, mult):
     spec = PreprocessSpec(policy=policy, size=size, min_size=min(min_size, size), size_multiple=mult)
     try:

@@ -107,6 +107,7 @@ def distorted_set(photos, folder) -> dict[str, list[str]]:
     return groups
 
 
+@pytest.mark.slow
 def test_score_parity_with_pil_reference(effnet_model, photos, tmp_path):
     """SRCC >= 0.995 between runtime and reference scores over real photos and graded distortions of them.
 
@@ -133,6 +134,7 @@ def test_score_parity_with_pil_reference(effnet_model, photos, tmp_path):
     assert min(per_group.values()) >= 0.995
 
 
+@pytest.mark.slow
 def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs):
     from quasar.runtime import load_model_info
 
@@ -149,6 +151,7 @@ def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs
     assert sharp.scores[s.heads[0]] > soft.scores[s.heads[0]]  # the quality head prefers the sharp photo
 
 
+@pytest.mark.slow
 def test_torch_backend_matches_onnxruntime(effnet_model, photos):
     pytest.importorskip("torch")
     files = [p.path for p in photos[:4]]
@@ -158,6 +161,7 @@ def test_torch_backend_matches_onnxruntime(effnet_model, photos):
             assert a.margins == pytest.approx(b.margins, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_default_model_through_the_subprocess(effnet_model, photos):
     """``Scorer()`` with no model asks ``python -m quasar.export.default`` and stays torch-free itself."""
     if importlib.util.find_spec("quasar.export.default") is None:

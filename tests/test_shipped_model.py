@@ -12,6 +12,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_shipped_model_is_the_shipped_packs_export(tmp_path, heldout_photos):
     """A fresh export of the shipped pack scores like the shipped file (1e-6), so the two cannot drift."""
     from quasar.centroids.distortions import distort
