@@ -429,3 +429,46 @@ def test_bench_without_the_benchmarks_folder_is_one_line(monkeypatch, tmp_path, 
     assert main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "needs the benchmarks/ folder of a source checkout" in err and err.count("\n") == 1
+
+
+def test_gpu_bench_torch_backend_is_a_backend_the_pipeline_accepts():
+    """CudaTorchBackend implements the Backend interface (accepts() included); built on CPU without its stream."""
+    pytest.importorskip("torch")
+    from quasar_bench.gpu import CudaTorchBackend
+
+    from quasar.runtime.backends.base import Backend
+    from quasar.runtime.pipeline import Pipeline
+
+    class OnCpu(CudaTorchBackend):
+        device = "cpu"
+
+        def _copy_stream(self):
+            return None  # no CUDA here: the pipeline only needs the interface
+
+    backend = OnCpu(run=lambda x: (x, x))
+    assert isinstance(backend, Backend)
+    assert backend.accepts((64, 48, 3)) is None and "HxWx3" in backend.accepts((64, 48))
+    pipe = Pipeline(lambda item: None, backend, batch_size=2, workers=1)
+    assert pipe.backend is backend and pipe.depth == 1
+    backend.close()
+
+
+def test_pipeline_refuses_what_is_not_a_backend_in_one_line():
+    from quasar.runtime.backends.base import Backend
+    from quasar.runtime.pipeline import Pipeline
+
+    class Duck:
+        device = "cpu"
+
+        def submit(self, batch):
+            return None
+
+    with pytest.raises(TypeError, match=r"^Duck is not a quasar\.runtime\.backends\.base\.Backend$"):
+        Pipeline(lambda item: None, Duck())
+
+    class NoAccepts(Backend):
+        def submit(self, batch):
+            return None
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoAccepts(None)

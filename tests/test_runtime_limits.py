@@ -26,6 +26,7 @@ from quasar.cli import main
 from quasar.io.decode import ImageError, decode
 from quasar.io.formats import probe
 from quasar.preprocess import POLICIES, PreprocessSpec, ShapeError, max_resized_side, target_shape
+from quasar.runtime.backends.base import Backend
 from quasar.runtime.pipeline import Pipeline
 from quasar.runtime.sources import Item
 
@@ -114,8 +115,15 @@ def test_a_failed_image_keeps_no_pixels():
         assert refs[0]() is None  # freed although the future is still referenced
 
 
-class _NoBackend:
-    device = "cpu"
+class _NoBackend(Backend):
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def submit(self, batch):
+        raise AssertionError("never submitted")
+
+    def accepts(self, image_shape):
+        return None
 
 
 SUBPROCESS = textwrap.dedent('''

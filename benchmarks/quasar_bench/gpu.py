@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from quasar.runtime.backends.base import Backend
 from quasar_bench import camera
 from quasar_bench.machine import machine_info, usable_cores
 from quasar_bench.stats import percentiles, spread, time_calls
@@ -117,7 +118,7 @@ class GraphRunner:
             return tuple(o.clone() for o in static_out)
 
 
-class CudaTorchBackend:
+class CudaTorchBackend(Backend):
     """A :class:`quasar.runtime.backends.base.Backend` running a torch module on CUDA, for the runtime's Pipeline.
 
     Pinned host buffers come from a pool keyed by shape (``cudaHostAlloc`` per batch would cost more
@@ -133,10 +134,20 @@ class CudaTorchBackend:
         import torch  # noqa: PLC0415
 
         self.torch, self.run_fn, self.info = torch, run, info
-        self.copy_stream = torch.cuda.Stream()
+        self.copy_stream = self._copy_stream()
         self._free: dict[tuple[int, ...], list] = {}
         self._by_addr: dict[int, object] = {}
         self._lock = threading.Lock()
+
+    def _copy_stream(self):
+        """The side stream host->device copies run on (a subclass on CPU returns None)."""
+        return self.torch.cuda.Stream()
+
+    def accepts(self, image_shape: tuple[int, ...]) -> str | None:
+        """None for any HxWx3 image: the eager module and each bucket's CUDA graph take any size."""
+        if len(image_shape) != 3 or image_shape[-1] != 3:
+            return f"expected an HxWx3 image, got shape {tuple(image_shape)}"
+        return None
 
     def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         with self._lock:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quasar.io.decode import ImageError
-from quasar.runtime.backends.base import Backend, Pending
+from quasar.runtime.backends.base import Backend, Pending, check_backend
 from quasar.runtime.sources import Item
 
 
@@ -92,6 +92,7 @@ class Pipeline:
                  workers: int = 2, window: int | None = None, queue_size: int = 4, depth: int | None = None) -> None:
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
+        check_backend(backend)
         self.prepare = prepare
         self.backend = backend
         self.batch_size = batch_size

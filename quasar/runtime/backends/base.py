@@ -33,8 +33,27 @@ class Done(Pending):
         return self._out
 
 
+# What :class:`quasar.runtime.pipeline.Pipeline` calls on a backend (checked when a Pipeline is built).
+PIPELINE_METHODS = ("accepts", "batch_buffer", "submit", "run", "release", "close")
+
+
+def check_backend(backend: object) -> None:
+    """Raise a one-line TypeError unless ``backend`` is a :class:`Backend` with every pipeline method."""
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{type(backend).__name__} is not a quasar.runtime.backends.base.Backend")
+    missing = [m for m in PIPELINE_METHODS if not callable(getattr(backend, m, None))]
+    if missing:
+        raise TypeError(f"backend {type(backend).__name__} lacks {', '.join(missing)}")
+    if getattr(backend, "device", None) is None:
+        raise TypeError(f"backend {type(backend).__name__} says no device")
+
+
 class Backend(ABC):
-    """One loaded model on one device. ``submit``/``result`` must be safe to call from several threads."""
+    """One loaded model on one device. ``submit``/``result`` must be safe to call from several threads.
+
+    Every backend implements :meth:`submit` and :meth:`accepts` (abstract); the others have defaults
+    (synchronous ``run``, plain numpy ``batch_buffer``, no-op ``release``/``close``).
+    """
 
     name = "backend"
     device = "cpu"
@@ -50,10 +69,10 @@ class Backend(ABC):
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.submit(batch).result()
 
+    @abstractmethod
     def accepts(self, image_shape: tuple[int, ...]) -> str | None:
         """None if one preprocessed image of this HxWx3 shape can run, else the reason it cannot
         (engines are built for a range of sizes); such an image fails alone, not the whole run."""
-        return None
 
     def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """Host memory to assemble a batch of this shape in; pass it to ``submit`` or ``release``."""

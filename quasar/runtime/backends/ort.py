@@ -145,6 +145,10 @@ class OrtBackend(Backend):
         scores, margins = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return self.check_outputs(scores, margins, batch.shape[0])
 
+    def accepts(self, image_shape: tuple[int, ...]) -> str | None:
+        """Always None: oNNX Runtime runs any size the preprocessing spec produces."""
+        return None
+
     def submit(self, batch: np.ndarray) -> Pending:
         if self._ring is None:
             return Done(*self._run_host(batch))

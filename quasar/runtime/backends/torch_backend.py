@@ -117,6 +117,10 @@ class TorchBackend(Backend):
         if self.device == "cuda":
             self._pinned.pop(buffer.ctypes.data, None)
 
+    def accepts(self, image_shape: tuple[int, ...]) -> str | None:
+        """Always None: the torch module runs any size the preprocessing spec produces."""
+        return None
+
     def submit(self, batch: np.ndarray) -> Pending:
         torch = self.torch
         with torch.inference_mode():
