@@ -144,7 +144,8 @@ class CentroidPack:
     @property
     def embed_dim(self) -> int:
         for h in self.base_heads:
-            return int(h.direction().shape[-1])
+            a = h.weight if h.kind == "linear" else h.good
+            return int(np.asarray(a).shape[-1]) if a is not None else 0
         return 0
 
     @property
