@@ -11,21 +11,17 @@ ways to find ``w`` from the same anchors, still without any human label:
 * **ridge regression** of the anchors' distortion level (``target = 1 - level/5``: pristine 1,
   strongest 0) on the embedding. It uses the grading of the levels, not only good vs bad.
 
-Regularisation is chosen by cross-validation on anchors only (leave one distortion type out, see
-:func:`choose_by_cv`). :func:`calibrate` then fits ``logit_scale`` and ``bias`` so that the score
+Regularisation is chosen by cross-validation on anchors only (anchor-photo halves and leave one
+family out, :func:`quasar.centroids.families.select_config`). :func:`calibrate` then fits ``logit_scale`` and ``bias`` so that the score
 reads on a documented scale: a pristine anchor near 1, the strongest distortion level near 0.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-
 import numpy as np
 
 from quasar.errors import QuasarError
 
-KINDS = ("centroid", "lda", "ridge")
 TARGET_LO, TARGET_HI = 0.02, 0.98  # soft targets are clipped so the logistic fit stays finite
 
 
@@ -125,29 +121,3 @@ def calibrate(margin: np.ndarray, target: np.ndarray, weights: np.ndarray | None
     scale = a / sd
     bias = c / scale - float(m.mean())
     return float(scale), float(bias)
-
-
-def choose_by_cv(fit: Callable[[np.ndarray, float], np.ndarray], score: Callable[[np.ndarray, np.ndarray], float],
-                 groups: np.ndarray, grid: Sequence[float]) -> tuple[float, dict[float, float]]:
-    """Pick the grid value whose leave-one-group-out score is best (ties: the larger, smoother value).
-
-    ``fit(train_mask, value) -> direction``; ``score(direction, test_mask) -> float`` (higher is
-    better). Groups are distortion types (or families): the held-out group is a distortion the fit
-    never saw, which is what a deployed model meets.
-    """
-    results = {}
-    uniq = [g for g in np.unique(groups) if g != ""]
-    for v in grid:
-        vals = []
-        for g in uniq:
-            test = groups == g
-            train = ~test
-            vals.append(score(fit(train, v), test))
-        results[float(v)] = float(np.mean(vals))
-    best = max(sorted(results, reverse=True), key=lambda v: results[v])
-    return best, results
-
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return math.log(p / (1 - p))
