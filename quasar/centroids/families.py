@@ -41,7 +41,7 @@ QUALITY_HEADS: dict[str, tuple[str, ...]] = {
     "spatial": FAMILIES["spatial"],
 }
 OVERALL_HEAD = "quality"
-RULES = ("min", "mean", "softmin")
+RULES = H.COMBINE_RULES
 MARGIN_SPREAD = 0.1  # weighted std of a family head's anchor margins (its direction's length is free)
 
 
@@ -174,18 +174,6 @@ def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndar
     return FittedHead(name, w.astype(np.float64), scale, bias)
 
 
-def combine(logits: np.ndarray, rule: str) -> np.ndarray:
-    """Combine family logits [..., H] into one logit per image (same arithmetic as the fused graph)."""
-    if rule == "min":
-        return logits.min(-1)
-    if rule == "mean":
-        return logits.mean(-1)
-    if rule == "softmin":
-        m = logits.min(-1, keepdims=True)
-        return m[..., 0] - np.log(np.exp(-(logits - m)).sum(-1))
-    raise QuasarError(f"unknown combine rule {rule!r} (known: {RULES})")
-
-
 @dataclass
 class QualityModel:
     """Fitted family heads plus the calibrated combination: scores any unit embeddings."""
@@ -199,7 +187,7 @@ class QualityModel:
         return np.stack([h.logits(e) for h in self.families], axis=-1)
 
     def quality_logit(self, e: np.ndarray) -> np.ndarray:
-        return self.scale * (combine(self.family_logits(e), self.rule) + self.bias)
+        return self.scale * (H.combine_logits(self.family_logits(e), self.rule) + self.bias)
 
 
 def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = None,
@@ -210,7 +198,7 @@ def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = N
     fams = [fit_head(grid, name, types, photos, cfg) for name, types in heads.items()]
     all_types = [t for types in heads.values() for t in types]
     emb, _, target, weight = _rows(grid, photos, grid.type_index(all_types))
-    c = combine(np.stack([h.logits(emb) for h in fams], -1), cfg.rule)
+    c = H.combine_logits(np.stack([h.logits(emb) for h in fams], -1), cfg.rule)
     scale, bias = H.calibrate(c, target, weight)
     return QualityModel(fams, cfg.rule, scale, bias)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quasar.contract import COMBINE_RULES
 from quasar.errors import QuasarError
 
 TARGET_LO, TARGET_HI = 0.02, 0.98  # soft targets are clipped so the logistic fit stays finite
@@ -121,3 +122,17 @@ def calibrate(margin: np.ndarray, target: np.ndarray, weights: np.ndarray | None
     scale = a / sd
     bias = c / scale - float(m.mean())
     return float(scale), float(bias)
+
+
+
+def combine_logits(logits: np.ndarray, rule: str) -> np.ndarray:
+    """Combine head logits [..., H] into one logit (the fused graph's combine heads, in numpy):
+    ``min``, ``mean``, or ``softmin`` = ``-log(sum(exp(-logit)))``, computed stably."""
+    if rule == "min":
+        return logits.min(-1)
+    if rule == "mean":
+        return logits.mean(-1)
+    if rule == "softmin":
+        m = logits.min(-1, keepdims=True)
+        return m[..., 0] - np.log(np.exp(-(logits - m)).sum(-1))
+    raise QuasarError(f"unknown combine rule {rule!r} (known: {COMBINE_RULES})")

@@ -30,6 +30,7 @@ from importlib import resources
 
 import numpy as np
 
+from quasar.centroids.heads import combine_logits
 from quasar.contract import COMBINE_RULES
 from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
@@ -211,14 +212,7 @@ class CentroidPack:
         cols = [m]
         logits = m * scales[: len(base)]
         for j, (rule, idx) in enumerate(self.combine_plan()):
-            part = logits[:, idx]
-            if rule == "min":
-                c = part.min(1)
-            elif rule == "mean":
-                c = part.mean(1)
-            else:
-                lo = part.min(1, keepdims=True)
-                c = lo[:, 0] - np.log(np.exp(-(part - lo)).sum(1))
+            c = combine_logits(logits[:, idx], rule)
             cols.append((c + biases[len(base) + j])[:, None])
         margins = np.concatenate(cols, axis=1)
         return 1.0 / (1.0 + np.exp(-margins * scales)), margins
