@@ -132,36 +132,37 @@ class Embedder:
         with torch.inference_mode():
             return self.encoder(torch.from_numpy(x)).float().numpy()
 
+    def _keyed(self, anchors: Sequence[Anchor]):
+        """(index, anchor, cache key, None) or (index, anchor, None, reason) per anchor; each source
+        file is hashed once."""
+        hashes: dict[str, str | OSError] = {}
+        for i, a in enumerate(anchors):
+            if a.path not in hashes:
+                try:
+                    hashes[a.path] = file_sha256(a.path)
+                except OSError as e:
+                    hashes[a.path] = e
+            h = hashes[a.path]
+            if isinstance(h, OSError):
+                yield i, a, None, h.strerror or str(h)
+            else:
+                yield i, a, anchor_key(h, a), None
+
     def missing(self, anchors: Sequence[Anchor]) -> int:
         """How many of ``anchors`` are not in the cache (all of them without a cache)."""
         if not self.cache:
             return len(anchors)
-        hashes: dict[str, str] = {}
-        n = 0
-        for a in anchors:
-            if a.path not in hashes:
-                try:
-                    hashes[a.path] = file_sha256(a.path)
-                except OSError:
-                    n += 1
-                    continue
-            n += not self.cache.has(anchor_key(hashes[a.path], a))
-        return n
+        return sum(key is None or not self.cache.has(key) for _, _, key, _ in self._keyed(anchors))
 
     def embed(self, anchors: Sequence[Anchor], desc: str = "embedding") -> tuple[np.ndarray, list[Anchor], list[tuple[str, str]]]:
         """Return (embeddings [n_ok, D], the anchors they belong to, [(path, reason), ...] skipped)."""
         results: dict[int, np.ndarray] = {}
         failed: list[tuple[str, str]] = []
-        hashes: dict[str, str] = {}
         todo: list[tuple[int, Anchor, str]] = []
-        for i, a in enumerate(anchors):
-            try:
-                if a.path not in hashes:
-                    hashes[a.path] = file_sha256(a.path)
-            except OSError as e:
-                failed.append((a.path, e.strerror or str(e)))
+        for i, a, key, reason in self._keyed(anchors):
+            if key is None:
+                failed.append((a.path, reason))
                 continue
-            key = anchor_key(hashes[a.path], a)
             cached = self.cache.get(key) if self.cache else None
             if cached is not None:
                 results[i] = cached
