@@ -34,14 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from quasar_bench.machine import machine_info
 
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
@@ -63,17 +62,6 @@ RESULTS = HERE / "results"
 FORMER_PACK = HERE / "baselines" / "default_quality_v1.qpack.json"
 JPEG_QUALITIES = (95, 92, 85, 75, 50)
 FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts}
-
-
-def machine() -> dict:
-    flags = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
-        flags = " ".join(f for f in out.split() if f.startswith(("avx", "amx")) or f in ("fma", "vnni"))
-    except OSError:
-        model = platform.processor()
-    return {"cpu": model, "isa_flags": flags, "cores": os.cpu_count(), "python": sys.version.split()[0]}
 
 
 # --------------------------------------------------------------------------- metrics with CIs
@@ -251,7 +239,7 @@ def run(args) -> dict:
     anchor_g, _ = anchor_grid([p.path for p in anchors], enc, progress=args.progress)
     embed_s = time.perf_counter() - t0
     pack = CentroidPack.load("default") if not args.quick else None
-    report = {"machine": machine(), "heldout_photos": len(held_grid.photos), "anchor_photos": len(anchor_g.photos),
+    report = {"machine": machine_info(), "heldout_photos": len(held_grid.photos), "anchor_photos": len(anchor_g.photos),
               "images_per_method": int(len(held_grid.photos) * (1 + len(types) * 5)), "types": types,
               "families": {f: list(ts) for f, ts in QUALITY_HEADS.items()}, "embed_seconds": round(embed_s, 1),
               "results": {}}
@@ -313,7 +301,8 @@ def to_markdown(r: dict) -> str:
     def fmt(v) -> str:
         return f"{v[0]:.3f} [{v[1]:.2f}, {v[2]:.2f}]"
 
-    lines = [f"Machine: {r['machine']['cpu']} ({r['machine']['cores']} cores; {r['machine']['isa_flags']})",
+    m = r["machine"]
+    lines = [f"Machine: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa'])}; {m['memory_gib']} GiB)",
              f"Held-out photos: {r['heldout_photos']} (x {len(r['types'])} types x 5 levels + pristine = "
              f"{r['images_per_method']} images per method); anchor photos: {r['anchor_photos']}.", ""]
     fams = list(next(iter(r["results"].values()))["per_family"])
