@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from quasar.errors import QuasarError  # noqa: E402
+from quasar.errors import QuasarError
 
 
 def log(msg: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quasar_bench.speed import main  # noqa: E402
+from quasar_bench.speed import main
 
 if __name__ == "__main__":
     sys.exit(main(out_default=str(Path(__file__).resolve().parent / "results")))

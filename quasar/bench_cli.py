@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 def load_speed():
     """:mod:`quasar_bench.speed` from the checkout's ``benchmarks/``; QuasarError (one line) without it."""
-    from quasar.errors import QuasarError  # noqa: PLC0415
+    from quasar.errors import QuasarError
 
     if not (BENCHMARKS_DIR / "quasar_bench" / "speed.py").is_file():
         raise QuasarError(f"quasar bench needs the benchmarks/ folder of a source checkout ({BENCHMARKS_DIR} "

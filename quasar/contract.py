@@ -515,14 +515,14 @@ def current_gpu(device: int = 0) -> dict[str, str] | None:
         if int(err) == 0:
             name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
             return {"name": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}"}
-    except Exception:  # noqa: BLE001 - any failure: try the next source
+    except Exception:
         pass
     torch = sys.modules.get("torch")
     try:
         if torch is not None and torch.cuda.is_available() and device < torch.cuda.device_count():
             major, minor = torch.cuda.get_device_capability(device)
             return {"name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     try:
         r = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],

@@ -41,7 +41,7 @@ def list_packs(folder: Path = DATA_DIR) -> list[dict]:
 
 def model_files(folders: list[Path]) -> list[Path]:
     """``*.onnx`` and TensorRT engines in ``folders`` (missing folders are skipped)."""
-    from quasar.contract import ENGINE_SUFFIXES  # noqa: PLC0415
+    from quasar.contract import ENGINE_SUFFIXES
 
     files: list[Path] = []
     for folder in folders:
@@ -52,9 +52,9 @@ def model_files(folders: list[Path]) -> list[Path]:
 
 def list_models(folders: list[Path] | None = None) -> list[dict]:
     """One record per model: heads, precision, pack hash, size (or ``error``, the one-line reason)."""
-    from quasar.errors import one_line  # noqa: PLC0415
-    from quasar.paths import models_dir  # noqa: PLC0415
-    from quasar.runtime.model import load_model_info  # noqa: PLC0415
+    from quasar.errors import one_line
+    from quasar.paths import models_dir
+    from quasar.runtime.model import load_model_info
 
     folders = folders if folders is not None else [DATA_DIR, models_dir()]
     out = []
@@ -64,14 +64,14 @@ def list_models(folders: list[Path] | None = None) -> list[dict]:
             info = load_model_info(path)
             rec.update(encoder=info.encoder, heads=list(info.heads), precision=info.precision,
                        pack_hash=info.pack_hash)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is listed, not fatal
+        except Exception as e:
             rec["error"] = one_line(str(e)) or type(e).__name__
         out.append(rec)
     return out
 
 
 def collect() -> dict:
-    from quasar.encoders.names import list_encoders  # noqa: PLC0415
+    from quasar.encoders.names import list_encoders
 
     return {"encoders": list_encoders(), "packs": list_packs(), "models": list_models()}
 

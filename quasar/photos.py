@@ -434,7 +434,7 @@ def _package_rows(package: str, source: Source, root: Path, verbose: bool,
 
 def _skimage_rows(root: Path, install: bool = True) -> list[tuple[str, str, str, str]]:
     try:
-        import skimage  # noqa: PLC0415 - optional, only for the bundled photos
+        import skimage
     except ImportError:
         return []
     sk_dir = Path(skimage.__file__).parent / "data"
@@ -477,7 +477,7 @@ def _list_photos(root, verbose: bool, sources: Sequence[str] | None, on_error: s
     if unknown:
         raise ValueError(f"unknown photo sources: {', '.join(unknown)}")
     if "scikit-image" in wanted:  # before any download: a photo set without them would differ silently
-        from quasar.extras import require  # noqa: PLC0415
+        from quasar.extras import require
 
         require("skimage", "photos", "the photo set")  # five of its photos come with scikit-image
     photos: list[Photo] = []
@@ -512,7 +512,7 @@ def provenance(root: str | os.PathLike | None = None, sources: Sequence[str] | N
         prov[package] = v.read_text().strip() if v.exists() else None
     if sources is None or "scikit-image" in sources:
         try:
-            import skimage  # noqa: PLC0415
+            import skimage
 
             prov["scikit-image"] = skimage.__version__
         except ImportError:
@@ -538,7 +538,7 @@ def photo_inventory(photos: Sequence[Photo] | None = None, scheme: str = "thirds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from quasar.helpfmt import HelpFormatter  # noqa: PLC0415
+    from quasar.helpfmt import HelpFormatter
 
     ap = argparse.ArgumentParser(
         prog="python -m quasar.photos", formatter_class=HelpFormatter,

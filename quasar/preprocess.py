@@ -172,7 +172,7 @@ def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicub
     if (h, w) == (height, width):
         return img
     if resampler == "pil":
-        from PIL import Image  # noqa: PLC0415 - Pillow is a light core dependency
+        from PIL import Image
 
         filt = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                 "area": Image.Resampling.BOX, "nearest": Image.Resampling.NEAREST}[interpolation]

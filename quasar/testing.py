@@ -45,8 +45,8 @@ def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | Non
                      seed: int = 0, metadata: dict[str, str | None] | None = None, out_heads: int | None = None) -> bytes:
     """Serialized ONNX bytes. ``metadata`` entries override (None deletes) the contract's keys;
     ``out_heads`` builds a graph with another output width than ``len(heads)`` (a broken model)."""
-    import onnx  # noqa: PLC0415
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
     spec = spec or TINY_NATIVE_SPEC
     dynamic = not spec.fixed_size

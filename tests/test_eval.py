@@ -18,8 +18,8 @@ from scipy import stats
 
 from quasar.errors import QuasarError
 from quasar.eval import cli as eval_cli
-from quasar.eval.datasets import DATASETS, PAPER_TABLE1, Item, canonical_name, load_dataset, read_csv
-from quasar.eval.evaluate import DirectionWarning, evaluate, score_items
+from quasar.eval.datasets import DATASETS, PAPER_TABLE1, LabeledImage, canonical_name, load_dataset, read_csv
+from quasar.eval.evaluate import DirectionWarning, evaluate, score_labeled
 from quasar.eval.metrics import bootstrap_ci, fit_logistic, krcc, logistic4, plcc, srcc
 
 # ------------------------------------------------------------------------------------------
@@ -410,17 +410,17 @@ class FakeScorer:
 def _items(n=40, seed=0, groups=False):
     rng = np.random.default_rng(seed)
     mos = rng.uniform(1, 5, n)
-    return [Item(f"/data/{i}.png", float(m), f"g{i % 5}" if groups else None) for i, m in enumerate(mos)]
+    return [LabeledImage(f"/data/{i}.png", float(m), f"g{i % 5}" if groups else None) for i, m in enumerate(mos)]
 
 
 def test_score_items_matches_by_source_and_counts_failures():
     items = _items(10)
     scorer = FakeScorer({it.path: it.mos * 2 for it in items}, fail={items[3].path})
-    pred, failures = score_items(scorer, items, "quality")
+    pred, failures = score_labeled(scorer, items, "quality")
     assert np.isnan(pred[3]) and np.allclose(np.delete(pred, 3), [it.mos * 2 for i, it in enumerate(items) if i != 3])
     assert failures == [{"path": items[3].path, "error": "cannot decode"}]
     with pytest.raises(QuasarError, match="no head 'aesthetics'"):
-        score_items(scorer, items, "aesthetics")
+        score_labeled(scorer, items, "aesthetics")
 
 
 def test_evaluate_reports_and_warns_on_reversed_direction():
@@ -538,10 +538,10 @@ def test_runtime_style_scorer_is_adapted():
         def score_iter(self, inputs):
             return (Rec(p, {"quality": float(i)}) for i, p in enumerate(inputs))
 
-    pred, failures = score_items(IterScorer(), items, "quality")
+    pred, failures = score_labeled(IterScorer(), items, "quality")
     assert pred.tolist() == [0, 1, 2, 3, 4] and failures == []
     with pytest.raises(TypeError):
-        score_items(object(), items, "quality")
+        score_labeled(object(), items, "quality")
 
 
 def test_evaluate_with_the_real_runtime_and_a_tiny_model(tmp_path, capsys):

@@ -13,7 +13,7 @@ from quasar.cli import main
 from quasar.runtime.scorer import Scorer
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model  # noqa: E402
+from quasar.testing import write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,17 @@ from quasar.runtime.backends.cuda import CudaRuntime, StagingRing
 from quasar.runtime.pipeline import Pipeline
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model  # noqa: E402
+from quasar.testing import write_tiny_model
 
 
 class FakeCudart:
     """Just enough of cuda-python's runtime API, on host memory: copies happen at once."""
 
-    class cudaError_t(Enum):  # noqa: N801 - mirrors cuda-python's name
+    class cudaError_t(Enum):
         cudaSuccess = 0
         cudaErrorMemoryAllocation = 2
 
-    class cudaMemcpyKind(Enum):  # noqa: N801
+    class cudaMemcpyKind(Enum):
         cudaMemcpyHostToDevice = 1
         cudaMemcpyDeviceToHost = 2
 
@@ -46,45 +46,45 @@ class FakeCudart:
         self.buffers[ctypes.addressof(buf)] = buf
         return self.cudaError_t.cudaSuccess, ctypes.addressof(buf)
 
-    def cudaSetDevice(self, d):  # noqa: N802
+    def cudaSetDevice(self, d):
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaGetErrorString(self, e):  # noqa: N802
+    def cudaGetErrorString(self, e):
         return self.cudaError_t.cudaSuccess, b"fake error"
 
-    cudaMallocHost = cudaMalloc = _alloc  # noqa: N815
+    cudaMallocHost = cudaMalloc = _alloc
 
-    def cudaFreeHost(self, p):  # noqa: N802
+    def cudaFreeHost(self, p):
         self.freed.append(p)
         return (self.cudaError_t.cudaSuccess,)
 
-    cudaFree = cudaFreeHost  # noqa: N815
+    cudaFree = cudaFreeHost
 
-    def cudaStreamCreateWithFlags(self, f):  # noqa: N802
+    def cudaStreamCreateWithFlags(self, f):
         return self.cudaError_t.cudaSuccess, types.SimpleNamespace(kind="stream")
 
-    def cudaEventCreateWithFlags(self, f):  # noqa: N802
+    def cudaEventCreateWithFlags(self, f):
         return self.cudaError_t.cudaSuccess, types.SimpleNamespace(kind="event")
 
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
         ctypes.memmove(dst, src, n)
         self.copies.append((kind.name, n))
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaEventRecord(self, ev, stream):  # noqa: N802
+    def cudaEventRecord(self, ev, stream):
         self.recorded += 1
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaStreamWaitEvent(self, stream, ev, flags):  # noqa: N802
+    def cudaStreamWaitEvent(self, stream, ev, flags):
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaEventSynchronize(self, ev):  # noqa: N802
+    def cudaEventSynchronize(self, ev):
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaEventDestroy(self, ev):  # noqa: N802
+    def cudaEventDestroy(self, ev):
         return (self.cudaError_t.cudaSuccess,)
 
-    cudaStreamDestroy = cudaEventDestroy  # noqa: N815
+    cudaStreamDestroy = cudaEventDestroy
 
 
 class FakeIOBinding:

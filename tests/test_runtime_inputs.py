@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
-from quasar.runtime import Scorer  # noqa: E402
-from quasar.testing import write_tiny_model  # noqa: E402
+from quasar.runtime import Scorer
+from quasar.testing import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 

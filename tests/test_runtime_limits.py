@@ -31,8 +31,8 @@ from quasar.runtime.pipeline import Pipeline
 from quasar.runtime.sources import Item
 
 pytest.importorskip("onnx")
-from quasar.runtime import Scorer  # noqa: E402
-from quasar.testing import tiny_model_bytes, write_tiny_model  # noqa: E402
+from quasar.runtime import Scorer
+from quasar.testing import tiny_model_bytes, write_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUARD = "decompression-bomb guard"

@@ -15,7 +15,7 @@ from quasar.runtime import model as model_mod
 from quasar.runtime.backends import resolve_backend
 
 pytest.importorskip("onnx")
-from quasar.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, write_tiny_model
 
 
 @pytest.fixture(scope="module")

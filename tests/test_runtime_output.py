@@ -17,7 +17,7 @@ from quasar.cli import main
 from quasar.runtime.pathtext import decode_text, encode_text, resume_key
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model  # noqa: E402
+from quasar.testing import write_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -26,7 +26,7 @@ from quasar.runtime import Scorer, ScoreRecord
 from quasar.runtime.sources import iter_items
 
 pytest.importorskip("onnx")
-from quasar.testing import TINY_CROP_SPEC, write_tiny_model  # noqa: E402
+from quasar.testing import TINY_CROP_SPEC, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from fixtures_images import encode, pattern
 from quasar.cli import main
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model  # noqa: E402
+from quasar.testing import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

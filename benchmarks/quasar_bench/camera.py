@@ -119,10 +119,10 @@ def synthetic_sources(n: int, seed: int = 0) -> list[np.ndarray]:
 def source_photos(n: int) -> list[str]:
     """Paths of ``n`` working-copy photos spread over all sources (deterministic), or [] if unavailable."""
     try:
-        from quasar.photos import fetch_photos  # noqa: PLC0415
+        from quasar.photos import fetch_photos
 
         photos = sorted(fetch_photos(), key=lambda p: p.name)
-    except Exception:  # noqa: BLE001 - offline machine, no apt, no scikit-image: fall back to synthetic
+    except Exception:
         return []
     if not photos:
         return []
@@ -182,7 +182,7 @@ def generate(set_name: str, dest: str | os.PathLike, n: int, sources: Sequence[s
 
 def describe(paths: Sequence[str]) -> dict:
     """Pixel sizes (from the JPEG headers) and mean file size of a generated set, for the report."""
-    from quasar.io.formats import probe  # noqa: PLC0415
+    from quasar.io.formats import probe
 
     sizes: dict[str, int] = {}
     total = 0

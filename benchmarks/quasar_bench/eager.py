@@ -54,9 +54,9 @@ class EagerModel(nn.Module):
 
 def build_eager_model(encoder_id: str | None = None, pack: str = "default") -> tuple[EagerModel, PreprocessSpec]:
     """The eager model and its spec (the pack's; the encoder too unless given), in eval mode on the CPU."""
-    from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
-    from quasar.encoders.registry import create_encoder  # noqa: PLC0415
-    from quasar.export.fused import ScoringHead  # noqa: PLC0415
+    from quasar.centroids.pack import CentroidPack
+    from quasar.encoders.registry import create_encoder
+    from quasar.export.fused import ScoringHead
 
     p = CentroidPack.load(pack)
     enc = create_encoder(encoder_id or p.encoder, spec=p.preprocess)
@@ -69,14 +69,14 @@ def upright_size(im) -> tuple[int, int]:
     w, h = im.size
     try:
         orientation = im.getexif().get(EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - broken EXIF: PIL's exif_transpose ignores it too
+    except Exception:
         orientation = 1
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def load_rgb(path: str | os.PathLike):
     """PIL image, upright, RGB: the three calls every PIL pipeline starts with."""
-    from PIL import Image, ImageOps  # noqa: PLC0415
+    from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         return ImageOps.exif_transpose(im).convert("RGB")
@@ -84,7 +84,7 @@ def load_rgb(path: str | os.PathLike):
 
 def transform_for(spec: PreprocessSpec, height: int, width: int):
     """torchvision transforms to the spec's target shape for an upright ``height`` x ``width`` image."""
-    from torchvision import transforms  # noqa: PLC0415
+    from torchvision import transforms
 
     rh, rw, _ = target_shape(height, width, spec)
     interp = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR,
@@ -120,7 +120,7 @@ def _collate(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Te
 
 def shape_buckets(paths: Sequence[str], spec: PreprocessSpec, batch_size: int) -> list[list[int]]:
     """Index batches of equal preprocessed shape, in order of first appearance (headers only)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     groups: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(paths):

@@ -50,7 +50,7 @@ class NoModel(RuntimeError):
 def check_cuda() -> dict:
     """Device facts, or :class:`NoCuda` with the reason (torch missing, CPU build, no device visible)."""
     try:
-        import torch  # noqa: PLC0415
+        import torch
     except ImportError as e:
         raise NoCuda(f"torch is not installed ({e}); install quasar-engine[export] with a CUDA build of torch") from None
     if torch.version.cuda is None:
@@ -70,10 +70,10 @@ def check_cuda() -> dict:
 
 def build_fp16_model():
     """The exporter's fused scorer (encoder fp16, head fp32), channels-last, on the GPU, and its spec."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
-    from quasar.export.fused import build_fused  # noqa: PLC0415
+    from quasar.centroids.pack import CentroidPack
+    from quasar.export.fused import build_fused
 
     pack = CentroidPack.load("default")
     fused = build_fused(pack.encoder, pack)
@@ -86,7 +86,7 @@ class GraphRunner:
     """One CUDA graph per input shape, captured on first use: replay costs one launch, not hundreds."""
 
     def __init__(self, model) -> None:
-        import torch  # noqa: PLC0415
+        import torch
 
         self.torch, self.model = torch, model
         self.graphs: dict[tuple[int, ...], tuple] = {}
@@ -131,7 +131,7 @@ class CudaTorchBackend(Backend):
     max_batch = None
 
     def __init__(self, run: Callable, info=None) -> None:
-        import torch  # noqa: PLC0415
+        import torch
 
         self.torch, self.run_fn, self.info = torch, run, info
         self.copy_stream = self._copy_stream()
@@ -205,7 +205,7 @@ class _Pending:
 
 
 def _sync() -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.cuda.synchronize()
 
@@ -241,9 +241,9 @@ def end_to_end(score: Callable[[list[str]], int], items: list[str], warm: list[s
 
 
 def pipeline_scorer(spec, backend, batch: int, workers: int) -> Callable[[list[str]], int]:
-    from quasar.runtime.pipeline import Pipeline  # noqa: PLC0415
-    from quasar.runtime.prepare import Preparer  # noqa: PLC0415
-    from quasar.runtime.sources import Item  # noqa: PLC0415
+    from quasar.runtime.pipeline import Pipeline
+    from quasar.runtime.prepare import Preparer
+    from quasar.runtime.sources import Item
 
     pipe = Pipeline(Preparer(spec), backend, batch_size=batch, workers=workers)
 
@@ -254,9 +254,9 @@ def pipeline_scorer(spec, backend, batch: int, workers: int) -> Callable[[list[s
 
 
 def device_batches(files: list[str], spec, batch: int, workers: int) -> list:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from quasar_bench.worker import prepared_batches  # noqa: PLC0415
+    from quasar_bench.worker import prepared_batches
 
     del workers  # preparation is untimed; one thread is fine
     return [torch.from_numpy(b).cuda() for b in prepared_batches(files, spec, batch)]
@@ -264,9 +264,9 @@ def device_batches(files: list[str], spec, batch: int, workers: int) -> list:
 
 def eager_baseline(files: list[str], reps: int) -> dict:
     """(a) one image at a time, PIL + torchvision, fp32 on CUDA: per-image latency and images/s."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from quasar_bench.eager import build_eager_model, load_tensor  # noqa: PLC0415
+    from quasar_bench.eager import build_eager_model, load_tensor
 
     model, spec = build_eager_model()
     model = model.cuda()
@@ -283,19 +283,19 @@ def eager_baseline(files: list[str], reps: int) -> dict:
 
 
 def onnx_model(precision: str, cache: Path) -> str:
-    from quasar_bench.models import model_path  # noqa: PLC0415
+    from quasar_bench.models import model_path
 
     return model_path(precision, cache)
 
 
 def ort_cuda(cache: Path, items: list[str], warm: list[str], reps: int, batch: int, workers: int,
              device: str = "cuda") -> dict:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     ep = "TensorrtExecutionProvider" if device == "tensorrt" else "CUDAExecutionProvider"
     if ep not in ort.get_available_providers():
         raise Skipped(f"onnxruntime {ort.__version__} has no {ep} (install onnxruntime-gpu)")
-    from quasar.runtime import Scorer  # noqa: PLC0415
+    from quasar.runtime import Scorer
 
     path = onnx_model("fp16", cache)
     with Scorer(path, backend="onnxruntime", device=device, batch_size=batch, workers=workers) as s:
@@ -306,7 +306,7 @@ def ort_cuda(cache: Path, items: list[str], warm: list[str], reps: int, batch: i
 
 def scorer_torch_cuda(cache: Path, items: list[str], warm: list[str], reps: int, batch: int, workers: int) -> dict:
     """The runtime's own torch backend (fp32, rebuilt from the ONNX file), for comparison with ours."""
-    from quasar.runtime import Scorer  # noqa: PLC0415
+    from quasar.runtime import Scorer
 
     with Scorer(onnx_model("fp32", cache), backend="torch", device="cuda", batch_size=batch, workers=workers) as s:
         return end_to_end(lambda ps: sum(r.ok for r in s.score_iter(ps)), items, warm, reps)
@@ -315,16 +315,16 @@ def scorer_torch_cuda(cache: Path, items: list[str], warm: list[str], reps: int,
 def tensorrt_engine(cache: Path, items: list[str], warm: list[str], reps: int, batch: int, workers: int) -> dict:
     """An fp16 engine from ``quasar.export.tensorrt.build_engine`` run by the runtime's TensorRT backend."""
     try:
-        import tensorrt  # noqa: F401, PLC0415
+        import tensorrt  # noqa: F401
     except ImportError:
         raise Skipped("the tensorrt package is not installed") from None
     try:
-        from quasar.export.tensorrt import build_engine  # noqa: PLC0415
+        from quasar.export.tensorrt import build_engine
     except ImportError:
         out = ort_cuda(cache, items, warm, reps, batch, workers, device="tensorrt")
         out["via"] = "onnxruntime TensorRT EP (quasar.export.tensorrt.build_engine not available)"
         return out
-    from quasar.runtime import Scorer  # noqa: PLC0415
+    from quasar.runtime import Scorer
 
     onnx_path = onnx_model("fp16", cache)
     engine = str(cache / "models" / (Path(onnx_path).stem + f"-b{batch}.engine"))
@@ -347,7 +347,7 @@ class Skipped(Exception):
 
 def run(args: argparse.Namespace) -> dict:
     device = check_cuda()
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.backends.cudnn.benchmark = True
     cache = Path(args.cache) if args.cache else _default_cache()
@@ -394,7 +394,7 @@ def run(args: argparse.Namespace) -> dict:
         except Skipped as e:
             skipped[name] = str(e)
             print(f"{name}: skipped: {e}", file=sys.stderr)
-        except Exception as e:  # noqa: BLE001 - one failing backend must not lose the others' numbers
+        except Exception as e:
             errors[name] = f"{type(e).__name__}: {str(e)[:500]}"
             print(f"{name}: FAILED {errors[name]}", file=sys.stderr)
     base = results.get("baseline/eager_fp32_one_at_a_time", {}).get("images_per_s", {}).get("median")

@@ -30,8 +30,8 @@ from quasar_bench.machine import cpuinfo, usable_cores
 
 def model_flops(model, height: int, width: int) -> int:
     """FLOPs (multiply-add = 2) of ``model.forward_uint8`` on one uint8 ``height`` x ``width`` image."""
-    import torch  # noqa: PLC0415
-    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.zeros((1, height, width, 3), dtype=torch.uint8)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -53,7 +53,7 @@ def _best_rate(fn: Callable[[], object], flops: float, reps: int) -> float:
 
 
 def torch_gemm_gflops(n: int = 2048, reps: int = 5) -> float:
-    import torch  # noqa: PLC0415
+    import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     return _best_rate(lambda: torch.mm(a, b), 2.0 * n**3, reps)
@@ -67,8 +67,8 @@ def numpy_gemm_gflops(n: int = 2048, reps: int = 5) -> float:
 
 def ort_gemm_gops(dtype: str, n: int = 2048, reps: int = 5) -> float:
     """ONNX Runtime MatMul (fp32) or MatMulInteger (u8 activations x s8 weights), giga-ops/s (MAC = 2)."""
-    import onnxruntime as ort  # noqa: PLC0415
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     if dtype == "int8":
@@ -114,7 +114,7 @@ def peaks(quick: bool = False) -> dict:
                      ("ort_int8_gops", lambda: ort_gemm_gops("int8", n, reps))):
         try:
             out[name] = round(fn(), 1)
-        except Exception as e:  # noqa: BLE001 - a missing package skips one line of the report
+        except Exception as e:
             out[name] = None
             out[name + "_error"] = f"{type(e).__name__}: {str(e)[:200]}"
     fp32 = [v for k, v in out.items() if k.endswith("fp32_gflops") and isinstance(v, float)]
@@ -129,11 +129,11 @@ def peaks(quick: bool = False) -> dict:
 
 def decoders(spec) -> dict[str, Callable[[bytes], object]]:
     """Name -> function(bytes) for each decode variant measured."""
-    import cv2  # noqa: PLC0415
+    import cv2
 
-    from quasar.io.decode import decode  # noqa: PLC0415
-    from quasar.runtime.prepare import Preparer  # noqa: PLC0415
-    from quasar.runtime.sources import Item  # noqa: PLC0415
+    from quasar.io.decode import decode
+    from quasar.runtime.prepare import Preparer
+    from quasar.runtime.sources import Item
 
     prep = Preparer(spec)
 
@@ -141,9 +141,9 @@ def decoders(spec) -> dict[str, Callable[[bytes], object]]:
         return lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), flag)
 
     def pil_full(data: bytes):
-        import io  # noqa: PLC0415
+        import io
 
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
@@ -157,7 +157,7 @@ def decoders(spec) -> dict[str, Callable[[bytes], object]]:
         "runtime_decode_resize": lambda data: prep(Item("x", data=data)),
     }
     try:
-        import PIL  # noqa: F401, PLC0415
+        import PIL  # noqa: F401
 
         out["pil_full"] = pil_full
     except ImportError:
@@ -167,9 +167,9 @@ def decoders(spec) -> dict[str, Callable[[bytes], object]]:
 
 def decode_rates(paths: Sequence[str], spec, quick: bool = False) -> dict:
     """Per decoder: images/s and source MP/s with 1 thread and with every core (best of the reps)."""
-    import cv2  # noqa: PLC0415
+    import cv2
 
-    from quasar.io.formats import probe  # noqa: PLC0415
+    from quasar.io.formats import probe
 
     blobs = []
     for p in paths:

@@ -31,7 +31,7 @@ def pack_key(pack) -> str:
 
 def snapshot_pack(cache: str | os.PathLike, pack: str = "default") -> tuple[object, str]:
     """(pack, path of a frozen copy under ``cache/packs``) for ``pack`` as it is now."""
-    from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+    from quasar.centroids.pack import CentroidPack
 
     p = CentroidPack.load(pack)
     out = Path(cache) / "packs" / f"{ENCODER}-{pack_key(p)}.qpack.json"
@@ -42,8 +42,8 @@ def snapshot_pack(cache: str | os.PathLike, pack: str = "default") -> tuple[obje
 
 
 def _cached_export(precision: str, cache: Path, pack) -> str:
-    from quasar import __version__  # noqa: PLC0415
-    from quasar.export.onnx_export import export_onnx  # noqa: PLC0415
+    from quasar import __version__
+    from quasar.export.onnx_export import export_onnx
 
     out = cache / "models" / f"{ENCODER}-{pack_key(pack)}-v{__version__}-{precision}.onnx"
     if not out.exists() or not _loads(out):  # missing, or refused by the runtime (stale or damaged)
@@ -53,8 +53,8 @@ def _cached_export(precision: str, cache: Path, pack) -> str:
 
 
 def _loads(path: Path) -> bool:
-    from quasar.errors import QuasarError  # noqa: PLC0415
-    from quasar.runtime.model import load_model_info  # noqa: PLC0415
+    from quasar.errors import QuasarError
+    from quasar.runtime.model import load_model_info
 
     try:
         load_model_info(path)
@@ -66,10 +66,10 @@ def _loads(path: Path) -> bool:
 def _default_for(precision: str, pack) -> str | None:
     """The project's cached default model, if that API exists and the model is built from ``pack``."""
     try:
-        from quasar.export.default import default_model_path  # noqa: PLC0415
+        from quasar.export.default import default_model_path
     except ImportError:
         return None
-    from quasar.runtime.model import load_model_info  # noqa: PLC0415
+    from quasar.runtime.model import load_model_info
 
     path = str(default_model_path(precision))
     return path if load_model_info(path).pack_hash == pack.content_hash else None
@@ -79,11 +79,11 @@ def model_path(precision: str, cache: str | os.PathLike, pack=None) -> str:
     """Path of the effnet-lite0 fused model in ``precision`` (fp32/fp16/int8) for ``pack`` (default: the default pack)."""
     try:
         if pack is None:
-            from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+            from quasar.centroids.pack import CentroidPack
 
             pack = CentroidPack.load("default")
         return _default_for(precision, pack) or _cached_export(precision, Path(cache), pack)
     except ImportError as e:
         raise ModelUnavailable(f"{precision} export needs {e.name or e}") from e
-    except Exception as e:  # noqa: BLE001 - an exporter failure skips that precision, it is reported
+    except Exception as e:
         raise ModelUnavailable(f"{precision} export failed: {type(e).__name__}: {str(e)[:300]}") from e

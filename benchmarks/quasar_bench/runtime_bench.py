@@ -27,7 +27,7 @@ from quasar.runtime.sources import Item
 
 def make_jpegs(folder: str, megapixels: float, count: int, quality: int = 90) -> list[str]:
     """``count`` JPEGs of about ``megapixels`` MP (4:3 or the photo's aspect), from real photos."""
-    from quasar.photos import fetch_photos  # noqa: PLC0415
+    from quasar.photos import fetch_photos
 
     photos = fetch_photos()
     out = []
@@ -53,7 +53,7 @@ def _timed(fn, cpu: list | None = None) -> float:
 
 def bench(model: str, files: list[str], batch_size: int, workers: int, threads: int | None = None) -> dict:
     """images/s end to end, decode+preprocess only (``workers`` threads), and model only."""
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor
 
     with Scorer(model, batch_size=batch_size, workers=workers, threads=threads) as s:
         s.score(files[: max(2, batch_size)])  # warm-up: session, caches

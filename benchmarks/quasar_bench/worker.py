@@ -81,7 +81,7 @@ def per_item(fn: Callable[[str], np.ndarray], files: Sequence[str], reps: int) -
 
 
 def pack_hash(pack: str) -> str:
-    from quasar.centroids.pack import CentroidPack  # noqa: PLC0415
+    from quasar.centroids.pack import CentroidPack
 
     return CentroidPack.load(pack).content_hash
 
@@ -94,9 +94,9 @@ def as_lists(scores: dict) -> dict[str, list[float]]:
 
 
 def run_eager(job: dict) -> dict:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from quasar_bench.eager import EagerPipeline, build_eager_model  # noqa: PLC0415
+    from quasar_bench.eager import EagerPipeline, build_eager_model
 
     files, reps, bs = job["files"], job["reps"], job.get("batch_size", 8)
     pipe = EagerPipeline(*build_eager_model(pack=job.get("pack", "default")))
@@ -126,7 +126,7 @@ def run_eager(job: dict) -> dict:
 
 
 def run_quasar(job: dict) -> dict:
-    from quasar.runtime import Scorer  # noqa: PLC0415
+    from quasar.runtime import Scorer
 
     files, reps = job["files"], job["reps"]
     if job["kind"] == "quasar_latency":
@@ -165,8 +165,8 @@ def run_quasar(job: dict) -> dict:
 
 def prepared_batches(files: Sequence[str], spec, batch_size: int) -> list[np.ndarray]:
     """The runtime's uint8 inputs for ``files``, in same-shape batches of at most ``batch_size``."""
-    from quasar.runtime.prepare import Preparer  # noqa: PLC0415
-    from quasar.runtime.sources import Item  # noqa: PLC0415
+    from quasar.runtime.prepare import Preparer
+    from quasar.runtime.sources import Item
 
     prep = Preparer(spec)
     groups: dict[tuple[int, ...], list[np.ndarray]] = {}
@@ -179,8 +179,8 @@ def prepared_batches(files: Sequence[str], spec, batch_size: int) -> list[np.nda
 def run_model(job: dict) -> dict:
     files, reps, bs = job["files"], job["reps"], job.get("batch_size", 8)
     if job["kind"] == "model_ort":
-        from quasar.runtime.backends import create_backend  # noqa: PLC0415
-        from quasar.runtime.model import load_model_info  # noqa: PLC0415
+        from quasar.runtime.backends import create_backend
+        from quasar.runtime.model import load_model_info
 
         info_m = load_model_info(job["model"])
         backend = create_backend(info_m, "onnxruntime", "cpu")
@@ -188,9 +188,9 @@ def run_model(job: dict) -> dict:
         spec = info_m.spec
         info = {"backend": backend.name, "precision": info_m.precision, "pack_hash": info_m.pack_hash}
     else:
-        import torch  # noqa: PLC0415
+        import torch
 
-        from quasar_bench.eager import build_eager_model  # noqa: PLC0415
+        from quasar_bench.eager import build_eager_model
 
         model, spec = build_eager_model(pack=job.get("pack", "default"))
 
@@ -222,8 +222,8 @@ def run_parity(job: dict) -> dict:
     (:func:`quasar.runtime.reference.reference_preprocess`), i.e. the eager pipeline's exact uint8
     pixels, through the ONNX model: this isolates the model (fp32 or int8) from preprocessing.
     """
-    from quasar.runtime import Scorer  # noqa: PLC0415
-    from quasar.runtime.reference import reference_preprocess  # noqa: PLC0415
+    from quasar.runtime import Scorer
+    from quasar.runtime.reference import reference_preprocess
 
     files = job["files"]
     variants: dict[str, dict] = {}
@@ -248,8 +248,8 @@ def run_parity(job: dict) -> dict:
 
 
 def run_limits(job: dict) -> dict:
-    from quasar_bench import limits  # noqa: PLC0415
-    from quasar_bench.eager import build_eager_model  # noqa: PLC0415
+    from quasar_bench import limits
+    from quasar_bench.eager import build_eager_model
 
     quick = job.get("quick", False)
     model, spec = build_eager_model(pack=job.get("pack", "default"))

@@ -197,7 +197,7 @@ class Embedder:
             numpy release the GIL, so this overlaps the encoder)."""
             try:
                 decoded = read_rgb(path)
-            except (ValueError, OSError, Exception) as e:  # noqa: BLE001 - any decoder failure skips the file
+            except (ValueError, OSError, Exception) as e:
                 return path, None, str(e).removeprefix(f"{path}: ")
             return path, [(i, key, preprocess(a.load(decoded), self.encoder.spec))
                           for i, a, key in by_path[path]], None

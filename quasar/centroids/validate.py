@@ -24,14 +24,14 @@ from quasar.limits import MAX_LOGIT_SCALE, MAX_PACK_BYTES
 
 
 def _error(msg: str):
-    from quasar.centroids.pack import PackError  # noqa: PLC0415 - pack.py imports this module lazily
+    from quasar.centroids.pack import PackError
 
     return PackError(msg)
 
 
 def validate_pack(pack, source: str = "<pack>") -> None:
     """Raise PackError (naming ``source``) unless every head's arrays and scale are usable."""
-    from quasar.centroids.pack import PackError  # noqa: PLC0415
+    from quasar.centroids.pack import PackError
 
     if not isinstance(pack.encoder, str) or not pack.encoder.strip():
         raise _error(f"{source}: the encoder id must be a non-empty string, not {pack.encoder!r}")

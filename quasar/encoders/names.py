@@ -20,7 +20,7 @@ FAMILY_PATTERNS: dict[str, str] = {
 }
 
 
-def list_encoders(filter: str | None = None) -> list[str]:  # noqa: A002 - timm's list_models spelling
+def list_encoders(filter: str | None = None) -> list[str]:
     """Every encoder id or id pattern, sorted; ``filter`` is an fnmatch pattern (``"*+taps"``, ``"timm:*"``).
 
     Built-ins come with their ``+taps`` variants; families are listed as patterns.

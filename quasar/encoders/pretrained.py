@@ -60,10 +60,10 @@ def build_encoder(encoder_id: str, spec=None):
     arch, name = tag
     offline = f"offline, pass a checkpoint file instead: open_clip:{arch}@/path/to/checkpoint.pt"
     try:
-        import open_clip  # noqa: PLC0415
+        import open_clip
 
         known = open_clip.list_pretrained_tags_by_model(arch)
-    except Exception:  # noqa: BLE001 - an unknown arch or an old open_clip: create_encoder reports it
+    except Exception:
         known = None
     if known is not None and name not in known:
         shown = ", ".join(known[:6]) + (", ..." if len(known) > 6 else "")
@@ -72,7 +72,7 @@ def build_encoder(encoder_id: str, spec=None):
     with quiet_logging():
         try:
             return create_encoder(encoder_id, spec)
-        except Exception as e:  # noqa: BLE001 - the hub client raises many types when offline
+        except Exception as e:
             if not _is_download_failure(e):
                 raise
             raise QuasarError(f"encoder {encoder_id!r}: the pretrained tag {name!r} needs network access to "

@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 from quasar.errors import QuasarError
-from quasar.eval.datasets import DATASETS, PAPER_TABLE1, Item, load_dataset
+from quasar.eval.datasets import DATASETS, PAPER_TABLE1, LabeledImage, load_dataset
 
 _SHOW_FAILURES = 5
 
@@ -64,7 +64,7 @@ def make_scorer(model: str | None, backend: str = "auto", batch_size: int | None
     return Scorer(model=model, **kwargs)
 
 
-def subset(items: list[Item], limit: int | None, seed: int) -> list[Item]:
+def subset(items: list[LabeledImage], limit: int | None, seed: int) -> list[LabeledImage]:
     """A seeded random subset in dataset order: the first N would often be one reference photo."""
     if limit is None or limit >= len(items):
         return items

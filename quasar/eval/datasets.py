@@ -1,6 +1,6 @@
 """Readers for published IQA / aesthetics datasets in their distributed folder layouts.
 
-Every reader is ``read_<name>(root) -> list[Item]`` with ``Item(path, mos, group)``:
+Every reader is ``read_<name>(root) -> list[LabeledImage]`` with ``LabeledImage(path, mos, group)``:
 
 * ``path`` is absolute, ``mos`` a float on the dataset's own scale, **always oriented so that
   higher means better** (the one error-style label, PieAPP's, is negated), so a positive SRCC
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from quasar.errors import QuasarError
 
 __all__ = [
-    "Item",
+    "LabeledImage",
     "Dataset",
     "DATASETS",
     "PAPER_TABLE1",
@@ -41,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Item:
+class LabeledImage:
     """One image with its human opinion score (higher = better) and optional source group."""
 
     path: str
@@ -145,7 +145,7 @@ def _column(header: list[str], path: str, *names: str) -> str:
 # readers
 
 
-def read_koniq10k(root, score: str = "MOS") -> list[Item]:
+def read_koniq10k(root, score: str = "MOS") -> list[LabeledImage]:
     """KonIQ-10k: ``koniq10k_scores_and_distributions.csv`` and images in ``1024x768/``.
 
     Columns used: ``image_name`` and ``MOS`` (1-5 scale); pass ``score="MOS_zscore"`` for the
@@ -161,10 +161,10 @@ def read_koniq10k(root, score: str = "MOS") -> list[Item]:
     col_name = _column(header, labels, "image_name")
     col_mos = _column(header, labels, score)
     resolve = _Resolver()
-    return [Item(resolve(images, r[col_name]), _float(r[col_mos], labels)) for r in rows]
+    return [LabeledImage(resolve(images, r[col_name]), _float(r[col_mos], labels)) for r in rows]
 
 
-def read_kadid10k(root) -> list[Item]:
+def read_kadid10k(root) -> list[LabeledImage]:
     """KADID-10k: ``dmos.csv`` (``dist_img, ref_img, dmos, var``) and images in ``images/``.
 
     Despite its name, ``dmos`` is a mean degradation-category rating on 1-5 where 5 means
@@ -177,10 +177,10 @@ def read_kadid10k(root) -> list[Item]:
     header, rows = _dict_rows(labels)
     col_d, col_r, col_m = (_column(header, labels, c) for c in ("dist_img", "ref_img", "dmos"))
     resolve = _Resolver()
-    return [Item(resolve(images, r[col_d]), _float(r[col_m], labels), r[col_r]) for r in rows]
+    return [LabeledImage(resolve(images, r[col_d]), _float(r[col_m], labels), r[col_r]) for r in rows]
 
 
-def read_tid2013(root) -> list[Item]:
+def read_tid2013(root) -> list[LabeledImage]:
     """TID2013: ``mos_with_names.txt`` (``"<MOS> <name>"`` lines) and ``distorted_images/``.
 
     MOS is on 0-9, higher is better. Group = the reference id (``i01`` .. ``i25``, the first
@@ -192,7 +192,7 @@ def read_tid2013(root) -> list[Item]:
     labels = _need(root, "mos_with_names.txt", name)
     images = _need(root, "distorted_images", name, "folder")
     resolve = _Resolver()
-    items = [Item(resolve(images, img), _float(mos, where), img[:3].lower())
+    items = [LabeledImage(resolve(images, img), _float(mos, where), img[:3].lower())
              for mos, img, where in _pairs(labels, "<MOS> <name>")]
     return items
 
@@ -206,7 +206,7 @@ def _mat_str(x) -> str:
     return str(x)
 
 
-def read_livec(root) -> list[Item]:
+def read_livec(root) -> list[LabeledImage]:
     """LIVE In the Wild / LIVE Challenge: ``Data/AllImages_release.mat``, ``Data/AllMOS_release.mat``.
 
     Images are in ``Images/``; MOS is on 0-100, higher is better. In the official layout the
@@ -233,7 +233,7 @@ def read_livec(root) -> list[Item]:
     items = []
     for i, (img, m) in enumerate(zip(names, mos, strict=True)):
         folder = training if i < 7 and os.path.isfile(os.path.join(training, img)) else images
-        items.append(Item(resolve(folder, img), m))
+        items.append(LabeledImage(resolve(folder, img), m))
     return items
 
 
@@ -254,7 +254,7 @@ def _spaq_rows_xlsx(path: str) -> tuple[list[str], list[dict[str, str]]]:
     return header, [dict(zip(header, r, strict=False)) for r in rows[1:] if any(r)]
 
 
-def read_spaq(root) -> list[Item]:
+def read_spaq(root) -> list[LabeledImage]:
     """SPAQ: ``Annotations/MOS and Image attribute scores.xlsx`` and images in ``TestImage/``.
 
     Columns used: ``Image name`` and ``MOS`` (0-100). Reading the .xlsx needs openpyxl; a CSV
@@ -278,10 +278,10 @@ def read_spaq(root) -> list[Item]:
     col_name = _column(header, labels, "Image name", "image_name", "image")
     col_mos = _column(header, labels, "MOS")
     resolve = _Resolver()
-    return [Item(resolve(images, r[col_name]), _float(r[col_mos], labels)) for r in rows]
+    return [LabeledImage(resolve(images, r[col_name]), _float(r[col_mos], labels)) for r in rows]
 
 
-def read_pieapp(root) -> list[Item]:
+def read_pieapp(root) -> list[LabeledImage]:
     """PieAPP test set: ``labels/test/ref_<n>_per_image_score.csv`` + ``distorted_images/test/``.
 
     Layout (official ``all_data_PieAPP_dataset_CVPR_2018`` archive): one per-image score file
@@ -314,11 +314,11 @@ def read_pieapp(root) -> list[Item]:
             img = r[col_d]
             if os.path.splitext(img)[0] == ref:
                 continue
-            items.append(Item(resolve(os.path.join(image_dir, ref), img), -_float(r[col_s], path), ref))
+            items.append(LabeledImage(resolve(os.path.join(image_dir, ref), img), -_float(r[col_s], path), ref))
     return items
 
 
-def read_ava(root) -> list[Item]:
+def read_ava(root) -> list[LabeledImage]:
     """AVA: ``AVA.txt`` and images ``images/<image id>.jpg``.
 
     Each line: index, image id, then the counts of votes for scores 1..10 (columns 3-12), two
@@ -344,11 +344,11 @@ def read_ava(root) -> list[Item]:
             if total <= 0:
                 continue
             mos = sum(k * c for k, c in enumerate(counts, 1)) / total
-            items.append(Item(os.path.join(images, f"{parts[1]}.jpg"), mos))
+            items.append(LabeledImage(os.path.join(images, f"{parts[1]}.jpg"), mos))
     return items
 
 
-def read_aadb(root, split: str = "test") -> list[Item]:
+def read_aadb(root, split: str = "test") -> list[LabeledImage]:
     """AADB: ``imgListFiles_label/imgList{Train,Validation,Test}Regression_score.txt``.
 
     Lines are ``"<image name> <score>"`` with the overall aesthetic score in 0-1; images are in
@@ -369,12 +369,12 @@ def read_aadb(root, split: str = "test") -> list[Item]:
         if split == "all" and part != "Test" and not os.path.isfile(os.path.join(root, rel)):
             continue
         labels = _need(root, rel, name)
-        items += [Item(resolve(images, img), _float(score, where))
+        items += [LabeledImage(resolve(images, img), _float(score, where))
                   for img, score, where in _pairs(labels, "<name> <score>")]
     return items
 
 
-def read_tad66k(root, split: str = "test") -> list[Item]:
+def read_tad66k(root, split: str = "test") -> list[LabeledImage]:
     """TAD66k: ``labels/merge/{test,train}.csv`` (columns ``image``, ``score``) and ``images/``.
 
     Scores are the theme-normalised aesthetic means (1-10). ``split="test"`` (default) or
@@ -393,11 +393,11 @@ def read_tad66k(root, split: str = "test") -> list[Item]:
         labels = _need(root, os.path.join("labels", "merge", f"{part}.csv"), name)
         header, rows = _dict_rows(labels)
         col_img, col_score = _column(header, labels, "image"), _column(header, labels, "score")
-        items += [Item(resolve(images, r[col_img]), _float(r[col_score], labels)) for r in rows]
+        items += [LabeledImage(resolve(images, r[col_img]), _float(r[col_score], labels)) for r in rows]
     return items
 
 
-def read_csv(csv_path, root=None) -> list[Item]:
+def read_csv(csv_path, root=None) -> list[LabeledImage]:
     """A plain CSV: header required, columns ``path`` and ``mos`` (any case), optional ``group``.
 
     Relative paths are resolved against ``root`` if given, else against the CSV's folder. MOS
@@ -421,7 +421,7 @@ def read_csv(csv_path, root=None) -> list[Item]:
         if not p:
             raise QuasarError(f"{csv_path}:{lineno}: empty path")
         group = (r.get(col_group) or None) if col_group else None
-        items.append(Item(os.path.join(base, p), _float(r.get(col_mos), f"{csv_path}:{lineno}"), group))
+        items.append(LabeledImage(os.path.join(base, p), _float(r.get(col_mos), f"{csv_path}:{lineno}"), group))
     return items
 
 
@@ -435,10 +435,10 @@ class Dataset:
 
     name: str
     title: str
-    read: Callable[..., list[Item]]
+    read: Callable[..., list[LabeledImage]]
     kind: str  # "synthetic" (distorted references), "authentic" (in-the-wild) or "aesthetic"
 
-    def __call__(self, root, **kwargs) -> list[Item]:
+    def __call__(self, root, **kwargs) -> list[LabeledImage]:
         return self.read(root, **kwargs)
 
 
@@ -489,7 +489,7 @@ def canonical_name(name: str) -> str | None:
     return key if key in DATASETS else None
 
 
-def load_dataset(name_or_csv: str, root=None) -> tuple[str, list[Item]]:
+def load_dataset(name_or_csv: str, root=None) -> tuple[str, list[LabeledImage]]:
     """Items of a registered dataset (``root`` required) or of a plain CSV file.
 
     Returns ``(canonical name or "csv", items)``. A value that is neither a registered name nor

@@ -20,18 +20,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from quasar.errors import QuasarError
-from quasar.eval.datasets import Item
+from quasar.eval.datasets import LabeledImage
 from quasar.eval.metrics import METRICS, bootstrap_ci
 
 
-class ScoreRecord(Protocol):
+class RecordLike(Protocol):
     source: Any
     scores: dict[str, float]
     error: str | None
 
 
 class PathScorer(Protocol):
-    def score_paths(self, paths: Sequence[str]) -> Iterable[ScoreRecord]: ...
+    def score_paths(self, paths: Sequence[str]) -> Iterable[RecordLike]: ...
 
 
 class _ScoreIterAdapter:
@@ -40,7 +40,7 @@ class _ScoreIterAdapter:
     def __init__(self, scorer) -> None:
         self.scorer = scorer
 
-    def score_paths(self, paths: Sequence[str]) -> Iterable[ScoreRecord]:
+    def score_paths(self, paths: Sequence[str]) -> Iterable[RecordLike]:
         return self.scorer.score_iter(list(paths))
 
 
@@ -94,8 +94,8 @@ class EvalReport:
         return clean(asdict(self))
 
 
-def score_items(
-    scorer: PathScorer, items: Sequence[Item], head: str, progress: bool = False
+def score_labeled(
+    scorer: PathScorer, items: Sequence[LabeledImage], head: str, progress: bool = False
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
     """Model score of ``head`` per item (``nan`` where it failed) and the list of failures.
 
@@ -171,7 +171,7 @@ def correlate(
 
 def evaluate(
     scorer: PathScorer,
-    items: Sequence[Item],
+    items: Sequence[LabeledImage],
     *,
     head: str = "quality",
     bootstrap: int = 1000,
@@ -192,7 +192,7 @@ def evaluate(
     heads = getattr(scorer, "heads", None)  # the runtime Scorer knows its heads: fail before scoring
     if heads and head not in heads:
         raise QuasarError(f"the model has no head {head!r} (heads: {', '.join(heads)})")
-    pred, failures = score_items(scorer, items, head, progress=progress)
+    pred, failures = score_labeled(scorer, items, head, progress=progress)
     ok = np.isfinite(pred)
     if not ok.any():
         first = failures[0] if failures else {"path": "?", "error": "?"}

@@ -42,7 +42,7 @@ def _is_current(path: str, pack_hash: str, precision: str) -> bool:
         info = load_info(model)
     except (MetadataError, OSError, ValueError):
         return False
-    except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends: a broken file
+    except Exception:
         return False
     return (info.pack_hash == pack_hash and info.precision == precision
             and model.producer_version == producer_version())

@@ -174,14 +174,14 @@ def _decode_other(buf: np.ndarray, fmt: str | None) -> Decoded:
 def _gif_with_pil(buf: np.ndarray) -> np.ndarray | None:
     """First GIF frame via PIL, if PIL is installed (optional: only old OpenCV builds need it)."""
     try:
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
     except ImportError:
         return None
     try:
         with Image.open(io.BytesIO(buf.tobytes())) as im:
             im.seek(0)
             return to_rgb8(np.asarray(im.convert("RGBA")), "RGB")
-    except Exception:  # noqa: BLE001 - PIL raises many types for bad data; the caller reports it
+    except Exception:
         return None
 
 

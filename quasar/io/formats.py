@@ -85,7 +85,7 @@ def pillow_size(data: bytes | memoryview) -> tuple[int, int] | None:
     that raises instead of telling the size, and the caller applies its own limit.
     """
     try:
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
     except ImportError:
         return None
     raw = bytes(data)
@@ -93,7 +93,7 @@ def pillow_size(data: bytes | memoryview) -> tuple[int, int] | None:
     try:
         Image.init()
         openers = [Image.OPEN[i] for i in Image.ID if i in Image.OPEN]
-    except Exception:  # noqa: BLE001 - a broken Pillow install: no fallback
+    except Exception:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,16 +102,16 @@ def pillow_size(data: bytes | memoryview) -> tuple[int, int] | None:
                 if accept is not None and not accept(prefix):
                     continue
                 im = factory(io.BytesIO(raw), "")
-            except Exception:  # noqa: BLE001 - a plugin refusing the data, in any of Pillow's ways
+            except Exception:
                 continue
             try:
                 w, h = im.size
-            except Exception:  # noqa: BLE001
+            except Exception:
                 w = h = None
             finally:
                 try:
                     im.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             if isinstance(w, int) and isinstance(h, int) and w >= 0 and h >= 0:
                 return w, h

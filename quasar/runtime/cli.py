@@ -91,7 +91,7 @@ def register(subparsers) -> None:
 def _quiet_opencv() -> None:
     """OpenCV logs every undecodable file on stderr; the CLI reports them itself."""
     try:
-        import cv2  # noqa: PLC0415
+        import cv2
 
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except (ImportError, AttributeError):
@@ -100,12 +100,12 @@ def _quiet_opencv() -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
-    from quasar.io.decode import DEFAULT_MAX_PIXELS  # noqa: PLC0415
-    from quasar.runtime.output import open_writer  # noqa: PLC0415
-    from quasar.runtime.pathtext import encode_text, resume_key  # noqa: PLC0415
-    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled  # noqa: PLC0415
-    from quasar.runtime.scorer import Scorer  # noqa: PLC0415
-    from quasar.runtime.sources import iter_items  # noqa: PLC0415
+    from quasar.io.decode import DEFAULT_MAX_PIXELS
+    from quasar.runtime.output import open_writer
+    from quasar.runtime.pathtext import encode_text, resume_key
+    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
+    from quasar.runtime.scorer import Scorer
+    from quasar.runtime.sources import iter_items
 
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
@@ -177,7 +177,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _interrupted_line(output: str, n: int) -> str:
-    from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
+    from quasar.runtime.pathtext import encode_text
 
     rows = f"{n} row{'s' if n != 1 else ''}"
     if output == "-":
@@ -197,7 +197,7 @@ def exit_status(n: int, failed: int, skipped: int, strict: bool = False) -> int:
 
 
 def _summary(n: int, failures: list[tuple[str, str]], skipped: int, seconds: float, warned: int = 0) -> None:
-    from quasar.runtime.pathtext import encode_text  # noqa: PLC0415
+    from quasar.runtime.pathtext import encode_text
 
     err = sys.stderr
     rate = f", {n / seconds:.1f} img/s" if seconds > 0 and n else ""

@@ -23,7 +23,7 @@ def is_torch_tensor(x) -> bool:
 def is_pil_image(x) -> bool:
     if not type(x).__module__.startswith("PIL"):
         return False
-    from PIL import Image  # noqa: PLC0415 - already imported by whoever made x
+    from PIL import Image
 
     return isinstance(x, Image.Image)
 

@@ -122,7 +122,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         done = read_done(out, fmt, columns(heads, margins))
         existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
     try:
-        stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")  # noqa: SIM115 - RowWriter closes it
+        stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")
     except IsADirectoryError:
         raise QuasarError(f"{out}: is a directory; give a file name for the results") from None
     writer = RowWriter(stream, fmt, heads, margins, header=not existing, owns=True, name=out)

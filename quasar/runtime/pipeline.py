@@ -111,7 +111,7 @@ class Pipeline:
             return None, str(e), None
         except MemoryError:
             return None, "out of memory while decoding (use fewer --workers or a lower --max-pixels)", None
-        except Exception as e:  # noqa: BLE001 - a bug or an odd OS error must not end the run
+        except Exception as e:
             return None, f"unexpected {type(e).__name__}: {e}", None
         if isinstance(out, tuple):
             return out[0], None, out[1]
@@ -256,7 +256,7 @@ class Pipeline:
         for _, handle in pending:
             try:
                 handle.result()
-            except Exception:  # noqa: BLE001 - already failing or abandoned
+            except Exception:
                 pass
         pending.clear()
         while feeder.is_alive() or not out_q.empty():

@@ -106,6 +106,6 @@ def count_inputs(paths: Iterable[str], recursive: bool, extensions: frozenset[st
 
 def make_bar(total: int | None, enabled: bool):
     """A tqdm bar on stderr (disabled: a no-op bar with the same methods)."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     return tqdm(total=total, unit="img", desc="scoring", disable=not enabled, dynamic_ncols=True, file=sys.stderr)

@@ -19,7 +19,7 @@ from quasar.preprocess import PreprocessSpec, target_shape
 
 def reference_decode(source: str | os.PathLike | bytes) -> np.ndarray:
     """Upright RGB uint8 pixels via PIL (alpha composited on white), full resolution."""
-    from PIL import Image, ImageOps  # noqa: PLC0415
+    from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
         im = ImageOps.exif_transpose(im)
@@ -32,7 +32,7 @@ def reference_decode(source: str | os.PathLike | bytes) -> np.ndarray:
 
 def reference_preprocess(source: str | os.PathLike | bytes, spec: PreprocessSpec) -> np.ndarray:
     """What a PIL + torchvision pipeline would feed the model for ``spec`` (uint8 HxWx3)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     rgb = reference_decode(source)
     rh, rw, crop = target_shape(rgb.shape[0], rgb.shape[1], spec)

@@ -33,7 +33,7 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
     if backend == "torch":
         return "torch", device
     if backend == "auto" and device is None:
-        from quasar.runtime.backends.ort import best_device  # noqa: PLC0415
+        from quasar.runtime.backends.ort import best_device
 
         device = best_device()
     return "onnxruntime", device
@@ -45,14 +45,14 @@ def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = 
     """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``)."""
     name, device = resolve_backend(info, backend, device)
     if name == "tensorrt":
-        from quasar.runtime.backends.tensorrt import TensorRTBackend  # noqa: PLC0415
+        from quasar.runtime.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(info, device_id=device_id)
     if name == "torch":
-        from quasar.runtime.backends.torch_backend import TorchBackend  # noqa: PLC0415
+        from quasar.runtime.backends.torch_backend import TorchBackend
 
         return TorchBackend(info, device=device, threads=threads)
-    from quasar.runtime.backends.ort import OrtBackend  # noqa: PLC0415
+    from quasar.runtime.backends.ort import OrtBackend
 
     return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id,
                       max_batch=batch_size or 32)

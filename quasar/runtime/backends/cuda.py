@@ -20,10 +20,10 @@ import numpy as np
 def load_cudart():
     """cuda-python's runtime module (``cuda.bindings.runtime`` since 12.6, ``cuda.cudart`` before)."""
     try:
-        from cuda.bindings import runtime as rt  # noqa: PLC0415
+        from cuda.bindings import runtime as rt
     except ImportError:
         try:
-            from cuda import cudart as rt  # noqa: PLC0415
+            from cuda import cudart as rt
         except ImportError as e:
             raise ImportError("CUDA staging needs cuda-python (pip install cuda-python)") from e
     return rt
@@ -152,7 +152,7 @@ class StagingRing:
                             (self.cuda.destroy_event, s.copied)):
                 try:
                     fn(arg)
-                except Exception:  # noqa: BLE001 - best effort at teardown
+                except Exception:
                     pass
         self.slots = []
         self._by_addr = {}

@@ -26,7 +26,7 @@ PROVIDERS = {
 
 
 def available_providers() -> list[str]:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     return list(ort.get_available_providers())
 
@@ -72,7 +72,7 @@ class OrtBackend(Backend):
                  optimization: str = "all", device_id: int = 0, staging_slots: int = 5,
                  slot_bytes: int | None = None, spin: bool = False, max_batch: int = 32) -> None:
         super().__init__(info)
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
 
         device = device or best_device()
         if device not in PROVIDERS:
@@ -157,7 +157,7 @@ class OrtBackend(Backend):
     # ------------------------------------------------------------------ CUDA (IOBinding, pinned, double-buffered)
     def _init_staging(self, nslots: int, slot_bytes: int | None) -> None:
         try:
-            from quasar.runtime.backends.cuda import CudaRuntime, StagingRing  # noqa: PLC0415
+            from quasar.runtime.backends.cuda import CudaRuntime, StagingRing
 
             self._cuda = CudaRuntime(device=self.device_id)
             spec = self.info.spec

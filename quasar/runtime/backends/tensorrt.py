@@ -27,10 +27,10 @@ class TensorRTBackend(Backend):
     def __init__(self, info: ModelInfo, device_id: int = 0, staging_slots: int = 5) -> None:
         super().__init__(info)
         try:
-            import tensorrt as trt  # noqa: PLC0415
+            import tensorrt as trt
         except ImportError:
             raise QuasarError(f"{info.path}: the TensorRT backend needs the tensorrt Python package") from None
-        from quasar.runtime.backends.cuda import CudaRuntime, StagingRing  # noqa: PLC0415
+        from quasar.runtime.backends.cuda import CudaRuntime, StagingRing
 
         self.trt = trt
         self.cuda = CudaRuntime(device=device_id)
@@ -148,7 +148,7 @@ class TensorRTBackend(Backend):
                             (self.cuda.free_host, "host_scores_ptr"), (self.cuda.free_host, "host_margins_ptr")):
                 try:
                     fn(x[key])
-                except Exception:  # noqa: BLE001 - best effort at teardown
+                except Exception:
                     pass
         self.ring.close()
         self.context = self.engine = None

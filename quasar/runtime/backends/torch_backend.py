@@ -34,8 +34,8 @@ def read_head_initializers(path: str, num_heads: int, combine: list | None = Non
     """(head weights [K_base, D], logit_scales [K], biases [K]) from the graph; QuasarError if absent
     or misshapen."""
     try:
-        import onnx  # noqa: PLC0415
-        from onnx import numpy_helper  # noqa: PLC0415
+        import onnx
+        from onnx import numpy_helper
     except ImportError:
         raise QuasarError("the torch backend needs the onnx package (pip install quasar-engine[export])") from None
     model = onnx.load(path, load_external_data=False)
@@ -71,9 +71,9 @@ class TorchBackend(Backend):
         if info.kind != "onnx":
             raise QuasarError(f"{info.path}: the torch backend rebuilds models from ONNX files, not engines")
         try:
-            import torch  # noqa: PLC0415
+            import torch
 
-            from quasar.encoders import create_encoder  # noqa: PLC0415
+            from quasar.encoders import create_encoder
         except ImportError as e:
             raise QuasarError(f"the torch backend needs torch and the export extras ({e})") from None
         self.torch = torch
@@ -97,7 +97,7 @@ class TorchBackend(Backend):
         self.device = device
         self.name = f"torch-{device}"
         # The exporter's own module (quasar.export.fused), so both compute exactly the same function.
-        from quasar.export.fused import FusedScorer  # noqa: PLC0415
+        from quasar.export.fused import FusedScorer
 
         self.module = FusedScorer(encoder, cents, scales, list(info.heads), head_biases=biases,
                                   combine=combine).to(device).eval()
