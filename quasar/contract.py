@@ -55,6 +55,8 @@ FORMAT = "quasar-fused-model"
 FORMAT_VERSION = 2
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("scores", "margins")
+# Optional third output (opt-in at export): float32 [N, D], the L2-normalised embedding the heads read.
+EMBEDDING_OUTPUT = "embedding"
 INPUT_LAYOUT = "NHWC_uint8"
 PRECISIONS = ("fp32", "fp16", "int8")
 COMBINE_RULES = ("min", "mean", "softmin")

@@ -13,11 +13,14 @@ Choices (each one is what a user of a photo viewer would expect to be scored):
   pixels often store black or garbage RGB, which would otherwise be scored.
 * **16-bit and float samples are scaled to 8 bits** (``round(v * 255 / 65535)``; floats are taken as
   0..1), greyscale is replicated to three channels, CMYK JPEGs are converted by libjpeg.
+* **HEIF/HEIC and AVIF** (phones): :mod:`quasar.io.heif` (pillow-heif; AVIF through OpenCV when its
+  build reads it, else Pillow), at full size; the container's irot/imir transforms are the orientation.
+  A missing decoder is that file's error naming the ``heif`` extra.
 * **Animated GIF/WebP/PNG: the first frame** (OpenCV >= 4.11 decodes GIF; older builds fall back to
   PIL when it is installed). ICC profiles are ignored (as PIL does by default).
 * **Decompression bombs**: the pixel count in the header is checked *before* decoding against
   ``max_pixels`` (default: PIL's limit, about 179 MP). The header is read the way the decoder reads
-  it (:mod:`quasar.io.formats`); a JPEG, PNG, GIF, WebP, BMP, TIFF or HDR file whose size
+  it (:mod:`quasar.io.formats`); a JPEG, PNG, GIF, WebP, BMP, TIFF, HDR, HEIF or AVIF file whose size
   cannot be read from its header is refused without decoding. Only files of other formats whose
   size neither this module nor Pillow can read are decoded first and checked after (OpenCV's own
   limit, 2**30 pixels, applies to them).
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quasar.io.formats import GIF, JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
+from quasar.io.formats import AVIF, GIF, HEIF, JPEG, TIFF, exif_orientation, jpeg_has_eoi, probe
 
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL.Image.MAX_IMAGE_PIXELS * 2, where PIL raises instead of warning
 _REDUCED_FLAGS = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
@@ -104,6 +107,8 @@ def decode(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEF
     try:
         if header.format == JPEG:
             out = _decode_jpeg(buf, header.width, header.height, min_shape)
+        elif header.format in (HEIF, AVIF):
+            out = _decode_phone(data, header.format)
         else:
             out = _decode_other(buf, header.format)
     except cv2.error as e:  # some malformed files make OpenCV raise instead of returning None
@@ -143,6 +148,25 @@ def _decode_jpeg(buf: np.ndarray, width: int | None, height: int | None, min_sha
     else:  # unexpected; the reduced image is then the best size we know
         full = (dh * f, dw * f)
     return Decoded(img, full, f)
+
+
+def _decode_phone(data: bytes | bytearray | memoryview, fmt: str) -> Decoded:
+    """HEIF/HEIC and AVIF (:mod:`quasar.io.heif`): full size, upright by the container's irot/imir."""
+    from quasar.io import heif
+    from quasar.io.isobmff import primary_item
+
+    raw = bytes(data)
+    try:
+        img = heif.decode_heif(raw) if fmt == HEIF else heif.decode_avif(raw, primary_item(raw))
+    except heif.DecoderMissing as e:
+        raise ImageError(str(e)) from None
+    except MemoryError:
+        raise
+    except Exception as e:  # pillow-heif raises plain RuntimeError/ValueError for damaged files
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ImageError(f"corrupt or truncated {fmt.upper()} data ({reason})") from None
+    rgb = to_rgb8(img, "RGB")
+    return Decoded(rgb, rgb.shape[:2], 1)
 
 
 def _decode_other(buf: np.ndarray, fmt: str | None) -> Decoded:

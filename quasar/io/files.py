@@ -16,7 +16,7 @@ from quasar.io.decode import ImageError, decode
 
 # Extensions picked up when walking folders (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .avif .jp2 .pbm .pgm .ppm .pnm".split()
+    ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .avif .jp2 .pbm .pgm .ppm .pnm .heic .heif .hif".split()
 )
 
 

@@ -8,7 +8,8 @@ pixels.
 The size must be the one **the decoder will use**, or the bomb guard can be bypassed. So each
 parser follows its decoder's rules, not the format's ideal: JPEG markers are found the way libjpeg
 finds them (stray bytes before a marker are skipped, as libjpeg does with a warning); a TIFF's first
-directory is read wherever it sits in the file (also BigTIFF). When these parsers find no size,
+directory is read wherever it sits in the file (also BigTIFF); HEIF and AVIF give the primary item's
+``ispe`` (:mod:`quasar.io.isobmff`). When these parsers find no size,
 :func:`probe` asks Pillow's header readers (no pixels are decoded). :func:`probe` never raises.
 """
 
@@ -20,8 +21,12 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+from quasar.io import isobmff
+
 # Signatures (magic bytes) of the formats the runtime reads; see ``sniff``.
 JPEG, PNG, GIF, WEBP, BMP, TIFF, HDR = "jpeg", "png", "gif", "webp", "bmp", "tiff", "hdr"
+# Phone formats in an ISO-BMFF container (ftyp brand; quasar.io.isobmff), decoded by quasar.io.heif.
+HEIF, AVIF = "heif", "avif"
 
 # SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -58,6 +63,8 @@ def sniff(data: bytes | memoryview) -> str | None:
         return TIFF
     if head.startswith((b"#?RADIANCE", b"#?RGBE")):
         return HDR
+    if head[4:8] == b"ftyp":
+        return isobmff.brand(data)
     return None
 
 
@@ -228,7 +235,7 @@ def _hdr_size(b: bytes | memoryview) -> tuple[int, int] | None:
 
 
 _SIZE_READERS = {JPEG: _jpeg_size, PNG: _png_size, GIF: _gif_size, WEBP: _webp_size, BMP: _bmp_size, TIFF: _tiff_size,
-                 HDR: _hdr_size}
+                 HDR: _hdr_size, HEIF: isobmff.primary_size, AVIF: isobmff.primary_size}
 
 # TIFF field types whose single value fits the value slot: BYTE, SHORT, LONG (unsigned and signed),
 # and in BigTIFF also LONG8 / SLONG8.

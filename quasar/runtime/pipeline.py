@@ -53,6 +53,7 @@ class Result:
     margins: np.ndarray | None = None
     error: str | None = None
     warning: str | None = None
+    embedding: np.ndarray | None = None  # [D], when the backend returns embeddings
 
 
 @dataclass
@@ -196,12 +197,17 @@ class Pipeline:
 
         def collect() -> None:
             batch, handle = pending.popleft()
-            scores, margins = handle.result()
+            out = handle.result()
+            scores, margins = out[0], out[1]
+            emb = out[2] if len(out) > 2 else None  # backends return embeddings when asked for them
             finite = np.isfinite(scores).all(axis=1) & np.isfinite(margins).all(axis=1)
+            if emb is not None:
+                finite &= np.isfinite(emb).all(axis=1)
             for j, (i, label) in enumerate(zip(batch.indices, batch.labels, strict=True)):
                 warning = warnings.pop(i, None)
                 if finite[j]:
-                    ready[i] = Result(i, label, scores[j].copy(), margins[j].copy(), warning=warning)
+                    ready[i] = Result(i, label, scores[j].copy(), margins[j].copy(), warning=warning,
+                                      embedding=None if emb is None else emb[j].copy())
                 else:
                     ready[i] = Result(i, label, error=self._non_finite_reason())
 

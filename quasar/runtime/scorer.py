@@ -39,6 +39,8 @@ class ScoreRecord:
     margins: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     warning: str | None = None
+    # The unit embedding the heads read (float32 [D]), with Scorer(embeddings=True); else None.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,9 @@ class Scorer:
         reduced_decode: decode big JPEGs at 1/2..1/8 scale when the result still covers the resize target.
         window: bucket flush window for dynamic-size models (see :mod:`quasar.runtime.pipeline`).
         optimization: ONNX Runtime graph optimisation level (disable, basic, extended, all).
+        embeddings: also give each record the unit embedding the heads read (``ScoreRecord.embedding``,
+            from the same forward pass; ONNX models on the onnxruntime backend, see
+            :mod:`quasar.runtime.embedding`).
 
     Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
     is False), as pyiqa's metrics state it.
@@ -74,11 +79,11 @@ class Scorer:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, reduced_decode: bool = True, window: int | None = None,
-                 optimization: str = "all", device_id: int = 0) -> None:
+                 optimization: str = "all", device_id: int = 0, embeddings: bool = False) -> None:
         path = os.fspath(model) if model is not None else default_model_path()
         self.info: ModelInfo = load_model_info(path)
         self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
-                                      device_id=device_id, batch_size=batch_size)
+                                      device_id=device_id, batch_size=batch_size, embeddings=embeddings)
         # On CPU a larger batch buys nothing (measured: effnet-lite0 costs the same CPU time per image
         # at batch 1..16) and only makes native-size buckets wait longer; GPUs want big batches.
         bs = batch_size or (32 if self.backend.device == "cuda" else 4)
@@ -106,7 +111,8 @@ class Scorer:
         if r.error is not None:
             return ScoreRecord(r.label, error=r.error)
         return ScoreRecord(r.label, dict(zip(self.heads, map(float, r.scores), strict=True)),
-                           dict(zip(self.heads, map(float, r.margins), strict=True)), warning=r.warning)
+                           dict(zip(self.heads, map(float, r.margins), strict=True)), warning=r.warning,
+                           embedding=r.embedding)
 
     def score_iter(self, inputs, recursive: bool = False,
                    extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[ScoreRecord]:

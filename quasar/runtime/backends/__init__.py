@@ -41,9 +41,15 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
 
 def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = None, *,
                    threads: int | None = None, optimization: str = "all", device_id: int = 0,
-                   batch_size: int | None = None) -> Backend:
-    """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``)."""
+                   batch_size: int | None = None, embeddings: bool = False) -> Backend:
+    """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``).
+
+    ``embeddings``: also return each image's unit embedding (ONNX Runtime only, see
+    :mod:`quasar.runtime.embedding`)."""
     name, device = resolve_backend(info, backend, device)
+    if embeddings and name != "onnxruntime":
+        raise QuasarError(f"{info.path}: embeddings are read from ONNX graphs on the onnxruntime backend, "
+                          f"not the {name} backend")
     if name == "tensorrt":
         from quasar.runtime.backends.tensorrt import TensorRTBackend
 
@@ -55,4 +61,4 @@ def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = 
     from quasar.runtime.backends.ort import OrtBackend
 
     return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id,
-                      max_batch=batch_size or 32)
+                      max_batch=batch_size or 32, embeddings=embeddings)

@@ -24,12 +24,12 @@ class Pending(ABC):
 
 
 class Done(Pending):
-    """A batch that finished synchronously."""
+    """A batch that finished synchronously (with the embeddings [N, D] when they were asked for)."""
 
-    def __init__(self, scores: np.ndarray, margins: np.ndarray) -> None:
-        self._out = (scores, margins)
+    def __init__(self, scores: np.ndarray, margins: np.ndarray, embedding: np.ndarray | None = None) -> None:
+        self._out = (scores, margins) if embedding is None else (scores, margins, embedding)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, ...]:
         return self._out
 
 

@@ -70,7 +70,8 @@ class OrtBackend(Backend):
 
     def __init__(self, info: ModelInfo, device: str | None = None, threads: int | None = None,
                  optimization: str = "all", device_id: int = 0, staging_slots: int = 5,
-                 slot_bytes: int | None = None, spin: bool = False, max_batch: int = 32) -> None:
+                 slot_bytes: int | None = None, spin: bool = False, max_batch: int = 32,
+                 embeddings: bool = False) -> None:
         super().__init__(info)
         import onnxruntime as ort
 
@@ -100,8 +101,13 @@ class OrtBackend(Backend):
             opts = {"CUDAExecutionProvider": {"device_id": str(device_id)},
                     "TensorrtExecutionProvider": {"device_id": str(device_id), **trt_ep_options(info, max_batch)}}
             providers = [(p, opts[p]) if p in opts else p for p in providers]
+        source, self.embedding_output = info.path, None
+        if embeddings:  # the unit embedding as a third output (quasar.runtime.embedding); the file is unchanged
+            from quasar.runtime.embedding import embedding_session_source
+
+            source, self.embedding_output = embedding_session_source(info.path)
         try:
-            self.session = ort.InferenceSession(info.path, so, providers=providers)
+            self.session = ort.InferenceSession(source, so, providers=providers)
         except Exception as e:  # ORT raises its own exception types
             raise QuasarError(f"{info.path}: ONNX Runtime cannot load this model ({str(e).strip()[:300]})") from None
         self.device = "cpu" if device == "cpu" else "cuda"
@@ -141,9 +147,17 @@ class OrtBackend(Backend):
                                   f"{k} heads {list(self.info.heads)}")
 
     # ------------------------------------------------------------------ CPU
-    def _run_host(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_host(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self.embedding_output is not None:
+            scores, margins, emb = self.session.run([*OUTPUT_NAMES, self.embedding_output], {INPUT_NAME: batch})
+            return (*self.check_outputs(scores, margins, batch.shape[0]), self._check_embedding(emb, batch.shape[0]))
         scores, margins = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return self.check_outputs(scores, margins, batch.shape[0])
+
+    def _check_embedding(self, emb: np.ndarray, n: int) -> np.ndarray:
+        if emb.ndim != 2 or emb.shape[0] != n:
+            raise QuasarError(f"{self.info.path}: embedding output has shape {emb.shape}, expected ({n}, D)")
+        return np.asarray(emb, dtype=np.float32)
 
     def accepts(self, image_shape: tuple[int, ...]) -> str | None:
         """Always None: oNNX Runtime runs any size the preprocessing spec produces."""
@@ -198,11 +212,16 @@ class OrtBackend(Backend):
                 binding.bind_input(INPUT_NAME, "cuda", self.device_id, np.uint8, list(shape), slot.dev_ptr)
                 binding.bind_output(OUTPUT_NAMES[0])
                 binding.bind_output(OUTPUT_NAMES[1])
+                if self.embedding_output is not None:
+                    binding.bind_output(self.embedding_output)
                 self.session.run_with_iobinding(binding)
-                scores, margins = binding.copy_outputs_to_cpu()
+                outs = binding.copy_outputs_to_cpu()
         finally:
             self._ring.release(slot)
-        return self.check_outputs(scores, margins, shape[0])
+        checked = self.check_outputs(outs[0], outs[1], shape[0])
+        if self.embedding_output is not None:
+            return (*checked, self._check_embedding(outs[2], shape[0]))
+        return checked
 
     def close(self) -> None:
         if self._ring is not None:
@@ -215,5 +234,5 @@ class _OrtCudaPending(Pending):
     def __init__(self, backend: OrtBackend, slot, shape: tuple[int, ...]) -> None:
         self.backend, self.slot, self.shape = backend, slot, shape
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, ...]:
         return self.backend._finish_cuda(self.slot, self.shape)
