@@ -24,6 +24,8 @@ STAGES = (
     "quasar.export.cli",
     "quasar.runtime.cli",
     "quasar.eval.cli",
+    "quasar.report.cli",  # `quasar report`: runtime only, imports its modules when run
+    "quasar.cull.cli",  # `quasar cull`: likewise
     "quasar.list_cli",  # `quasar list`: torch-free, imports its readers only when run
     "quasar.bench_cli",  # thin: the benchmark code is imported only when `quasar bench` runs
 )

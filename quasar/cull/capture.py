@@ -38,7 +38,7 @@ def capture_time(path: str) -> float | None:
     try:
         from PIL import Image
 
-        from quasar.io.decode import register_heif_opener
+        from quasar.io.heif import register_heif_opener
 
         register_heif_opener()
         with warnings.catch_warnings():

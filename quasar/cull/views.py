@@ -42,7 +42,26 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "late": ("blocks.5.mean", "blocks.6.mean", "bn2.mean"),
     "mid": ("blocks.3.mean", "blocks.4.mean", "blocks.5.mean"),
 }
-DEFAULT_VIEW = "deep"
+# The view and threshold with the best pairwise F1 on bursts made from anchor photos
+# (benchmarks/burst_eval.py, validation split); held-out bursts were scored once with these.
+DEFAULT_VIEW = "deep-stats"
+THRESHOLDS: dict[str, dict[str, float]] = {
+    "effnet-lite0+taps": {"full": 0.91, "deep": 0.74, "deep-stats": 0.715, "late": 0.81, "mid": 0.885},
+}
+
+
+def default_view(encoder: str) -> str:
+    """``DEFAULT_VIEW`` where the encoder's block layout is known, else ``full``."""
+    return DEFAULT_VIEW if encoder in LAYOUTS else "full"
+
+
+def default_threshold(encoder: str, view: str) -> float:
+    """The validated similarity threshold for this encoder and view; QuasarError if there is none."""
+    t = THRESHOLDS.get(encoder, {}).get(view)
+    if t is None:
+        raise QuasarError(f"no validated similarity threshold for encoder {encoder!r} with view {view!r}; "
+                          "give one with --threshold")
+    return t
 
 
 def view_columns(encoder: str, view: str, dim: int) -> np.ndarray | None:

@@ -1,0 +1,104 @@
+"""``quasar cull``: group near-duplicate shots, rank each group by quality, mark keep / drop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from quasar.errors import QuasarError
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _similarity(v: str) -> float:
+    x = float(v)
+    if not -1.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"a cosine similarity is within -1..1, got {x}")
+    return x
+
+
+def register(subparsers) -> None:
+    from quasar.cull.run import HOW
+    from quasar.cull.views import DEFAULT_VIEW, VIEWS
+
+    p = subparsers.add_parser(
+        "cull", help="group near-duplicate shots (bursts) and mark the best of each to keep",
+        description="Score photos once (quality and embedding in one pass), group near-duplicates by cosine "
+                    "similarity of their embeddings, rank each group by a quality head and mark the best "
+                    "photo(s) keep, the others drop. Rows: group, rank, keep, similarity, group_size, path, "
+                    "the heads, capture_time, error; ordered by group, then rank.",
+        epilog="Defaults (view and threshold) were chosen on bursts made from anchor photos and measured on "
+               "bursts from held-out photos: benchmarks/README.md, 'Best of a burst'.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("-o", "--output", default="-", metavar="OUT", help="out.csv, out.jsonl or - for stdout (CSV)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None, help="override the format inferred from OUT")
+    p.add_argument("--model", metavar="FILE", default=None, help="fused ONNX model (default: the built-in model)")
+    p.add_argument("--threshold", type=_similarity, default=None,
+                   help="cosine similarity at which two photos are near-duplicates (default: the validated "
+                        "threshold of the model's encoder and --view)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="only compare photos whose EXIF capture times are at most this far apart (photos "
+                        "without a time are compared among themselves); default: compare all photos")
+    p.add_argument("--view", choices=sorted(VIEWS), default=None,
+                   help=f"which part of the embedding to compare (default: {DEFAULT_VIEW} for effnet-lite0+taps, "
+                        "else full)")
+    p.add_argument("--head", default="quality", help="head that ranks each group")
+    p.add_argument("--keep", type=_positive, default=1, help="photos kept per group")
+    p.add_argument("--keep-to", metavar="DIR", default=None, help="put the kept photos into DIR (see --how)")
+    p.add_argument("--drop-to", metavar="DIR", default=None, help="put the dropped photos into DIR (see --how)")
+    p.add_argument("--how", choices=HOW, default="symlink", help="how --keep-to/--drop-to place files")
+    p.add_argument("--report", metavar="HTML", default=None, help="also write a visual report with the groups")
+    p.add_argument("--workers", type=_positive, default=None, help="decode threads (default: cores, at most 8)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    from quasar.cull.run import cull, place, write_rows
+    from quasar.runtime.cli import _quiet_opencv
+    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
+    from quasar.runtime.scorer import Scorer
+
+    if args.window is not None and args.window < 0:
+        raise QuasarError("--window must be at least 0 seconds")
+    _quiet_opencv()
+    with Scorer(args.model, embeddings=True, workers=args.workers, batch_size=args.batch_size) as scorer:
+        show = progress_enabled(args.output, args.quiet)
+        bar = make_bar(count_inputs(args.paths, args.recursive) if show else None, show)
+
+        def records():
+            for rec in scorer.score_iter(args.paths, args.recursive):
+                bar.update()
+                yield rec
+
+        try:
+            result = cull(records(), encoder=scorer.info.encoder, heads=scorer.heads, head=args.head,
+                          threshold=args.threshold, window=args.window, view=args.view, keep=args.keep)
+        finally:
+            bar.close()
+    write_rows(result, args.output, args.format)
+    placed = place(result, args.keep_to, args.drop_to, args.how) if (args.keep_to or args.drop_to) else None
+    if args.report:
+        from quasar.report.build import build_report
+        from quasar.report.data import from_cull
+
+        build_report(from_cull(result), args.report, workers=args.workers)
+    n = len(result.rows)
+    failed = sum(r.group is None for r in result.rows)
+    kept = sum(r.keep for r in result.rows)
+    if not args.quiet:
+        where = "" if placed is None else f"; placed {placed['kept']} kept, {placed['dropped']} dropped ({args.how})"
+        print(f"quasar cull: {n - failed} photos in {result.groups} groups, {kept} kept, {failed} failed "
+              f"(view {result.view}, threshold {result.threshold:.3f}"
+              f"{'' if result.window is None else f', window {result.window:g} s'}; "
+              f"{time.perf_counter() - t0:.1f} s){where}", file=sys.stderr)
+    return 0 if n - failed > 0 else 1

@@ -1,0 +1,195 @@
+"""``cull``: score a folder once, group near-duplicate shots, mark the best of each group to keep.
+
+One forward pass per photo gives both the quality scores and the embedding (the scorer's
+``embeddings=True``, :mod:`quasar.runtime.embedding`); the embedding's *view*
+(:mod:`quasar.cull.views`) is compared by cosine similarity (:mod:`quasar.cull.group`), optionally
+only within an EXIF capture-time window (:mod:`quasar.cull.capture`); each group is ranked by a
+quality head and its best ``keep`` photos are marked keep, the rest drop. Photos that could not be
+scored are rows with their error and no group.
+
+Rows (CSV or JSONL): ``group``, ``rank`` (0 = best), ``keep`` (1/0), ``similarity`` (cosine to the
+group's best photo, in the view), ``group_size``, ``path``, one column per head, ``capture_time``
+(ISO 8601 as the EXIF says, empty when unknown), ``error``; ordered by group, then rank.
+``quasar report`` reads the file and shows the groups.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quasar.cull.capture import capture_time
+from quasar.cull.group import group, rank
+from quasar.cull.views import apply_view, default_threshold, default_view, view_columns
+from quasar.errors import QuasarError
+
+META_COLUMNS = ("group", "rank", "keep", "similarity", "group_size")
+HOW = ("symlink", "hardlink", "copy", "move")
+
+
+@dataclass
+class CullRow:
+    path: str
+    scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    group: int | None = None
+    rank: int | None = None
+    keep: bool = False
+    similarity: float | None = None
+    group_size: int = 0
+    time: float | None = None
+
+
+@dataclass
+class CullResult:
+    rows: list[CullRow]  # by group, then rank; failures last
+    heads: tuple[str, ...]
+    view: str
+    threshold: float
+    window: float | None
+
+    @property
+    def groups(self) -> int:
+        return len({r.group for r in self.rows if r.group is not None})
+
+
+def cull(records: Iterable, *, encoder: str, heads: tuple[str, ...], head: str = "quality",
+         threshold: float | None = None, window: float | None = None, view: str | None = None, keep: int = 1,
+         times: Callable[[str], float | None] = capture_time) -> CullResult:
+    """Group and rank scored records (``ScoreRecord`` with ``embedding``), in the order given.
+
+    ``encoder``: the model's encoder id (picks the view's block layout and default threshold);
+    ``times``: capture time of a path (only called with a ``window``).
+    """
+    if head not in heads:
+        raise QuasarError(f"the model has no head {head!r} to rank by (heads: {', '.join(heads)})")
+    if keep < 1:
+        raise QuasarError("--keep must be at least 1")
+    view = view or default_view(encoder)
+    if threshold is None:
+        threshold = default_threshold(encoder, view)
+    ok: list[CullRow] = []
+    failed: list[CullRow] = []
+    vecs: list[np.ndarray] = []
+    cols: list = []  # the view's columns, found from the first embedding
+    for rec in records:
+        if rec.error is not None or rec.embedding is None:
+            failed.append(CullRow(rec.source, error=rec.error or "no embedding"))
+            continue
+        if not cols:
+            cols.append(view_columns(encoder, view, rec.embedding.shape[0]))
+        vecs.append(apply_view(rec.embedding[None, :], cols[0])[0])  # keep only the view: less memory
+        ok.append(CullRow(rec.source, dict(rec.scores)))
+    x = np.stack(vecs) if vecs else np.zeros((0, 1), np.float32)
+    t = None
+    if window is not None:
+        t = [times(r.path) for r in ok]
+        for r, v in zip(ok, t, strict=True):
+            r.time = v
+    labels = group(x, float(threshold), t, window)
+    quality = np.array([r.scores[head] for r in ok], dtype=np.float64)
+    ranks = rank(labels, quality)
+    sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
+    best = {int(g): i for i, g in enumerate(labels) if ranks[i] == 0}
+    for i, r in enumerate(ok):
+        g = int(labels[i])
+        r.group, r.rank, r.group_size = g, int(ranks[i]), int(sizes[g])
+        r.keep = r.rank < keep
+        r.similarity = float(np.clip(x[i] @ x[best[g]], -1.0, 1.0))
+    ok.sort(key=lambda r: (r.group, r.rank))
+    return CullResult(ok + failed, heads, view, float(threshold), window)
+
+
+def _iso(t: float | None) -> str:
+    return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+
+def columns(heads: tuple[str, ...]) -> list[str]:
+    return [*META_COLUMNS, "path", *heads, "capture_time", "error"]
+
+
+def write_rows(result: CullResult, out: str, fmt: str | None = None) -> None:
+    """Write the rows as CSV or JSONL (``out`` ``-``: stdout, CSV unless ``fmt``)."""
+    import sys
+
+    from quasar.runtime.output import infer_format
+    from quasar.runtime.pathtext import encode_text
+
+    fmt = infer_format(out, fmt)
+    cols = columns(result.heads)
+    stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")
+    try:
+        writer = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if writer is not None:
+            writer.writerow(cols)
+        for r in result.rows:
+            values = {"group": r.group, "rank": r.rank, "keep": int(r.keep) if r.group is not None else None,
+                      "similarity": None if r.similarity is None else round(r.similarity, 6),
+                      "group_size": r.group_size or None, "path": encode_text(r.path),
+                      **{h: (None if h not in r.scores else round(r.scores[h], 6)) for h in result.heads},
+                      "capture_time": _iso(r.time) or None,
+                      "error": None if r.error is None else encode_text(r.error)}
+            if writer is not None:
+                writer.writerow(["" if values[c] is None else values[c] for c in cols])
+            else:
+                stream.write(json.dumps({c: values[c] for c in cols}, ensure_ascii=False, allow_nan=False) + "\n")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+        else:
+            stream.flush()
+
+
+def place(result: CullResult, keep_to: str | None, drop_to: str | None, how: str = "symlink") -> dict[str, int]:
+    """Put the kept photos into ``keep_to`` and/or the dropped ones into ``drop_to`` (``how``: one of ``HOW``).
+
+    Names are kept; a name already taken in the folder gets ``-1``, ``-2``... before its extension.
+    Returns how many files went where. A file that cannot be placed raises QuasarError naming it.
+    """
+    if how not in HOW:
+        raise QuasarError(f"unknown --how {how!r}; expected one of {HOW}")
+    counts = {"kept": 0, "dropped": 0}
+    for folder, want, key in ((keep_to, True, "kept"), (drop_to, False, "dropped")):
+        if folder is None:
+            continue
+        os.makedirs(folder, exist_ok=True)
+        taken = set(os.listdir(folder))
+        for r in result.rows:
+            if r.group is None or r.keep != want:
+                continue
+            name = _free_name(os.path.basename(r.path), taken)
+            taken.add(name)
+            _place_one(r.path, os.path.join(folder, name), how)
+            counts[key] += 1
+    return counts
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, ext = os.path.splitext(name)
+    k = 1
+    while f"{stem}-{k}{ext}" in taken:
+        k += 1
+    return f"{stem}-{k}{ext}"
+
+
+def _place_one(src: str, dst: str, how: str) -> None:
+    try:
+        if how == "symlink":
+            os.symlink(os.path.abspath(src), dst)
+        elif how == "hardlink":
+            os.link(src, dst)
+        elif how == "copy":
+            shutil.copy2(src, dst)
+        else:
+            shutil.move(src, dst)
+    except OSError as e:
+        raise QuasarError(f"{src}: cannot {how} to {dst}: {e.strerror or e}") from None

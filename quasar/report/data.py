@@ -1,0 +1,151 @@
+"""What a report shows, read from ``quasar score`` / ``quasar cull`` result files or built from records.
+
+A results file is CSV or JSONL with a ``path`` column, an ``error`` column and one column per head;
+``<head>_margin`` columns are ignored; ``quasar cull``'s ``group``, ``rank``, ``keep``,
+``similarity``, ``group_size`` and ``capture_time`` columns, when present, make the report show the
+groups. Paths are decoded with :func:`quasar.runtime.pathtext.decode_text` (the writer's escaping)
+and resolved for the thumbnails: relative paths against ``--images ROOT`` when given, else the
+current directory, else the results file's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+from quasar.errors import QuasarError
+
+NON_HEAD_COLUMNS = frozenset({"path", "error", "group", "rank", "keep", "similarity", "group_size", "capture_time"})
+
+
+@dataclass
+class Photo:
+    path: str  # as written in the results (display)
+    file: str | None  # where its pixels are, for the thumbnail (None: unknown)
+    scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    group: int | None = None
+    rank: int | None = None
+    keep: bool | None = None
+    similarity: float | None = None
+
+
+@dataclass
+class ReportData:
+    photos: list[Photo]
+    heads: list[str]
+    title: str = "QUASAR report"
+    source: str = ""  # the results file, or what made the data
+
+    @property
+    def has_groups(self) -> bool:
+        return any(p.group is not None for p in self.photos)
+
+    def default_sort(self) -> str | None:
+        """``quality`` when present, else the first head."""
+        if "quality" in self.heads:
+            return "quality"
+        return self.heads[0] if self.heads else None
+
+
+def _float(v) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(v) -> int | None:
+    x = _float(v)
+    return None if x is None else int(x)
+
+
+def _rows(path: str):
+    """(columns, rows as dicts) of a CSV or JSONL results file; QuasarError naming the file and line."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise QuasarError(f"{path}: not UTF-8 text at byte {e.start}") from None
+    first = text.lstrip()[:1]
+    if first == "{":
+        rows, cols = [], []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                raise QuasarError(f"{path}:{n}: not a JSON line") from None
+            if not isinstance(d, dict) or "path" not in d:
+                raise QuasarError(f"{path}:{n}: not a result row (no \"path\")")
+            for k in d:
+                if k not in cols:
+                    cols.append(k)
+            rows.append(d)
+        return cols, rows
+    reader = csv.DictReader(text.splitlines())
+    cols = list(reader.fieldnames or [])
+    if "path" not in cols:
+        raise QuasarError(f"{path}: no 'path' column (is this a quasar score/cull results file?)")
+    try:
+        return cols, list(reader)
+    except csv.Error as e:
+        raise QuasarError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def resolve(path: str, images_root: str | None, results_dir: str) -> str | None:
+    """Where the file written as ``path`` is now (see the module docstring), or None if nowhere."""
+    candidates = []
+    if images_root:
+        if not os.path.isabs(path):
+            candidates.append(os.path.join(images_root, path))
+        candidates.append(os.path.join(images_root, os.path.basename(path)))
+    candidates += [path, os.path.join(results_dir, path)]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    return None
+
+
+def read_results(path: str, images_root: str | None = None) -> ReportData:
+    """A ``quasar score`` or ``quasar cull`` results file (CSV or JSONL) as :class:`ReportData`."""
+    from quasar.runtime.pathtext import decode_text
+
+    if not os.path.isfile(path):
+        raise QuasarError(f"{path}: results file not found")
+    cols, rows = _rows(path)
+    heads = [c for c in cols if c not in NON_HEAD_COLUMNS and not c.endswith("_margin")]
+    base = os.path.dirname(os.path.abspath(path))
+    photos = []
+    for d in rows:
+        shown = decode_text(str(d.get("path", "")))
+        error = d.get("error") or None
+        keep = d.get("keep")
+        photos.append(Photo(
+            path=shown, file=resolve(shown, images_root, base),
+            scores={h: v for h in heads if (v := _float(d.get(h))) is not None},
+            error=None if error is None else decode_text(str(error)),
+            group=_int(d.get("group")), rank=_int(d.get("rank")),
+            keep=None if keep in (None, "") else bool(_int(keep)), similarity=_float(d.get("similarity"))))
+    return ReportData(photos, heads, title=f"QUASAR report: {os.path.basename(path)}", source=path)
+
+
+def from_records(records, heads) -> ReportData:
+    """Scored records (``quasar.runtime.ScoreRecord``) of one run, e.g. ``quasar score --report``."""
+    photos = [Photo(r.source, r.source if os.path.isfile(r.source) else None,
+                    {h: v for h, v in r.scores.items() if h in heads}, r.error) for r in records]
+    return ReportData(photos, list(heads))
+
+
+def from_cull(result) -> ReportData:
+    """A :class:`quasar.cull.run.CullResult`."""
+    photos = [Photo(r.path, r.path if os.path.isfile(r.path) else None, dict(r.scores), r.error, r.group, r.rank,
+                    r.keep if r.group is not None else None, r.similarity) for r in result.rows]
+    return ReportData(photos, list(result.heads), title="QUASAR cull report")
