@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "calibrated on --calib-dir)")
     o.add_argument("--size", type=int, help="crop size, or long-side cap for native-resolution encoders (default: the pack's)")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset version (at least 17)")
+    o.add_argument("--embedding", action="store_true",
+                   help="also output the unit embedding the heads read ('embedding' [N, D]), for quasar cull")
     o.add_argument("--calib-dir", help="int8: directory of calibration images (default: the anchor photos)")
     o.add_argument("--int8-scheme", choices=("cpu", "tensorrt"), default="cpu",
                    help="int8: uint8 activations for ONNX Runtime CPU, or symmetric int8 for TensorRT")
@@ -74,7 +76,8 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     path = export_onnx(args.encoder, pack, args.output, precision=args.precision, size=args.size,
-                       opset=args.opset, calibration_images=calib, int8_scheme=args.int8_scheme)
+                       opset=args.opset, calibration_images=calib, int8_scheme=args.int8_scheme,
+                       embedding=args.embedding)
     mb = os.path.getsize(path) / 1e6
     print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads, "
           f"{mb:.1f} MB in {time.perf_counter() - t0:.1f} s")

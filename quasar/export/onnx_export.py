@@ -184,7 +184,8 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
 
 def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, out_path: str | os.PathLike,
                 precision: str = "fp32", size: int | None = None, opset: int = MIN_OPSET,
-                calibration_images: Sequence[str | np.ndarray] | None = None, int8_scheme: str = "cpu") -> str:
+                calibration_images: Sequence[str | np.ndarray] | None = None, int8_scheme: str = "cpu",
+                embedding: bool = False) -> str:
     """Export the fused graph of ``encoder_id`` (default: the pack's encoder) and ``pack``; returns the path.
 
     Args:
@@ -196,6 +197,8 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
             distorted copies of them (:func:`quasar.export.int8.default_calibration_images`).
         int8_scheme: ``cpu`` (uint8 activations: fastest on ONNX Runtime CPU) or ``tensorrt``
             (symmetric int8, what TensorRT accepts); see :mod:`quasar.export.int8`.
+        embedding: also output the unit embedding the heads read (``embedding`` [N, D]; see
+            :mod:`quasar.export.embedding`).
 
     Raises:
         QuasarError: unknown precision, a pack for another encoder, an unwritable output, a bad size.
@@ -228,5 +231,9 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
                 quantize_int8(graph_path, q_path, images, fused.spec, scheme=int8_scheme)
             finalize(q_path, fused, pack, "int8", rewrite=False)
             graph_path = q_path
+        if embedding:
+            from quasar.export.embedding import add_embedding_output
+
+            add_embedding_output(graph_path)
         os.replace(graph_path, out)
     return out

@@ -76,6 +76,11 @@ def register(subparsers) -> None:
     p.add_argument("--explain", action="store_true",
                    help="also write the heads an overall head is computed from (the default model: sharpness, "
                    "noise, compression, exposure, color and spatial besides quality), to say why a photo is poor")
+    p.add_argument("--embeddings", action="store_true",
+                   help="also write each image's unit embedding (the feature the heads read, same forward pass): "
+                        "an 'embedding' list per JSONL row, or OUT.embeddings.npy beside a CSV (ONNX models)")
+    p.add_argument("--report", metavar="HTML", default=None,
+                   help="also write a visual HTML report of the results (see quasar report)")
     p.add_argument("--max-pixels", type=_positive, default=None,
                    help="decompression-bomb limit per image in pixels, checked from the header before "
                         "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
@@ -112,11 +117,12 @@ def run(args: argparse.Namespace) -> int:
     _quiet_opencv()
     scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
                     workers=args.workers, threads=args.threads,
-                    max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode)
+                    max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
+                    embeddings=getattr(args, "embeddings", False))
     try:
         heads = scorer.heads if args.explain else scorer.info.summary_heads
         writer, done = open_writer(args.output, args.format, heads, margins=args.margins,
-                                   resume=args.resume)
+                                   resume=args.resume, embeddings=getattr(args, "embeddings", False))
     except BaseException:
         scorer.close()
         raise
@@ -143,9 +149,13 @@ def run(args: argparse.Namespace) -> int:
     n = 0
     interrupted = False
     records = scorer.score_items(todo())
+    report = getattr(args, "report", None)
+    shown: list = []  # records for --report when the rows go to stdout (else the file is read back)
     try:
         for rec in records:
             writer.write(rec)
+            if report and args.output == "-":
+                shown.append(type(rec)(rec.source, rec.scores, error=rec.error))
             n += 1
             if rec.error is not None:
                 failures.append((rec.source, rec.error))
@@ -167,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(_interrupted_line(args.output, n), file=sys.stderr)
         return EXIT_INTERRUPTED
+    if report:
+        _write_report(report, args, heads, shown)
     dt = time.perf_counter() - t0
     if not args.quiet:
         _summary(n, failures, skipped, dt, warned)
@@ -174,6 +186,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 EXIT_INTERRUPTED = 130
+
+
+def _write_report(report: str, args: argparse.Namespace, heads, shown: list) -> None:
+    """``--report``: from the output file (all its rows, resumed ones too), or the records shown on stdout."""
+    from quasar.report.build import build_report
+    from quasar.report.data import from_records, read_results
+
+    data = from_records(shown, heads) if args.output == "-" else read_results(args.output)
+    stats = build_report(data, report, workers=args.workers)
+    if not args.quiet:
+        print(f"quasar score: report {report}: {stats['photos']} photos, {stats['bytes'] / 2**20:.1f} MiB, "
+              f"{stats['seconds']:.1f} s", file=sys.stderr)
 
 
 def _interrupted_line(output: str, n: int) -> str:

@@ -119,10 +119,13 @@ def head_input(model: bytes) -> str:
 
 
 def with_output(model: bytes, name: str) -> bytes:
-    """``model`` with one more graph output, a float tensor named ``name`` (shape left to ONNX Runtime)."""
+    """``model`` with one more graph output, a float tensor ``name`` of shape [batch, unknown]."""
     at, g0, glen = _graph_span(model)
-    elem = b"\x08" + _encode_varint(_FLOAT)  # TypeProto.Tensor.elem_type
-    tensor_type = b"\x0a" + _encode_varint(len(elem)) + elem  # TypeProto.tensor_type
+    batch = b"\x12\x05batch"  # Dimension.dim_param
+    dims = b"\x0a" + _encode_varint(len(batch)) + batch + b"\x0a\x00"  # [batch, unknown]
+    tensor = (b"\x08" + _encode_varint(_FLOAT)  # TypeProto.Tensor.elem_type
+              + b"\x12" + _encode_varint(len(dims)) + dims)  # TypeProto.Tensor.shape
+    tensor_type = b"\x0a" + _encode_varint(len(tensor)) + tensor  # TypeProto.tensor_type
     raw = name.encode()
     value_info = (b"\x0a" + _encode_varint(len(raw)) + raw  # ValueInfoProto.name
                   + b"\x12" + _encode_varint(len(tensor_type)) + tensor_type)  # ValueInfoProto.type

@@ -10,7 +10,10 @@ file gets its row. CSV fields are quoted by the csv module where needed; JSON is
 :func:`~quasar.runtime.pathtext.resume_key` (absolute, normalised path). A damaged file is repaired
 when the damage is at its end (a half-written last line, a NUL-filled tail left by a crash, a torn
 header) and refused with one line otherwise. Columns: ``path``, one per head (P(good)), optionally
-``<head>_margin``, then ``error`` (empty / null when the image was scored). A write error (a full
+``<head>_margin``, then ``error`` (empty / null when the image was scored). With ``embeddings``
+(``quasar score --embeddings``) JSONL rows get an ``embedding`` list (null on failure) and a CSV gets
+a side file ``OUT.embeddings.npy`` (float32 [rows, D] in row order, NaN rows for failures), written
+when the file is closed. A write error (a full
 disk) is a :class:`~quasar.errors.QuasarError` naming the file; a closed pipe raises
 ``BrokenPipeError`` for the CLI to end quietly.
 """
@@ -29,6 +32,7 @@ from quasar.runtime.pathtext import decode_text, encode_text, resume_key
 from quasar.runtime.scorer import ScoreRecord
 
 FORMATS = ("csv", "jsonl")
+EMBEDDINGS_SUFFIX = ".embeddings.npy"  # beside a CSV written with embeddings
 
 
 def infer_format(path: str, fmt: str | None) -> str:
@@ -50,9 +54,11 @@ class RowWriter:
     """Writes one row per :class:`ScoreRecord` and flushes it."""
 
     def __init__(self, stream: TextIO, fmt: str, heads: tuple[str, ...], margins: bool, header: bool,
-                 owns: bool, name: str = "<stdout>") -> None:
+                 owns: bool, name: str = "<stdout>", embeddings: bool = False) -> None:
         self.stream, self.fmt, self.heads, self.margins, self.owns = stream, fmt, heads, margins, owns
         self.name = name
+        self.embeddings = embeddings
+        self._npy_rows: list = []  # CSV with embeddings: one entry per row, written by close()
         self.notes: list[str] = []  # what --resume repaired, for the CLI to report
         self.columns = columns(heads, margins)
         self._failed = False
@@ -80,16 +86,22 @@ class RowWriter:
             if self.margins:
                 row += [_fmt(rec.margins.get(h)) for h in self.heads]
             self._guarded(lambda: self._csv.writerow(row + [error or ""]))
+            if self.embeddings:
+                self._npy_rows.append(rec.embedding)
             return
         d: dict = {"path": path}
         d.update({h: rec.scores.get(h) for h in self.heads})
         if self.margins:
             d.update({f"{h}_margin": rec.margins.get(h) for h in self.heads})
         d["error"] = error
+        if self.embeddings:
+            d["embedding"] = None if rec.embedding is None else [float(f"{v:.6g}") for v in rec.embedding.tolist()]
         line = json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
         self._guarded(lambda: self.stream.write(line))
 
     def close(self) -> None:
+        if self.embeddings and self._csv is not None and self.owns:
+            self._write_npy()
         if not self.owns:
             return
         try:
@@ -99,21 +111,41 @@ class RowWriter:
                 raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
 
 
+    def _write_npy(self) -> None:
+        import numpy as np
+
+        dim = next((len(e) for e in self._npy_rows if e is not None), 0)
+        out = np.full((len(self._npy_rows), dim), np.nan, np.float32)
+        for i, e in enumerate(self._npy_rows):
+            if e is not None:
+                out[i] = e
+        path = self.name + EMBEDDINGS_SUFFIX
+        try:
+            np.save(path, out)
+        except OSError as e:
+            raise QuasarError(f"{path}: cannot write embeddings: {e.strerror or e}") from None
+
+
 def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
 def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool = False,
-                resume: bool = False) -> tuple[RowWriter, set[str]]:
+                resume: bool = False, embeddings: bool = False) -> tuple[RowWriter, set[str]]:
     """Open ``out`` (``-``: stdout) for writing; with ``resume``, also return the
     :func:`~quasar.runtime.pathtext.resume_key` of every path already done."""
     fmt = infer_format(out, fmt)
     if fmt not in FORMATS:
         raise QuasarError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    if embeddings and resume:
+        raise QuasarError("--embeddings cannot be combined with --resume (write a new output file)")
+    if embeddings and fmt == "csv" and out == "-":
+        raise QuasarError("--embeddings with CSV needs an output file (-o OUT.csv writes OUT.csv.embeddings.npy), "
+                          "or use JSONL")
     if out == "-":
         if resume:
             raise QuasarError("--resume needs an output file (-o FILE), not stdout")
-        return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False), set()
+        return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False, embeddings=embeddings), set()
     done: set[str] = set()
     notes: list[str] = []
     existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
@@ -125,7 +157,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")
     except IsADirectoryError:
         raise QuasarError(f"{out}: is a directory; give a file name for the results") from None
-    writer = RowWriter(stream, fmt, heads, margins, header=not existing, owns=True, name=out)
+    writer = RowWriter(stream, fmt, heads, margins, header=not existing, owns=True, name=out, embeddings=embeddings)
     writer.notes = notes
     return writer, done
 
