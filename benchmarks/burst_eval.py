@@ -137,6 +137,20 @@ def by_degradation(truth, keeper, degradation, quality) -> dict:
     return {k: round(float(np.mean(v)), 3) for k, v in sorted(wins.items())}
 
 
+def embedding_cost(paths: list[str], rounds: int = 2) -> dict:
+    """Seconds to score ``paths`` without and with the embedding output, interleaved rounds (median)."""
+    from quasar.runtime import Scorer
+
+    times: dict[str, list[float]] = {"scores only": [], "scores + embedding": []}
+    with Scorer(workers=2) as plain, Scorer(workers=2, embeddings=True) as emb:
+        for _ in range(rounds):
+            for name, s in (("scores only", plain), ("scores + embedding", emb)):
+                t0 = time.perf_counter()
+                s.score(paths)
+                times[name].append(time.perf_counter() - t0)
+    return {k: round(float(np.median(v)), 2) for k, v in times.items()} | {"images": len(paths)}
+
+
 def grouping_timing(dim: int, sizes=(10_000, 50_000)) -> list[dict]:
     rng = np.random.default_rng(0)
     out = []
@@ -212,8 +226,10 @@ def main(argv=None) -> int:
              for h, v in data["heldout"]["scores"].items()}
     degr = by_degradation(truth, keeper, degradation, data["heldout"]["scores"]["quality"])
     timing = grouping_timing(len(view_columns(ENCODER, chosen["view"], dim) if VIEWS[chosen["view"]] else range(dim)))
+    cost = embedding_cost(data["heldout"]["paths"][: 40 if args.quick else 100])
     result = {"machine": machine_info(), "chosen": chosen, "validation": selection, "test": test,
               "keeper_by_head_true_groups": heads, "clean_beats_degraded": degr, "grouping_timing": timing,
+              "embedding_cost_s": cost,
               "frames": {s: len(data[s]["paths"]) for s in data}, "quick": args.quick}
     RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
@@ -246,6 +262,9 @@ def markdown(r: dict) -> str:
         f"N={t['n']}, D={t['dim']}: 2 s window {t['window_2s_s']} s" + (f", all pairs {t['all_pairs_s']} s"
                                                                          if "all_pairs_s" in t else "")
         for t in r["grouping_timing"])]
+    c = r["embedding_cost_s"]
+    lines += ["", f"Scoring {c['images']} frames (2 workers, median of 2 interleaved rounds): scores only "
+              f"{c['scores only']} s, scores + embedding {c['scores + embedding']} s (one forward pass)."]
     return "\n".join(lines)
 
 

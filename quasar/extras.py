@@ -21,6 +21,8 @@ DISTRIBUTIONS = {
     "open_clip": "open_clip_torch",
     "cv2": "opencv-python-headless",
     "PIL": "pillow",
+    "pillow_heif": "pillow-heif",
+    "pillow_avif": "pillow-avif-plugin",
 }
 
 

@@ -28,6 +28,9 @@ FORBIDDEN = {
     "quasar.export": ("quasar.runtime", "quasar.eval"),
     "quasar.runtime": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
                        "quasar.testing"),
+    # Photo-app features on top of the runtime: torch-free like it.
+    **{m: ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval", "quasar.testing")
+       for m in ("quasar.cull", "quasar.report")},
 }
 # The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
 # module and the encoders by design (imported lazily, only when that backend is created).

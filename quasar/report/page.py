@@ -5,7 +5,7 @@ relative file names when they are written beside the page). The script renders o
 a time (pagination keeps the DOM small for 10,000 photos) and images are lazy-loaded. File names
 are set with ``textContent`` and attributes, never as HTML. The body's ``data-img-loaded`` /
 ``data-img-failed`` / ``data-img-total`` attributes count the current page's images, for tests; the
-URL fragment ``#eager`` turns lazy loading off.
+URL fragment ``#eager`` turns lazy loading off; ``#groups``, ``#failed`` and ``#worst`` open that view.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ document.getElementById('prev').onclick=()=>{if(S.page>0){S.page--;render();scro
 document.getElementById('next').onclick=()=>{S.page++;render();scrollTo(0,0);};
 document.querySelectorAll('[data-view]').forEach(b=>b.onclick=()=>{S.view=b.dataset.view;S.page=0;render();});
 if(location.hash.indexOf('groups')>=0&&D.groups)S.view='groups';
+if(location.hash.indexOf('failed')>=0)S.view='failed';
 if(location.hash.indexOf('worst')>=0)S.desc=false;
 render();})();
 """
