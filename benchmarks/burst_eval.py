@@ -13,8 +13,8 @@ else in it), and keeper accuracy: (a) with the true groups, how often the frame 
 ``quality`` head is the clean frame (ranking alone; chance is 1/size), (b) end to end, how often the
 clean frame of a multi-frame burst is marked keep and none of its degraded frames is.
 
-Timing (one run, side by side): scoring with and without the embedding output (the same pass), and
-the grouping itself on N = 10,000 / 50,000 random unit vectors, all pairs vs a 2 s window.
+Timing (one run, side by side): the model with and without the embedding output (the same pass),
+and the grouping itself on N = 10,000 / 50,000 random unit vectors, all pairs vs a 2 s window.
 
 Run: ``python benchmarks/burst_eval.py [--quick]``; writes ``benchmarks/results/burst_eval.{json,md}``.
 """
@@ -137,18 +137,19 @@ def by_degradation(truth, keeper, degradation, quality) -> dict:
     return {k: round(float(np.mean(v)), 3) for k, v in sorted(wins.items())}
 
 
-def embedding_cost(paths: list[str], rounds: int = 2) -> dict:
-    """Seconds to score ``paths`` without and with the embedding output, interleaved rounds (median)."""
+def embedding_cost(rounds: int = 10) -> dict:
+    """Model-only ms per batch (4 x 384x512) without and with the embedding output, interleaved (median)."""
     from quasar.runtime import Scorer
 
+    batch = np.random.default_rng(0).integers(0, 256, (4, 384, 512, 3), dtype=np.uint8)
     times: dict[str, list[float]] = {"scores only": [], "scores + embedding": []}
-    with Scorer(workers=2) as plain, Scorer(workers=2, embeddings=True) as emb:
+    with Scorer(threads=2) as plain, Scorer(threads=2, embeddings=True) as emb:
         for _ in range(rounds):
             for name, s in (("scores only", plain), ("scores + embedding", emb)):
                 t0 = time.perf_counter()
-                s.score(paths)
+                s.backend.run(batch)
                 times[name].append(time.perf_counter() - t0)
-    return {k: round(float(np.median(v)), 2) for k, v in times.items()} | {"images": len(paths)}
+    return {k: round(1000 * float(np.median(v)), 1) for k, v in times.items()} | {"rounds": rounds}
 
 
 def grouping_timing(dim: int, sizes=(10_000, 50_000)) -> list[dict]:
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
              for h, v in data["heldout"]["scores"].items()}
     degr = by_degradation(truth, keeper, degradation, data["heldout"]["scores"]["quality"])
     timing = grouping_timing(len(view_columns(ENCODER, chosen["view"], dim) if VIEWS[chosen["view"]] else range(dim)))
-    cost = embedding_cost(data["heldout"]["paths"][: 40 if args.quick else 100])
+    cost = embedding_cost(3 if args.quick else 10)
     result = {"machine": machine_info(), "chosen": chosen, "validation": selection, "test": test,
               "keeper_by_head_true_groups": heads, "clean_beats_degraded": degr, "grouping_timing": timing,
               "embedding_cost_s": cost,
@@ -263,8 +264,8 @@ def markdown(r: dict) -> str:
                                                                          if "all_pairs_s" in t else "")
         for t in r["grouping_timing"])]
     c = r["embedding_cost_s"]
-    lines += ["", f"Scoring {c['images']} frames (2 workers, median of 2 interleaved rounds): scores only "
-              f"{c['scores only']} s, scores + embedding {c['scores + embedding']} s (one forward pass)."]
+    lines += ["", f"Model only, batch 4 x 384x512, 2 threads, median of {c['rounds']} interleaved rounds: scores only "
+              f"{c['scores only']} ms, scores + embedding {c['scores + embedding']} ms (one forward pass)."]
     return "\n".join(lines)
 
 

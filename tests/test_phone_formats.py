@@ -181,3 +181,32 @@ def test_scored_like_other_formats(tmp_path):
     assert "HEIF" in recs["d.heic"].error
     for name in ("b.heic", "c.avif"):
         assert abs(recs[name].scores["quality"] - recs["a.png"].scores["quality"]) < 0.15
+
+
+@pytest.mark.slow
+def test_mutated_phone_files_only_raise_image_errors():
+    """Fuzz: bit flips, header integers, truncation, insertion... of HEIF and AVIF seeds give a decoded
+    image or one ImageError line, never another exception or a crash (run in this process)."""
+    from hypothesis import given, settings
+    from test_fuzz import FUZZ, mutated
+
+    from quasar.preprocess import PreprocessSpec, max_resized_side
+    from quasar.runtime.prepare import Preparer
+    from quasar.runtime.sources import Item
+
+    seeds = [_encode(_pattern(24, 32), "HEIF"), _encode(_pattern(24, 32), "HEIF", 6)]
+    if _can_encode_avif():
+        seeds += [_encode(_pattern(24, 32), "AVIF"), _encode(_pattern(24, 32), "AVIF", 3)]
+    prepare = Preparer(PreprocessSpec(policy="native", size=64, min_size=16, size_multiple=8), max_pixels=1 << 21)
+
+    @settings(max_examples=600, **FUZZ)
+    @given(mutated(seeds))
+    def check(data):
+        try:
+            out = prepare(Item("<fuzz>", data=data))
+        except ImageError as e:
+            assert str(e) and "\n" not in str(e).strip()
+            return
+        assert out.dtype == np.uint8 and out.ndim == 3 and max(out.shape[:2]) <= max_resized_side(prepare.spec)
+
+    check()
