@@ -22,6 +22,8 @@
      ``exp(d) = sigmoid(d) / sigmoid(-d)`` and ``log`` by Halley's iteration
      ``y <- y + 2 (S - e^y) / (S + e^y)`` (cubic convergence; the start is within log(k)/2 of the
      answer, so a few steps reach float precision): CoreML has neither Exp, Log nor a reduction NNAPI takes;
+   * a binary op of a computed [N, 1] and an [N, C] tensor: the [N, 1] widened first by a MatMul with
+     a ones row (OpenCV 4.6 does not broadcast two computed inputs);
    * ``Neg`` -> ``Mul`` by -1, ``Unsqueeze`` -> ``Reshape``, single-input ``Concat``, ``Identity`` and
      identity ``Gather`` -> removed;
    * ``Clip`` (``clip_form="relu"``): OpenCV 4.6 parses only the opset-6 ``Clip`` with min/max
@@ -228,6 +230,24 @@ def _rewrite_expand(g: _Graph, node: onnx.NodeProto) -> bool:
     return g.drop(node)
 
 
+def _broadcast_columns(g: _Graph, node: onnx.NodeProto) -> bool:
+    """A binary op of a computed [N, 1] with an [N, C] tensor: the [N, 1] is widened by a MatMul with a
+    ones row first (exact: x * 1). OpenCV 4.6 refuses to broadcast two non-constant inputs."""
+    if len(node.input) != 2 or any(i in g.inits for i in node.input):
+        return False
+    a, b = (g.shapes.get(i, []) for i in node.input)
+    if len(a) != 2 or len(b) != 2 or a[0] != b[0] or {a[1], b[1]} == {a[1]} or 1 not in (a[1], b[1]):
+        return False
+    k = 0 if a[1] == 1 else 1
+    c = max(a[1], b[1])
+    wide = g.tmp(node.name)
+    mm = helper.make_node("MatMul", [node.input[k], g.add_const(np.ones((1, c)), node.name)], [wide],
+                          name=f"{node.name}/widen")
+    node.input[k] = wide
+    g.g.node.insert(list(g.g.node).index(node), mm)
+    return True
+
+
 def _rewrite_neg(g: _Graph, node: onnx.NodeProto) -> bool:
     g.replace(node, [helper.make_node("Mul", [node.input[0], g.add_const(-1.0, node.name)], list(node.output),
                                       name=node.name)])
@@ -342,10 +362,14 @@ def _rewrite_logsumexp(g: _Graph, node: onnx.NodeProto) -> bool:
     neg_d = op("Mul", [d, g.add_const(-1.0, base)], "neg")
     e = op("Div", [op("Sigmoid", [d], "sp"), op("Sigmoid", [neg_d], "sn")], "exp")  # exp(d) in (0, 1]
     s = op("MatMul", [e, g.add_const(np.ones((k, 1)), base)], "sum") if k > 1 else e  # [N, 1], in [1, k]
-    y = g.add_const(np.full((n, 1), np.log(max(k, 2)) / 2), base)
+    y0 = np.log(max(k, 2)) / 2
+    y = g.add_const(np.full((n, 1), y0), base)
     two, minus_one = g.add_const(2.0, base), g.add_const(-1.0, base)
-    for _ in range(halley_steps(k)):
-        ey = op("Div", [op("Sigmoid", [y], "yp"), op("Sigmoid", [op("Mul", [y, minus_one], "yn")], "yq")], "ey")
+    for step_no in range(halley_steps(k)):
+        if step_no == 0:  # e^y of the constant start is a constant (OpenCV 4.6 runs no op on constants)
+            ey = g.add_const(np.full((n, 1), np.exp(y0)), base)
+        else:
+            ey = op("Div", [op("Sigmoid", [y], "yp"), op("Sigmoid", [op("Mul", [y, minus_one], "yn")], "yq")], "ey")
         step = op("Div", [op("Mul", [op("Sub", [s, ey], "num"), two], "num2"), op("Add", [s, ey], "den")], "step")
         y = op("Add", [y, step], "y")
     if keep:
@@ -378,6 +402,8 @@ def mobile_rewrites(model: onnx.ModelProto, clip_form: str = "relu") -> dict[str
     rules = dict(REWRITES)
     if clip_form == "relu":
         rules["Clip"] = _rewrite_clip
+    for op in BROADCASTING:
+        rules[op] = _broadcast_columns
     g = _Graph(model)
     done: dict[str, int] = {}
     changed = True
