@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(a little faster in ONNX Runtime on the CPU)")
     o.set_defaults(func=_cmd_onnx)
 
+    r = sub.add_parser("ort", help="ONNX Runtime format (.ort) for ORT Mobile, from a fused ONNX graph",
+                       description="Convert a fused .onnx model to ONNX Runtime's .ort format (basic-level "
+                                   "optimisation, metadata kept); `quasar score --model X.ort` scores it.")
+    r.add_argument("model", help="fused .onnx file (a --static graph for NNAPI/CoreML)")
+    r.add_argument("-o", "--output", help="output .ort file (default: MODEL with .ort)")
+    r.set_defaults(func=_cmd_ort)
+
     t = sub.add_parser("tensorrt", help="TensorRT engine from a fused ONNX graph (needs a GPU)")
     t.add_argument("model", help="fused .onnx file")
     t.add_argument("-o", "--output", help="engine file (default: MODEL with .engine)")
@@ -101,6 +108,15 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
     shape = f", static {args.batch}x{static[0]}x{static[1]}x3 ({args.fit or DEFAULT_FIT})" if static else ""
     print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads{shape}, "
           f"{mb:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_ort(args: argparse.Namespace) -> int:
+    from quasar.export.ort_format import export_ort
+
+    t0 = time.perf_counter()
+    path = export_ort(args.model, args.output)
+    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s (sha256 in {path}.sha256)")
     return 0
 
 
