@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from quasar.contract import ORT_SUFFIX, write_sha256_sidecar
+from quasar.contract import ORT_SUFFIX, check_graph, write_sha256_sidecar
 from quasar.errors import QuasarError
 
 
@@ -27,13 +27,14 @@ def export_ort(onnx_path: str | os.PathLike, out_path: str | os.PathLike | None 
     """Convert a QUASAR ``.onnx`` model to ``.ort`` (metadata kept); returns the path."""
     import onnxruntime as ort
 
+    from quasar.export.metadata import load_info
     from quasar.export.onnx_export import check_output_path
-    from quasar.runtime.model import load_model_info
 
     src = os.fspath(onnx_path)
-    info = load_model_info(src)  # a QUASAR model whose metadata and head agree, else one line
-    if info.kind != "onnx":
-        raise QuasarError(f"{src}: quasar export ort converts ONNX files, not {info.kind} files")
+    if not os.path.isfile(src):
+        raise QuasarError(f"{src}: no such ONNX file")
+    info = load_info(src)  # a QUASAR model with the contract's I/O ...
+    check_graph(src, info.metadata, info.spec)  # ... whose metadata and head agree, else one line
     out = check_output_path(out_path or default_ort_path(src))
     if not out.lower().endswith(ORT_SUFFIX):
         raise QuasarError(f"{out}: an ORT-format model must be named *{ORT_SUFFIX} (that is how it is recognised)")

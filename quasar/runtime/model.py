@@ -66,6 +66,7 @@ def read_model_metadata(path: str) -> dict[str, str]:
     if model_kind(path) == "engine":
         return engine_metadata(read_engine_sidecar(path), engine_sidecar_path(path))
     if model_kind(path) == "ort":
+        check_sha256_sidecar(path)  # before ONNX Runtime parses the file: a damaged file fails as damaged
         return read_ort_metadata(path)
     try:
         return read_metadata_props(path)
