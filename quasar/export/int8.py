@@ -95,23 +95,32 @@ def images_in_dir(path: str | os.PathLike) -> list[str]:
 class PhotoCalibrationReader:
     """``CalibrationDataReader`` over images, one per batch at its own preprocessed size.
 
-    One image per batch because native-resolution specs give every photo its own shape; min/max
-    calibration does not care about the batch size. Images are decoded and resized lazily.
+    One image per batch because native-resolution specs give every photo its own shape (``batch``
+    images per batch for a static graph with a fixed batch); min/max calibration does not care
+    about the batch size. Images are decoded and resized lazily.
     """
 
-    def __init__(self, images: Sequence[str | np.ndarray], spec: PreprocessSpec, input_name: str = INPUT_NAME):
+    def __init__(self, images: Sequence[str | np.ndarray], spec: PreprocessSpec, input_name: str = INPUT_NAME,
+                 batch: int = 1):
         if not images:
             raise QuasarError("int8 calibration needs at least one image")
-        self.images, self.spec, self.input_name = list(images), spec, input_name
+        self.images, self.spec, self.input_name, self.batch = list(images), spec, input_name, batch
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        group: list[np.ndarray] = []
         for item in self.images:
             try:
                 img = read_rgb(item) if isinstance(item, str) else item
             except ValueError as e:
                 raise QuasarError(f"calibration image: {e}") from None
-            yield {self.input_name: preprocess(img, self.spec)[None]}
+            group.append(preprocess(img, self.spec))
+            if len(group) == self.batch:
+                yield {self.input_name: np.stack(group)}
+                group = []
+        if group:  # a static graph's fixed batch N: the last group padded with its last image (same ranges)
+            group += [group[-1]] * (self.batch - len(group))
+            yield {self.input_name: np.stack(group)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._it is None:
@@ -121,8 +130,8 @@ class PhotoCalibrationReader:
     def rewind(self) -> None:
         self._it = None
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def __len__(self) -> int:  # batches
+        return -(-len(self.images) // self.batch)
 
 
 SHAPE_OPS = ("Shape", "Size")
@@ -176,7 +185,7 @@ def int8_scheme(model: onnx.ModelProto) -> str | None:
 
 
 def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarray], spec: PreprocessSpec,
-                  scheme: str = "cpu", per_channel: bool = True) -> None:
+                  scheme: str = "cpu", per_channel: bool = True, batch: int = 1) -> None:
     """Quantise ``fp32_path`` (a fused graph) to a QDQ int8 graph at ``out_path`` (see :data:`SCHEMES`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -194,7 +203,7 @@ def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarr
 
     cpu = scheme == "cpu"
     quantize_static(
-        fp32_path, out_path, _Reader(images, spec),
+        fp32_path, out_path, _Reader(images, spec, batch=batch),
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
         activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,

@@ -33,6 +33,24 @@ class Done(Pending):
         return self._out
 
 
+def run_in_fixed_batches(run, batch: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Run a graph whose batch is fixed at ``n`` on any number of images: chunks of ``n``, the last
+    one padded by repeating its last image; the padded rows are dropped from every output. A graph
+    runs each image independently, so padding changes no score."""
+    outputs: list[list[np.ndarray]] = []
+    for start in range(0, batch.shape[0], n):
+        chunk = batch[start : start + n]
+        k = chunk.shape[0]
+        if k < n:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - k, axis=0)])
+        results = run(chunk)
+        if not outputs:
+            outputs = [[] for _ in results]
+        for acc, out in zip(outputs, results, strict=True):
+            acc.append(out[:k])
+    return tuple(np.concatenate(acc) for acc in outputs)
+
+
 # What :class:`quasar.runtime.pipeline.Pipeline` calls on a backend (checked when a Pipeline is built).
 PIPELINE_METHODS = ("accepts", "batch_buffer", "submit", "run", "release", "close")
 
@@ -58,6 +76,7 @@ class Backend(ABC):
     name = "backend"
     device = "cpu"
     max_batch: int | None = None  # engines built for a fixed maximum batch say so here
+    fixed_batch: int | None = None  # static graphs: the one batch size the graph takes (short batches are padded)
 
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
