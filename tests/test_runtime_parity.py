@@ -22,8 +22,8 @@ import pytest
 from quasar.preprocess import PreprocessSpec
 from quasar.runtime import Scorer
 from quasar.runtime.prepare import Preparer
-from quasar.runtime.reference import reference_preprocess
 from quasar.runtime.sources import Item
+from quasar.testing import reference_preprocess
 
 EFFNET_SPEC = PreprocessSpec(policy="native", size=512, mean=(0.5,) * 3, std=(0.5,) * 3, size_multiple=32, min_size=64)
 CROP_SPEC = PreprocessSpec(policy="center_crop", size=224)
