@@ -1,7 +1,8 @@
-"""A tiny fused model that follows the contract, built with ``onnx.helper`` (no torch, no weights).
+"""Test and benchmark helpers, never imported by the runtime: a tiny fused model and the PIL reference pipeline.
 
-For tests and for wiring the runtime into an application before a real model is exported (the
-runtime never imports this module). Its metadata, names and head hash come from
+**The tiny model** (:func:`tiny_model_bytes`, :func:`write_tiny_model`): a fused graph that follows
+the contract, built with ``onnx.helper`` (no torch, no weights), for tests and for wiring the runtime
+into an application before a real model is exported. Its metadata, names and head hash come from
 :mod:`quasar.contract`; it is a format version 1 graph (``quasar.centroids``), which the runtime
 still reads:
 uint8 NHWC ``images`` -> Cast -> NCHW -> (x - mean) / std -> 3x3 conv (stride 2) -> ReLU -> global
@@ -9,9 +10,9 @@ average pool -> L2 normalise -> cosine with ``quasar.centroids`` [2K, D] (rows g
 bad_1, ... as in ``CentroidPack.centroid_matrix``) -> ``margins`` = cos_good - cos_bad -> ``scores`` = sigmoid(``quasar.logit_scales`` * margins).
 Its scores carry no meaning. Needs the ``onnx`` package (imported when called).
 
-It also holds the **reference pipeline** the runtime is measured against, used by the tests and by
-the benchmarks (:mod:`quasar_bench.eager` feeds its pixels to the eager baseline):
-:func:`reference_preprocess` does what PIL/torchvision pipelines do, with PIL only.
+**The reference pipeline** (:func:`reference_preprocess`): what PIL/torchvision pipelines feed a
+model, with PIL only; the one the runtime's preprocessing is measured against, by the tests and by
+the benchmarks (:mod:`quasar_bench.eager` feeds its pixels to the eager baseline).
 """
 
 from __future__ import annotations
