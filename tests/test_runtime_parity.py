@@ -153,6 +153,24 @@ def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs
     assert sharp.scores[s.heads[0]] > soft.scores[s.heads[0]]  # the quality head prefers the sharp photo
 
 
+def test_torch_backend_matches_onnxruntime_on_the_shipped_model(photos):
+    """The torch backend rebuilds the shipped default graph from its metadata and head initializers
+    (the fast loop's check of it; the slow test below uses a fresh export and more photos)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from quasar.contract import shipped_model_path
+
+    model = shipped_model_path()
+    if model is None:
+        pytest.skip("the shipped model was not exported from the shipped pack (a rebuilt development pack)")
+    small = [cv2.cvtColor(cv2.resize(cv2.imread(p.path), (192, 128), interpolation=cv2.INTER_AREA),
+                          cv2.COLOR_BGR2RGB) for p in photos[:2]]  # real content, a cheap forward pass
+    with Scorer(model) as ort_s, Scorer(model, backend="torch") as torch_s:
+        assert torch_s.backend.name.startswith("torch")
+        for a, b in zip(ort_s.score(small), torch_s.score(small), strict=True):
+            assert a.ok and b.ok and a.margins == pytest.approx(b.margins, abs=1e-4)
+
+
 @pytest.mark.slow
 def test_torch_backend_matches_onnxruntime(effnet_model, photos):
     pytest.importorskip("torch")
