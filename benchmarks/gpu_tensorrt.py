@@ -139,10 +139,10 @@ def eval_batches(spec, n_photos: int, batch: int, hw: tuple[int, int]) -> list[n
 
 
 def compare(name: str, scores: np.ndarray, ref: np.ndarray) -> dict:
-    from scipy.stats import spearmanr
+    from quasar.eval.metrics import srcc as spearman
 
     d = np.abs(scores - ref)
-    srcc = [float(spearmanr(scores[:, k], ref[:, k])[0]) for k in range(ref.shape[1])]
+    srcc = [spearman(scores[:, k], ref[:, k]) for k in range(ref.shape[1])]
     log(f"{name}: vs ORT CPU fp32 on {len(ref)} images: max |diff| {d.max():.2e}, mean {d.mean():.2e}, "
         f"SRCC per head {np.round(srcc, 5).tolist()}")
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "srcc": srcc}

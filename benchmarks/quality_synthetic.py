@@ -54,6 +54,7 @@ from quasar.centroids.families import (
     within_srcc,
 )
 from quasar.centroids.pack import CentroidPack
+from quasar.eval.metrics import bootstrap_interval
 from quasar.io import read_rgb
 from quasar.photos import balanced, fetch_photos
 
@@ -72,15 +73,12 @@ def summary(scores: np.ndarray, grid: AnchorGrid, types: list[str], n_boot: int,
     tidx = grid.type_index(types)
     sub = scores[:, tidx]
     per = within_srcc(sub)  # [P, T]
-    rng = np.random.default_rng(seed)
-    boots = [rng.integers(0, len(per), len(per)) for _ in range(n_boot)]
 
     def ci(stat) -> list[float]:
         v = float(stat(np.arange(len(per))))
-        if not boots:
+        if not n_boot:
             return [v, v, v]
-        vals = [stat(b) for b in boots]
-        return [v, float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
+        return [v, *bootstrap_interval(stat, len(per), n=n_boot, seed=seed)]
 
     out = {"per_type": {t: ci(lambda b, j=j: per[b, j].mean()) for j, t in enumerate(types)}}
     fams = sorted({FAMILY_OF[t] for t in types})
@@ -187,8 +185,7 @@ def former_model(out_dir: Path) -> str:
 def model_checks(photos: list[str], models: dict[str, str], reps: int = 3) -> dict:
     """Through ONNX Runtime, on the same images: SRCC of every model's quality score against the first
     model's (int8 vs fp32 agreement) and time per image, each model timed in turn, ``reps`` rounds."""
-    from scipy.stats import spearmanr
-
+    from quasar.eval.metrics import srcc
     from quasar.runtime import Scorer
 
     images = []
@@ -212,7 +209,7 @@ def model_checks(photos: list[str], models: dict[str, str], reps: int = 3) -> di
             sc.close()
     ref = next(iter(models))
     for name in models:
-        out[name] = {"srcc_vs_" + ref: float(spearmanr(scores[name], scores[ref])[0]),
+        out[name] = {"srcc_vs_" + ref: srcc(scores[name], scores[ref]),
                      "ms_per_image_median": 1000 * float(np.median(times[name])),
                      "ms_per_image_all": [round(1000 * t, 1) for t in times[name]]}
     out["images"] = len(images)

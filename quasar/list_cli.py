@@ -80,24 +80,27 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
+def _pack_line(p: dict) -> str:
+    return f"encoder={p['encoder']}  heads={','.join(p['heads'])}  hash={p['content_hash']}"
+
+
+def _model_line(m: dict) -> str:
+    return (f"heads={','.join(m['heads'])}  precision={m['precision']}  pack={m['pack_hash']}  "
+            f"size={_size(m['size'])}")
+
+
+def _section(title: str, records: list[dict], key: str, describe) -> list[str]:
+    """``title`` then one indented line per record: its ``key`` and ``describe(record)``, or why it is unreadable."""
+    lines = [title] + ([] if records else ["  (none)"])
+    for r in records:
+        lines.append(f"  {r[key]}  " + (f"unreadable: {r['error']}" if "error" in r else describe(r)))
+    return lines
+
+
 def format_text(d: dict) -> str:
     lines = ["encoders"] + [f"  {e}" for e in d["encoders"]]
-    lines.append("packs")
-    for p in d["packs"]:
-        if "error" in p:
-            lines.append(f"  {p['name']}  unreadable: {p['error']}")
-        else:
-            lines.append(f"  {p['name']}  encoder={p['encoder']}  heads={','.join(p['heads'])}  "
-                         f"hash={p['content_hash']}")
-    lines.append("models")
-    if not d["models"]:
-        lines.append("  (none)")
-    for m in d["models"]:
-        if "error" in m:
-            lines.append(f"  {m['path']}  unreadable: {m['error']}")
-        else:
-            lines.append(f"  {m['path']}  heads={','.join(m['heads'])}  precision={m['precision']}  "
-                         f"pack={m['pack_hash']}  size={_size(m['size'])}")
+    lines += _section("packs", d["packs"], "name", _pack_line)
+    lines += _section("models", d["models"], "path", _model_line)
     return "\n".join(lines)
 
 

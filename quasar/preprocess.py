@@ -248,14 +248,17 @@ def crop_for(img: np.ndarray, crop: tuple[int, int], spec: PreprocessSpec) -> np
     return img[top : top + ch, left : left + cw]
 
 
-def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec, full_size: tuple[int, int] | None = None) -> np.ndarray:
     """Resize and crop an RGB uint8 HWC image per ``spec``; returns a contiguous uint8 HWC array.
 
-    The channel order of the result is ``spec.channel_order``.
+    The channel order of the result is ``spec.channel_order``. ``full_size`` is the (height, width)
+    the target shape is computed from when ``img_rgb`` is a reduced decode of a larger image (JPEG
+    DCT scaling, as the runtime does), so the output shape never depends on the decode scale;
+    default: ``img_rgb``'s own size. Centroid building and the runtime both call this.
     """
     if img_rgb.ndim != 3 or img_rgb.shape[2] != 3 or img_rgb.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 HxWx3 image, got {img_rgb.dtype} {img_rgb.shape}")
-    rh, rw, crop = target_shape(img_rgb.shape[0], img_rgb.shape[1], spec)
+    rh, rw, crop = target_shape(*(full_size or img_rgb.shape[:2]), spec)
     out = resize(img_rgb, rh, rw, spec.interpolation, spec.resampler)
     if crop is not None:
         out = crop_for(out, crop, spec)

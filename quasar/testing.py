@@ -1,16 +1,24 @@
-"""A tiny fused model that follows the contract, built with ``onnx.helper`` (no torch, no weights).
+"""Test and benchmark helpers, never imported by the runtime: a tiny fused model and the PIL reference pipeline.
 
-For tests and for wiring the runtime into an application before a real model is exported (the
-runtime never imports this module). Its metadata, names and head hash come from
+**The tiny model** (:func:`tiny_model_bytes`, :func:`write_tiny_model`): a fused graph that follows
+the contract, built with ``onnx.helper`` (no torch, no weights), for tests and for wiring the runtime
+into an application before a real model is exported. Its metadata, names and head hash come from
 :mod:`quasar.contract`; it is a format version 1 graph (``quasar.centroids``), which the runtime
 still reads:
 uint8 NHWC ``images`` -> Cast -> NCHW -> (x - mean) / std -> 3x3 conv (stride 2) -> ReLU -> global
 average pool -> L2 normalise -> cosine with ``quasar.centroids`` [2K, D] (rows good_0, bad_0, good_1,
 bad_1, ... as in ``CentroidPack.centroid_matrix``) -> ``margins`` = cos_good - cos_bad -> ``scores`` = sigmoid(``quasar.logit_scales`` * margins).
 Its scores carry no meaning. Needs the ``onnx`` package (imported when called).
+
+**The reference pipeline** (:func:`reference_preprocess`): what PIL/torchvision pipelines feed a
+model, with PIL only; the one the runtime's preprocessing is measured against, by the tests and by
+the benchmarks (:mod:`quasar_bench.eager` feeds its pixels to the eager baseline).
 """
 
 from __future__ import annotations
+
+import io
+import os
 
 import numpy as np
 
@@ -24,7 +32,7 @@ from quasar.contract import (
     fused_metadata,
     head_sha256_of_protos,
 )
-from quasar.preprocess import PreprocessSpec
+from quasar.preprocess import PreprocessSpec, target_shape
 
 TINY_NATIVE_SPEC = PreprocessSpec(policy="native", size=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                                   size_multiple=16, min_size=32)
@@ -115,3 +123,51 @@ def write_tiny_model(path, **kwargs) -> str:
     with open(path, "wb") as f:
         f.write(tiny_model_bytes(**kwargs))
     return str(path)
+
+
+# --------------------------------------------------------------------------- the PIL reference pipeline
+
+
+def reference_image(source: str | os.PathLike | bytes):
+    """Upright RGB PIL image of the whole file: ``Image.open`` + ``ImageOps.exif_transpose``, alpha
+    composited on white (the runtime's choice; ``convert("RGB")`` alone would drop it onto black)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, rgba)
+        return im.convert("RGB")
+
+
+def reference_decode(source: str | os.PathLike | bytes) -> np.ndarray:
+    """Upright RGB uint8 pixels via PIL at full resolution (:func:`reference_image` as an array)."""
+    return np.asarray(reference_image(source))
+
+
+def reference_preprocess(source: str | os.PathLike | bytes, spec: PreprocessSpec) -> np.ndarray:
+    """What a PIL + torchvision pipeline feeds the model for ``spec`` (uint8 HxWx3, spec channel order).
+
+    PIL decodes at full resolution (:func:`reference_image`), resizes with its antialiased filter
+    named by ``spec.interpolation`` (``area``: PIL's box filter) to the *same* target size
+    (:func:`quasar.preprocess.target_shape`) and centre-crops with torchvision's rounding. With the
+    spec's ``pil`` resampler the runtime then differs only by reduced JPEG decoding (with
+    ``opencv_area`` also by the filter). Written independently of :mod:`quasar.preprocess`'s resize,
+    so it can check it.
+    """
+    from PIL import Image
+
+    im = reference_image(source)
+    rh, rw, crop = target_shape(im.height, im.width, spec)
+    if (im.height, im.width) != (rh, rw):
+        im = im.resize((rw, rh), Image.Resampling[{"area": "BOX"}.get(spec.interpolation, spec.interpolation.upper())])
+    out = np.asarray(im)
+    if crop is not None:
+        ch, cw = crop
+        top, left = int(round((rh - ch) / 2.0)), int(round((rw - cw) / 2.0))
+        out = out[top : top + ch, left : left + cw]
+    if spec.channel_order == "BGR":
+        out = out[:, :, ::-1]
+    return np.array(out, order="C")  # a writable copy (PIL's array view is read-only; torch warns on those)

@@ -26,6 +26,16 @@ def heldout_photos(photos):
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Path of :func:`quasar.testing.write_tiny_model`'s default graph (native spec, heads quality and
+    aesthetics), written once per session; tests only read it."""
+    pytest.importorskip("onnx")
+    from quasar.testing import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
 def skimage_photo_paths():
     import skimage
 

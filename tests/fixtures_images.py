@@ -129,3 +129,32 @@ def oriented_view(rgb: np.ndarray, orientation: int) -> np.ndarray:
         8: lambda a: np.rot90(a, 1),
     }
     return np.ascontiguousarray(ops[orientation](rgb))
+
+
+def broken_files() -> dict[str, tuple[bytes, str]]:
+    """Files no decoder accepts, by file name, each with (part of) the one-line reason the runtime gives."""
+    small = pattern(64, 64)
+    return {
+        "zero.jpg": (b"", "empty file"),
+        "truncated.jpg": (truncated(jpeg(pattern(300, 400))), "truncated JPEG"),
+        "text.jpg": (b"Hello, I am a text file with a .jpg name.\n" * 5, "not an image"),
+        "corrupt.png": (corrupt_png(small), "corrupt or truncated PNG"),
+        "truncated.png": (truncated(encode(small, ".png")), "corrupt or truncated PNG"),
+        "no_pixels.png": (png_header_only(0, 10), "no pixels"),
+        "bomb.png": (png_header_only(100_000, 100_000), "decompression-bomb"),
+    }
+
+
+def awkward_files() -> dict[str, bytes]:
+    """Unusual but valid files that must decode: one pixel, grey, RGBA, 16-bit, CMYK, EXIF-rotated, a GIF."""
+    img = pattern(120, 160)
+    return {
+        "one_pixel.png": encode(np.array([[[1, 2, 3]]], np.uint8), ".png"),
+        "grey.png": encode(img[:, :, 1], ".png"),
+        "rgba.png": encode(np.dstack([img, np.full(img.shape[:2], 100, np.uint8)]), ".png"),
+        "deep16.png": encode(img.astype(np.uint16) * 257, ".png"),
+        "cmyk.jpg": cmyk_jpeg(img),
+        "rotated.jpg": jpeg_with_orientation(img, 6),
+        "animated.gif": animated_gif([img, img[::-1]]),
+        "good.jpg": jpeg(img),
+    }

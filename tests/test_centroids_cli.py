@@ -52,6 +52,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc == 2 and "cannot create encoder" in err
 
 
+@pytest.mark.slow
 def test_head_for_another_encoder_is_refused(tmp_path, capsys, rn50_checkpoint):
     rc, _, _ = _run(["centroids", "build", "--encoder", f"open_clip:RN50@{rn50_checkpoint}",
                      "--text", "Good photo.", "Bad photo.", "-o", str(tmp_path / "t.json")], capsys)
@@ -61,6 +62,7 @@ def test_head_for_another_encoder_is_refused(tmp_path, capsys, rn50_checkpoint):
     assert rc == 2 and "cannot merge a head for encoder" in err
 
 
+@pytest.mark.slow
 def test_text_anchors_make_a_clip_iqa_pack(tmp_path, rn50_checkpoint):
     import torch
 
@@ -80,6 +82,7 @@ def test_text_anchors_make_a_clip_iqa_pack(tmp_path, rn50_checkpoint):
         create_encoder("effnet-lite0").encode_text(["Good photo."])
 
 
+@pytest.mark.slow
 def test_build_linear_heads_with_levels_calibration(tmp_path, anchor_photos, capsys):
     """--aggregation ridge/lda on synthetic anchors: format-2 linear heads whose calibrated scores
     put the pristine photos above their strongest distortions; info and --json read them."""

@@ -67,7 +67,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
-@pytest.mark.parametrize("hw", [(224, 224), (280, 364)], ids=["224x224", "280x364"])
+@pytest.mark.parametrize("hw", [(224, 224), pytest.param((280, 364), marks=pytest.mark.slow)], ids=["224x224", "280x364"])
 def test_matches_onnx_backbone(hw, skimage_photo_paths, onnx_backbone, backbone):
     x = _normalised(skimage_photo_paths[:3], *hw)  # astronaut, coffee, chelsea
     ref = onnx_backbone(x)  # [N, 1 + h/14 * w/14, 384]
@@ -93,6 +93,7 @@ def test_state_dict_is_complete_and_cached():
     assert all(torch.isfinite(v).all() for v in sd.values())
 
 
+@pytest.mark.slow
 def test_create_encoder_uint8_nhwc():
     from quasar.encoders import create_encoder
 

@@ -43,6 +43,7 @@ def test_effnet_encoder_features(skimage_photo_paths):
     assert cos < 0.99  # different photos give different embeddings
 
 
+@pytest.mark.slow
 def test_open_clip_checkpoint_loads_back_by_path(rn50_checkpoint):
     a = create_encoder(f"open_clip:RN50@{rn50_checkpoint}")
     b = create_encoder(f"open_clip:RN50@{rn50_checkpoint}")
@@ -54,6 +55,7 @@ def test_open_clip_checkpoint_loads_back_by_path(rn50_checkpoint):
         create_encoder("open_clip:RN50@/nonexistent/ckpt.pt")
 
 
+@pytest.mark.slow
 def test_rn50_without_positional_embedding_takes_any_size(rn50_checkpoint):
     enc = create_encoder(f"open_clip:RN50*@{rn50_checkpoint}")
     assert enc.dynamic_size and enc.spec.policy == "native"

@@ -20,7 +20,7 @@ from quasar.errors import QuasarError
 from quasar.eval import cli as eval_cli
 from quasar.eval.datasets import DATASETS, PAPER_TABLE1, LabeledImage, canonical_name, load_dataset, read_csv
 from quasar.eval.evaluate import DirectionWarning, evaluate, score_labeled
-from quasar.eval.metrics import bootstrap_ci, fit_logistic, krcc, logistic4, plcc, srcc
+from quasar.eval.metrics import bootstrap_ci, bootstrap_interval, fit_logistic, krcc, logistic4, plcc, srcc
 
 # ------------------------------------------------------------------------------------------
 # metrics
@@ -112,6 +112,22 @@ def test_grouped_bootstrap_resamples_groups():
         bootstrap_ci(srcc, x, y, groups=np.zeros(200))
     with pytest.raises(ValueError):
         bootstrap_ci(srcc, x, y, groups=groups[:10])
+
+
+def test_bootstrap_interval_of_any_statistic_is_the_percentile_bootstrap():
+    """The benchmarks' per-photo statistics use the same resampling: units drawn with replacement from a
+    generator seeded with ``seed``, the (alpha/2, 1 - alpha/2) percentiles of the resampled values."""
+    per_photo = np.random.default_rng(1).normal(0.8, 0.1, size=(30, 4))
+
+    def stat(idx):
+        return float(per_photo[idx].mean())
+
+    rng = np.random.default_rng(7)
+    manual = [stat(rng.integers(0, 30, 30)) for _ in range(200)]
+    assert bootstrap_interval(stat, 30, n=200, seed=7) == pytest.approx(tuple(np.percentile(manual, [2.5, 97.5])))
+    x, y = _noisy(100)
+    assert bootstrap_ci(srcc, x, y, n=50, seed=2) == bootstrap_interval(lambda i: srcc(x[i], y[i]), 100, n=50, seed=2)
+    assert all(np.isnan(bootstrap_interval(lambda i: float("nan"), 10, n=5)))  # undefined resamples dropped
 
 
 # ------------------------------------------------------------------------------------------

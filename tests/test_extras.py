@@ -73,6 +73,7 @@ def test_centroids_build_without_torch(tmp_path):
     assert "build-default needs timm" in _one_error_line(r) and "quasar-engine[export]" in r.stderr
 
 
+@pytest.mark.slow
 def test_export_without_onnx(tmp_path):
     r = _without(["onnx"], ["export", "onnx", "--pack", "default", "-o", str(tmp_path / "m.onnx")])
     assert _one_error_line(r) == ("quasar: error: quasar export onnx needs onnx, which is not installed: "
@@ -137,6 +138,7 @@ def test_unknown_open_clip_tag_is_one_line():
         build_encoder("open_clip:RN50@nonsense")
 
 
+@pytest.mark.slow
 def test_open_clip_tag_offline_is_one_line(tmp_path):
     pytest.importorskip("open_clip")
     # HF_HUB_OFFLINE: the hub client fails at once (offline it would retry for about a minute first).

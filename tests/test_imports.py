@@ -1,8 +1,9 @@
 """Import boundaries: data flows anchors -> pack -> fused graph -> runtime, and no import runs against it.
 
 Static: every ``import`` in ``quasar/`` (module level or lazy) is checked against the layers below.
-Dynamic: a fresh interpreter that scores an image with the runtime has imported neither torch nor
-onnx nor any earlier stage (``sys.modules``).
+Dynamic, one fresh interpreter per check (``sys.modules``): importing every module of a layer loads
+no quasar module that the layer may not import; scoring an image with the runtime (and building the
+CLI parser) imports neither torch, onnx, ray nor any earlier stage.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ FORBIDDEN = {
     # Photo-app features on top of the runtime: torch-free like it.
     **{m: ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval", "quasar.testing")
        for m in ("quasar.cull", "quasar.report")},
+    "quasar.photos": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval",
+                      "quasar.testing"),
+    "quasar.eval": ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.testing"),
+    "quasar.testing": STAGES,  # the tiny model and the reference pipeline: the floor only
 }
 # The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
 # module and the encoders by design (imported lazily, only when that backend is created).
@@ -71,6 +76,34 @@ def test_no_import_runs_against_the_flow():
     assert not bad, "\n".join(bad)
 
 
+def _all_modules() -> list[str]:
+    return sorted(_module_name(p) for p in QUASAR.rglob("*.py"))
+
+
+# Layers checked by importing all their modules in a fresh interpreter; the two that import torch at
+# module level (a few seconds each) run with the slow tests, the static scan covers them in the fast loop.
+LAYERS = ["floor", "quasar.testing", "quasar.photos", "quasar.centroids", "quasar.runtime", "quasar.eval"]
+TORCH_LAYERS = ["quasar.encoders", "quasar.export"]
+
+
+@pytest.mark.parametrize("layer", [*LAYERS, *[pytest.param(x, marks=pytest.mark.slow) for x in TORCH_LAYERS]])
+def test_importing_a_layer_loads_nothing_it_may_not_import(layer):
+    prefixes = FLOOR if layer == "floor" else (layer,)
+    modules = [m for m in _all_modules() if any(_under(m, x) for x in prefixes)]
+    if layer in TORCH_LAYERS:
+        pytest.importorskip("torch")
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}:\n"
+            "    importlib.import_module(m)\n"
+            "print('\\n'.join(sorted(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=QUASAR.parent, timeout=300)
+    assert r.returncode == 0, r.stderr
+    forbidden = {f for k, v in FORBIDDEN.items() if any(_under(k, x) or _under(x, k) for x in prefixes) for f in v}
+    allowed = {a for m, a in ALLOWED if any(_under(m, x) for x in prefixes)}
+    bad = [x for x in r.stdout.split() if any(_under(x, f) for f in forbidden) and not any(_under(x, a) for a in allowed)]
+    assert not bad, f"importing every module of {layer} loaded {bad}"
+
+
 def test_runtime_import_set(tmp_path):
     pytest.importorskip("onnx")  # only to write the tiny model below; the child never imports it
     from quasar.testing import write_tiny_model
@@ -85,10 +118,10 @@ def test_runtime_import_set(tmp_path):
         "def found(bad):\n"
         "    return sorted(m for m in sys.modules if any(m == b or m.startswith(b + '.') for b in bad))\n"
         "print(found(('torch', 'onnx', 'quasar.export', 'quasar.encoders', 'quasar.centroids', 'quasar.photos',\n"
-        "             'quasar.eval', 'quasar.testing', 'quasar_bench', 'tensorrt')))\n"
+        "             'quasar.eval', 'quasar.testing', 'quasar_bench', 'tensorrt', 'ray', 'scipy')))\n"
         "from quasar.cli import build_parser\n"
         "build_parser()  # every stage's parser: still no torch, onnx or benchmark code\n"
-        "print(found(('torch', 'onnx', 'quasar_bench', 'tensorrt')))\n"
+        "print(found(('torch', 'onnx', 'quasar_bench', 'tensorrt', 'ray')))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=QUASAR.parent, timeout=120)
     assert r.returncode == 0, r.stderr

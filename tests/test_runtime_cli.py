@@ -13,12 +13,6 @@ from quasar.cli import main
 from quasar.runtime.scorer import Scorer
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 @pytest.fixture()

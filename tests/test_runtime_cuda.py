@@ -122,11 +122,6 @@ class FakeCudaSession:
         return self.real.run(*a, **k)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
-
-
 def test_check_raises_with_cuda_message():
     cuda = CudaRuntime(rt=FakeCudart())
     with pytest.raises(RuntimeError, match="fake error"):

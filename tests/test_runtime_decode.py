@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from fixtures_images import (
     animated_gif,
+    awkward_files,
+    broken_files,
     cmyk_jpeg,
-    corrupt_png,
     encode,
     jpeg,
     jpeg_with_orientation,
@@ -19,7 +20,6 @@ from fixtures_images import (
     pil_encode,
     png_header_only,
     png_with_exif,
-    truncated,
 )
 
 from quasar.io.decode import ImageError, apply_orientation, choose_reduction, decode, from_array
@@ -221,17 +221,17 @@ def test_lowered_pixel_limit_on_a_real_image():
     assert decode(data, max_pixels=20_000).image.shape == (100, 200, 3)
 
 
-@pytest.mark.parametrize("make,reason", [
-    (lambda: b"", "empty file"),
-    (lambda: truncated(jpeg(pattern(200, 300))), "truncated JPEG"),
-    (lambda: b"this is not an image\n" * 20, "not an image"),
-    (lambda: corrupt_png(pattern(64, 64)), "corrupt or truncated PNG"),
-    (lambda: truncated(encode(pattern(64, 64), ".png")), "corrupt or truncated PNG"),
-    (lambda: png_header_only(0, 10), "no pixels"),
-])
-def test_bad_bytes_give_a_reason(make, reason):
+@pytest.mark.parametrize("name", sorted(broken_files()))
+def test_bad_bytes_give_a_reason(name):
+    data, reason = broken_files()[name]
     with pytest.raises(ImageError, match=reason):
-        decode(make())
+        decode(data)
+
+
+@pytest.mark.parametrize("name", sorted(awkward_files()))
+def test_awkward_files_decode_to_rgb(name):
+    out = decode(awkward_files()[name]).image
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
 
 
 def test_one_pixel_image_is_upscaled_and_scored():

@@ -15,14 +15,8 @@ import pytest
 
 pytest.importorskip("onnx")
 from quasar.runtime import Scorer
-from quasar.testing import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 # --------------------------------------------------------------------------- tiny images

@@ -32,15 +32,10 @@ from quasar.runtime.sources import Item
 
 pytest.importorskip("onnx")
 from quasar.runtime import Scorer
-from quasar.testing import tiny_model_bytes, write_tiny_model
+from quasar.testing import tiny_model_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUARD = "decompression-bomb guard"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 # ---------------------------------------------------------------- generated bombs (a few hundred bytes)

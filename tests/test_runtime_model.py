@@ -18,11 +18,6 @@ pytest.importorskip("onnx")
 from quasar.testing import TINY_CROP_SPEC, write_tiny_model
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
-
-
 def test_valid_model_metadata(tiny):
     info = load_model_info(tiny)
     assert info.heads == ("quality", "aesthetics")

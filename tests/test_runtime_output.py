@@ -17,14 +17,8 @@ from quasar.cli import main
 from quasar.runtime.pathtext import decode_text, encode_text, resume_key
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 def read_rows(path) -> list[dict]:

@@ -19,11 +19,12 @@ import cv2
 import numpy as np
 import pytest
 
+from quasar.eval.metrics import srcc
 from quasar.preprocess import PreprocessSpec
 from quasar.runtime import Scorer
 from quasar.runtime.prepare import Preparer
-from quasar.runtime.reference import reference_preprocess
 from quasar.runtime.sources import Item
+from quasar.testing import reference_preprocess
 
 EFFNET_SPEC = PreprocessSpec(policy="native", size=512, mean=(0.5,) * 3, std=(0.5,) * 3, size_multiple=32, min_size=64)
 CROP_SPEC = PreprocessSpec(policy="center_crop", size=224)
@@ -67,18 +68,19 @@ def mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int32) - b.astype(np.int32)).mean())
 
 
-def spearman(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-@pytest.mark.parametrize("spec,limits", [(EFFNET_SPEC, (1.0, 4.0)), (CROP_SPEC, (3.0, 15.0))],
-                         ids=["native512", "crop224"])
-def test_pixel_parity_with_pil_reference(photos, original_jpegs, spec, limits):
+@pytest.mark.parametrize("spec,limits,subset", [
+    (EFFNET_SPEC, (1.0, 4.0), 4),
+    pytest.param(EFFNET_SPEC, (1.0, 4.0), None, marks=pytest.mark.slow),
+    pytest.param(CROP_SPEC, (3.0, 15.0), None, marks=pytest.mark.slow),
+], ids=["native512-quick", "native512", "crop224"])
+def test_pixel_parity_with_pil_reference(photos, original_jpegs, spec, limits, subset):
+    """Runtime pixels vs the PIL reference (:func:`quasar.testing.reference_preprocess`); ``subset``:
+    only that many working photos and camera JPEGs (the fast loop's version)."""
     prep = Preparer(spec)
-    files = [p.path for p in photos] + original_jpegs
+    working = [p.path for p in photos][:subset]
+    files = working + original_jpegs[:subset]
     diffs = [mad(prep(Item(f, path=f)), reference_preprocess(f, spec)) for f in files]
-    n = len(photos)
+    n = len(working)
     print(f"\n[{spec.policy} {spec.size}] pixel MAD vs PIL: working PNGs mean {np.mean(diffs[:n]):.3f} "
           f"max {np.max(diffs[:n]):.3f}; original JPEGs (reduced decoding) mean {np.mean(diffs[n:]):.3f} "
           f"max {np.max(diffs[n:]):.3f}")
@@ -124,9 +126,9 @@ def test_score_parity_with_pil_reference(effnet_model, photos, tmp_path):
     d = np.abs(ours - ref)
     per_group, k = {}, 0
     for name, g in groups.items():
-        per_group[name] = spearman(ours[k : k + len(g)], ref[k : k + len(g)])
+        per_group[name] = srcc(ours[k : k + len(g)], ref[k : k + len(g)])
         k += len(g)
-    all_srcc = spearman(ours, ref)
+    all_srcc = srcc(ours, ref)
     print(f"\n[score parity, head {head!r}, {len(files)} images] SRCC all {all_srcc:.4f}; per group "
           + ", ".join(f"{n} {v:.3f}" for n, v in per_group.items())
           + f"; |score diff| mean {d.mean():.4f} max {d.max():.4f}")
@@ -149,6 +151,24 @@ def test_exported_effnet_scores_real_photos(effnet_model, photos, original_jpegs
     with Scorer(effnet_model) as s:
         (sharp,), (soft,) = s.score(photos[0].path), s.score(np.ascontiguousarray(blurred))
     assert sharp.scores[s.heads[0]] > soft.scores[s.heads[0]]  # the quality head prefers the sharp photo
+
+
+def test_torch_backend_matches_onnxruntime_on_the_shipped_model(photos):
+    """The torch backend rebuilds the shipped default graph from its metadata and head initializers
+    (the fast loop's check of it; the slow test below uses a fresh export and more photos)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from quasar.contract import shipped_model_path
+
+    model = shipped_model_path()
+    if model is None:
+        pytest.skip("the shipped model was not exported from the shipped pack (a rebuilt development pack)")
+    small = [cv2.cvtColor(cv2.resize(cv2.imread(p.path), (192, 128), interpolation=cv2.INTER_AREA),
+                          cv2.COLOR_BGR2RGB) for p in photos[:2]]  # real content, a cheap forward pass
+    with Scorer(model) as ort_s, Scorer(model, backend="torch") as torch_s:
+        assert torch_s.backend.name.startswith("torch")
+        for a, b in zip(ort_s.score(small), torch_s.score(small), strict=True):
+            assert a.ok and b.ok and a.margins == pytest.approx(b.margins, abs=1e-4)
 
 
 @pytest.mark.slow

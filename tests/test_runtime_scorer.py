@@ -10,15 +10,12 @@ import threading
 import numpy as np
 import pytest
 from fixtures_images import (
-    animated_gif,
-    cmyk_jpeg,
-    corrupt_png,
+    awkward_files,
+    broken_files,
     encode,
     jpeg,
     jpeg_with_orientation,
     pattern,
-    png_header_only,
-    truncated,
 )
 
 from quasar.io import files as io_files
@@ -27,11 +24,6 @@ from quasar.runtime.sources import iter_items
 
 pytest.importorskip("onnx")
 from quasar.testing import TINY_CROP_SPEC, write_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -103,22 +95,7 @@ def test_unsupported_input_type(scorer):
 
 def write_zoo(d) -> dict[str, str | None]:
     """Files that must fail (value: expected reason) or must score (value: None)."""
-    img = pattern(120, 160)
-    files = {
-        "zero.jpg": (b"", "empty file"),
-        "truncated.jpg": (truncated(jpeg(pattern(300, 400))), "truncated JPEG"),
-        "text.jpg": (b"Hello, I am a text file with a .jpg name.\n" * 5, "not an image"),
-        "corrupt.png": (corrupt_png(img), "corrupt or truncated PNG"),
-        "bomb.png": (png_header_only(100_000, 100_000), "decompression-bomb"),
-        "one_pixel.png": (encode(np.array([[[1, 2, 3]]], np.uint8), ".png"), None),
-        "grey.png": (encode(img[:, :, 1], ".png"), None),
-        "rgba.png": (encode(np.dstack([img, np.full(img.shape[:2], 100, np.uint8)]), ".png"), None),
-        "deep16.png": (encode(img.astype(np.uint16) * 257, ".png"), None),
-        "cmyk.jpg": (cmyk_jpeg(img), None),
-        "rotated.jpg": (jpeg_with_orientation(img, 6), None),
-        "animated.gif": (animated_gif([img, img[::-1]]), None),
-        "good.jpg": (jpeg(img), None),
-    }
+    files = {**broken_files(), **{name: (data, None) for name, data in awkward_files().items()}}
     for name, (data, _) in files.items():
         (d / name).write_bytes(data)
     return {name: reason for name, (_, reason) in files.items()}

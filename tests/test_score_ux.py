@@ -21,15 +21,9 @@ from fixtures_images import encode, pattern
 from quasar.cli import main
 
 pytest.importorskip("onnx")
-from quasar.testing import write_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
 @pytest.fixture()

@@ -49,6 +49,7 @@ def test_pooled_block_is_the_plain_embedding(taps, skimage_photo_paths):
     np.testing.assert_allclose(e[a:b], p / np.linalg.norm(p), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_taps_see_exposure_and_colour(taps, skimage_photo_paths):
     """Relative to how far apart different photos are, darkening and desaturation move the multi-layer
     embedding several times further than the pooled feature (measured: 2.5-14x on these photos)."""
@@ -71,11 +72,13 @@ def test_taps_see_exposure_and_colour(taps, skimage_photo_paths):
             assert cosd(e[k], d) / content > 2 * cosd(e[k][a:b], d[a:b]) / content_pooled, (kind, k)
 
 
-@pytest.mark.parametrize("eid", ["dinov2-s14+taps", "timm:resnet18+taps", "open_clip:RN50@{rn50}+taps",
-                                 "open_clip:RN50*@{rn50}+taps"])
-def test_taps_for_every_encoder_family(eid, rn50_checkpoint):
+@pytest.mark.parametrize("eid", ["dinov2-s14+taps", "timm:resnet18+taps",
+                                 pytest.param("open_clip:RN50@{rn50}+taps", marks=pytest.mark.slow),
+                                 pytest.param("open_clip:RN50*@{rn50}+taps", marks=pytest.mark.slow)])
+def test_taps_for_every_encoder_family(eid, request):
     """ViTs (per-block tokens), timm and open_clip CNNs: stage statistics found from the module tree."""
-    enc = create_encoder(eid.format(rn50=rn50_checkpoint))
+    rn50 = request.getfixturevalue("rn50_checkpoint") if "{rn50}" in eid else None  # built only when needed
+    enc = create_encoder(eid.format(rn50=rn50))
     names = [n for n, _, _ in enc.backbone.layout]
     assert names[:2] == ["input.mean", "input.std"] and len(names) >= 8
     size = enc.spec.size if enc.spec.fixed_size else 112

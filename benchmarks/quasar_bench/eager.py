@@ -1,11 +1,11 @@
 """The baseline: the scoring pipeline users write today, in eager PyTorch, with the same model.
 
-Same encoder (``create_encoder("effnet-lite0")``), same default-pack centroids and the same resize
-policy (native resolution, long side capped at 512, both sides multiples of 32, via
-:func:`quasar.preprocess.target_shape`), but the usual tools: PIL decoding at full resolution
-(``Image.open`` + ``ImageOps.exif_transpose`` + ``convert("RGB")``), torchvision transforms
-(``Resize`` with antialiasing, ``ToTensor``, ``Normalize``) and an eager ``nn.Module`` whose scoring
-head is written in torch: L2-normalise, cosine with the normalised centroids, sigmoid(scale * margin).
+Same encoder (the pack's), same default-pack heads and the same resize policy (via
+:func:`quasar.preprocess.target_shape`), but the usual tools: PIL decoding at full resolution and
+PIL's antialiased resize (``Image.open`` + ``ImageOps.exif_transpose``, then ``resize``: the one
+reference pipeline of this project, :func:`quasar.testing.reference_preprocess`, which the tests
+also use), torchvision's ``ToTensor`` and ``Normalize``, and an eager ``nn.Module`` whose scoring
+head is written in torch (:class:`quasar.export.fused.ScoringHead`).
 
 Three ways to run it, as users do:
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quasar.preprocess import PreprocessSpec, target_shape
+from quasar.testing import reference_preprocess
 
 EXIF_ORIENTATION = 0x0112
 
@@ -74,33 +75,17 @@ def upright_size(im) -> tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
-def load_rgb(path: str | os.PathLike):
-    """PIL image, upright, RGB: the three calls every PIL pipeline starts with."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
-
-
-def transform_for(spec: PreprocessSpec, height: int, width: int):
-    """torchvision transforms to the spec's target shape for an upright ``height`` x ``width`` image."""
+def transform_for(spec: PreprocessSpec):
+    """torchvision's ``ToTensor`` + ``Normalize`` with the spec's mean/std: uint8 HxWx3 -> float CHW."""
     from torchvision import transforms
 
-    rh, rw, _ = target_shape(height, width, spec)
-    interp = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR,
-              "nearest": transforms.InterpolationMode.NEAREST}.get(spec.interpolation,
-                                                                  transforms.InterpolationMode.BICUBIC)
-    return transforms.Compose([
-        transforms.Resize((rh, rw), interpolation=interp, antialias=True),
-        transforms.ToTensor(),
-        transforms.Normalize(spec.mean, spec.std),
-    ])
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)])
 
 
 def load_tensor(path: str | os.PathLike, spec: PreprocessSpec) -> torch.Tensor:
-    """Normalised float CHW tensor of one file, PIL + torchvision."""
-    im = load_rgb(path)
-    return transform_for(spec, im.height, im.width)(im)
+    """Normalised float CHW tensor of one file: the reference pixels
+    (:func:`quasar.testing.reference_preprocess`: PIL decode, PIL resize, crop) through torchvision."""
+    return transform_for(spec)(reference_preprocess(path, spec))
 
 
 class _BucketDataset(torch.utils.data.Dataset):

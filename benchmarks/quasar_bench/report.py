@@ -13,7 +13,10 @@ import math
 import os
 from pathlib import Path
 
-from quasar_bench.stats import agreement, percentiles, throughput
+import numpy as np
+
+from quasar.eval.metrics import srcc
+from quasar_bench.stats import percentiles, throughput
 
 REFERENCE = "eager_single"  # every ratio is against the one-at-a-time eager pipeline of the same set
 BATCHED = ("eager_batched", "eager_dataloader")
@@ -28,6 +31,18 @@ def summarize_row(raw: dict) -> dict:
     if raw.get("latencies_ms"):
         row["latency_ms"] = percentiles(raw["latencies_ms"])
     return row
+
+
+def agreement(ref: dict[str, float], other: dict[str, float]) -> dict[str, float]:
+    """SRCC (:func:`quasar.eval.metrics.srcc`; NaN under 3 pairs or with a non-finite score) and absolute
+    differences of two score maps over the keys they share."""
+    keys = sorted(set(ref) & set(other))
+    a = np.array([ref[k] for k in keys], dtype=np.float64)
+    b = np.array([other[k] for k in keys], dtype=np.float64)
+    finite = bool(np.all(np.isfinite(a)) and np.all(np.isfinite(b)))
+    diff = np.abs(a - b) if keys else np.array([np.nan])
+    return {"n": len(keys), "srcc": srcc(a, b) if finite else float("nan"),
+            "mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max())}
 
 
 def head_agreement(ref: dict[str, list[float]], other: dict[str, list[float]]) -> dict:

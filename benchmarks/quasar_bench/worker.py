@@ -219,11 +219,11 @@ def run_parity(job: dict) -> dict:
 
     ``runtime``: the Scorer as benchmarked; ``full_decode``: without reduced JPEG decoding;
     ``pil_preprocess``: PIL decode + PIL bicubic resize to the same shape
-    (:func:`quasar.runtime.reference.reference_preprocess`), i.e. the eager pipeline's exact uint8
+    (:func:`quasar.testing.reference_preprocess`), i.e. the eager pipeline's exact uint8
     pixels, through the ONNX model: this isolates the model (fp32 or int8) from preprocessing.
     """
     from quasar.runtime import Scorer
-    from quasar.runtime.reference import reference_preprocess
+    from quasar.testing import reference_preprocess
 
     files = job["files"]
     variants: dict[str, dict] = {}

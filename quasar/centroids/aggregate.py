@@ -63,12 +63,12 @@ def mean_centroid(emb: np.ndarray) -> np.ndarray:
     return l2_normalize(emb).mean(axis=0)
 
 
-def offset_select(scores: np.ndarray, split: float, ratio: float, keep_side: str) -> np.ndarray:
+def offset_select(scores: np.ndarray, split: float, ratio: float) -> np.ndarray:
     """Indices of a set after dropping the ``ratio`` fraction of samples nearest ``split``.
 
     Ties keep their input order (stable sort), so a set whose scores are all equal (the references
     of synthetic quality anchors) loses its first ``ratio`` fraction: arbitrary but deterministic.
-    ``keep_side`` is informational; every sample of a set lies on one side of the split.
+    Every sample of a set lies on one side of the split, so the side needs no argument.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n_drop = int(np.floor(len(scores) * ratio))
@@ -116,7 +116,7 @@ def aggregate(emb: np.ndarray, agg: Aggregation, scores: np.ndarray | None = Non
     if agg.method == "offset":
         if scores is None or split is None:
             raise ValueError("Offset aggregation needs per-anchor scores and the split value")
-        idx = offset_select(scores, split, agg.offset_ratio, side)
+        idx = offset_select(scores, split, agg.offset_ratio)
         return mean_centroid(emb[idx]), len(idx)
     centres = kmeans(emb, agg.k, seed=agg.seed, iters=agg.iters)
     return centres.mean(axis=0), len(emb)

@@ -30,10 +30,49 @@ def head_from_embeddings(name: str, good_emb: np.ndarray, bad_emb: np.ndarray, a
 
 def build_head(name: str, anchors: AnchorSet, embedder: Embedder, agg: Aggregation,
                logit_scale: str | float = "calibrated") -> Head:
-    """Embed an anchor set (cached) and aggregate it into one head.
+    """Embed an anchor set (cached) and aggregate it into one centroid head: the QUASAR method's
+    head (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations").
 
-    ``logit_scale="levels"`` calibrates scale and bias on the anchors' scores (see
-    :func:`build_linear_head`); the other policies are those of :mod:`quasar.centroids.calibrate`.
+    Each set's embeddings are L2-normalised and aggregated (:mod:`quasar.centroids.aggregate`: mean,
+    Offset, K-means) into a good and a bad centroid; the logit scale is then chosen by ``logit_scale``.
+
+    Args:
+        name: the head's name (a column of the scores).
+        anchors: good and bad anchors (:mod:`quasar.centroids.anchors`: folders, CSVs, synthetic).
+        embedder: embeds the anchors with its encoder, through the embedding cache.
+        agg: how each set becomes its centroid.
+        logit_scale: ``levels`` calibrates scale and bias on the anchors' scores (see
+            :func:`build_linear_head`); ``calibrated``, ``paper`` or a number are the policies of
+            :mod:`quasar.centroids.calibrate`.
+
+    Returns:
+        A ``centroid`` :class:`~quasar.centroids.pack.Head`; its ``anchors`` record how many anchors
+        of each set were read, used and skipped.
+
+    Raises:
+        QuasarError: a set has no readable anchor.
+        ValueError: an aggregation the set cannot support (Offset without scores, k above its size).
+
+    Examples:
+        Three flat images against noisy copies of them, with the ``effnet-lite0`` encoder:
+
+        >>> import os, tempfile, cv2, numpy as np
+        >>> from quasar.centroids.aggregate import Aggregation
+        >>> from quasar.centroids.anchors import from_folders
+        >>> from quasar.centroids.embed import Embedder
+        >>> from quasar.encoders import create_encoder
+        >>> root, rng = tempfile.mkdtemp(), np.random.default_rng(0)
+        >>> for i in range(3):
+        ...     img = np.full((96, 128, 3), 50 + 60 * i, np.uint8)
+        ...     noisy = np.clip(img + rng.normal(0, 40, img.shape), 0, 255).astype(np.uint8)
+        ...     for side, pixels in (("good", img), ("bad", noisy)):
+        ...         os.makedirs(os.path.join(root, side), exist_ok=True)
+        ...         _ = cv2.imwrite(os.path.join(root, side, f"{i}.png"), pixels)
+        >>> embedder = Embedder(create_encoder("effnet-lite0"), use_cache=False, progress=False, engine="torch")
+        >>> anchors = from_folders(os.path.join(root, "good"), os.path.join(root, "bad"))
+        >>> head = build_head("noise", anchors, embedder, Aggregation("mean"))
+        >>> head.kind, head.good.shape, head.anchors["used_good"], head.anchors["used_bad"]
+        ('centroid', (1280,), 3, 3)
     """
     emb, is_good, scores, meta = _anchor_arrays(anchors, embedder, name)
     head = head_from_embeddings(name, emb[is_good], emb[~is_good], agg, scores[is_good], scores[~is_good],

@@ -27,17 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from quasar.centroids.anchors import Anchor
+from quasar.contract import file_sha256
 from quasar.io import read_rgb
 from quasar.paths import cache_dir
 from quasar.preprocess import preprocess
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class EmbeddingCache:

@@ -137,6 +137,43 @@ class Head:
 
 @dataclass
 class CentroidPack:
+    """K scoring heads for one encoder, stored as one JSON file (``*.qpack.json``).
+
+    The paper's head (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations") is a ``centroid`` head: the mean of the L2-normalised embeddings of
+    the good anchors and of the bad anchors; an image with unit embedding ``e`` scores
+    ``sigmoid(logit_scale * (cos(e, good) - cos(e, bad) + bias))``, the two-way softmax of the
+    scaled cosine similarities. ``linear`` and ``combine`` heads extend it (:class:`Head`).
+
+    Args:
+        encoder: id of the encoder whose embeddings the heads score (:func:`quasar.encoders.create_encoder`).
+        preprocess: how an image becomes that encoder's input.
+        heads: base heads (centroid, linear) first, then the combine heads that read them.
+        created: when it was built (ISO 8601; not part of the content hash).
+
+    Raises:
+        PackError: from :meth:`load`, :meth:`from_dict` and :meth:`save`, for a malformed, unhashed,
+            tampered or invalid pack (one line naming the file and the reason).
+
+    Examples:
+        >>> import numpy as np
+        >>> pack = CentroidPack.load("default")
+        >>> pack.encoder, pack.embed_dim
+        ('effnet-lite0+taps', 4198)
+        >>> pack.output_names
+        ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality']
+        >>> scores, margins = pack.score_embeddings(np.ones((2, pack.embed_dim)))  # the graph's head, in numpy
+        >>> scores.shape
+        (2, 7)
+
+        A hand-made pack with one centroid head (a good and a bad direction in 4 dimensions):
+
+        >>> good, bad = np.eye(4, dtype=np.float32)[:2]
+        >>> tiny = CentroidPack("effnet-lite0", pack.preprocess, [Head("quality", good, bad, logit_scale=10.0)])
+        >>> scores, margins = tiny.score_embeddings(np.array([[3.0, 0.0, 0.0, 0.0]]))
+        >>> float(margins[0, 0]), round(float(scores[0, 0]), 5)  # cos(e, good) - cos(e, bad); sigmoid(10 * 1)
+        (1.0, 0.99995)
+    """
+
     encoder: str
     preprocess: PreprocessSpec
     heads: list[Head]

@@ -259,7 +259,34 @@ if set(_FAMILIES) != {"builtin", *FAMILY_PATTERNS} or set(_BUILTINS) != set(BUIL
 
 
 def create_encoder(encoder_id: str, spec: PreprocessSpec | None = None) -> Encoder:
-    """Build the frozen encoder named by ``encoder_id``; ``spec`` overrides its resize policy."""
+    """Build the frozen torch encoder named by ``encoder_id``.
+
+    The encoder is the first half of a QUASAR model (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations"): it embeds the anchor images whose
+    centroids make a pack, and, inside the exported graph, the images being scored. Ids:
+    ``effnet-lite0``, ``dinov2-s14``, ``timm:<name>[@<checkpoint>]``, ``open_clip:<arch>[*]@<pretrained>``,
+    each optionally with ``+taps`` (multi-layer channel statistics, :mod:`quasar.encoders.taps`);
+    :func:`quasar.encoders.list_encoders` lists them.
+
+    Args:
+        encoder_id: the encoder's id.
+        spec: another resize policy for it (its mean/std must stay the backbone's).
+
+    Returns:
+        An :class:`~quasar.encoders.base.Encoder` (a torch module, eval mode, on the CPU): uint8 NHWC
+        images in (channel order per ``encoder.spec``), raw embeddings [N, ``encoder.embed_dim``] out.
+
+    Raises:
+        ValueError: an unknown or malformed id, or a ``spec`` whose mean/std differ from the backbone's.
+        ImportError: torch, timm or open_clip is missing (they come with the ``export`` extra).
+
+    Examples:
+        >>> import torch
+        >>> encoder = create_encoder("effnet-lite0+taps")  # the default model's encoder
+        >>> encoder.embed_dim, encoder.spec.policy, encoder.spec.size
+        (4198, 'native', 512)
+        >>> encoder(torch.zeros(2, 384, 512, 3, dtype=torch.uint8)).shape
+        torch.Size([2, 4198])
+    """
     eid = parse_encoder_id(encoder_id)
     enc = _FAMILIES[eid.family](eid)
     if eid.taps:

@@ -26,7 +26,7 @@ from scipy import optimize, special, stats
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
-__all__ = ["srcc", "plcc", "krcc", "logistic4", "fit_logistic", "bootstrap_ci", "METRICS"]
+__all__ = ["srcc", "plcc", "krcc", "logistic4", "fit_logistic", "bootstrap_ci", "bootstrap_interval", "METRICS"]
 
 
 def _pair(pred, mos) -> tuple[np.ndarray, np.ndarray]:
@@ -183,20 +183,39 @@ def bootstrap_ci(
     which the metric is undefined (``nan``) are dropped; if all are, ``(nan, nan)`` is returned.
     The generator is seeded so that reports are reproducible.
     """
+    p, m = _pair(pred, mos)
+    return bootstrap_interval(lambda idx: metric(p[idx], m[idx]), p.size, n=n, alpha=alpha, seed=seed,
+                              groups=groups)
+
+
+def bootstrap_interval(
+    stat: Callable[[np.ndarray], float],
+    size: int,
+    n: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    groups=None,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of any statistic of ``size`` units (images, photos, rows).
+
+    ``stat(indices)`` computes the statistic on the units at ``indices`` (drawn with replacement;
+    ``np.arange(size)`` is the full sample). Resampling, grouping, seeding and the handling of
+    undefined (``nan``) resamples are those of :func:`bootstrap_ci`, which is this function applied
+    to a metric of (prediction, opinion) pairs.
+    """
     if n < 1:
         raise ValueError("n must be >= 1")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
-    p, m = _pair(pred, mos)
-    if p.size == 0:
+    if size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     if groups is None:
-        draws = (rng.integers(0, p.size, p.size) for _ in range(n))
+        draws = (rng.integers(0, size, size) for _ in range(n))
     else:
         g = np.asarray(groups, dtype=object).ravel()
-        if g.size != p.size:
-            raise ValueError(f"groups has {g.size} labels for {p.size} scores")
+        if g.size != size:
+            raise ValueError(f"groups has {g.size} labels for {size} scores")
         _, inverse = np.unique(g.astype(str), return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         counts = np.bincount(inverse)
@@ -207,7 +226,7 @@ def bootstrap_ci(
             np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
             for _ in range(n)
         )
-    values = np.fromiter((metric(p[idx], m[idx]) for idx in draws), dtype=np.float64, count=n)
+    values = np.fromiter((stat(idx) for idx in draws), dtype=np.float64, count=n)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan"), float("nan")

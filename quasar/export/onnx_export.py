@@ -225,7 +225,13 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
                 clip_form: str = "clip", embedding: bool = False) -> str:
     """Export the fused graph of ``encoder_id`` (default: the pack's encoder) and ``pack``; returns the path.
 
+    The graph computes QUASAR scores (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations") in one pass: encoder, L2 normalisation, the heads'
+    margins (cosine to the good centroid minus cosine to the bad one, for the paper's heads) and
+    the sigmoid, following the contract of :mod:`quasar.contract`.
+
     Args:
+        encoder_id: the encoder (:func:`quasar.encoders.create_encoder`); None: the pack's.
+        out_path: where to write the ``.onnx`` file (written in a temporary file, then renamed).
         pack: a :class:`CentroidPack`, a pack file, or ``"default"``.
         precision: ``fp32``, ``fp16`` or ``int8``.
         size: override the spec's size (crop size, or the long-side cap of native-resolution encoders).
@@ -240,8 +246,21 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         embedding: also output the unit embedding the heads read (``embedding`` [N, D]; see
             :mod:`quasar.export.embedding`).
 
+    Returns:
+        ``out_path`` as a string: uint8 NHWC ``images`` in, float32 ``scores`` and ``margins`` [N, K]
+        out, with the metadata the runtime reads (:class:`quasar.runtime.Scorer` loads it as is).
+
     Raises:
         QuasarError: unknown precision, a pack for another encoder, an unwritable output, a bad size.
+
+    Examples:
+        The default model (a few minutes on a CPU; the file shipped in ``quasar/data`` is this export,
+        which ``tests/test_shipped_model.py`` checks byte for byte):
+
+        >>> path = export_onnx(None, "default", "quality-fp32.onnx")  # doctest: +SKIP
+        >>> from quasar.runtime import Scorer
+        >>> Scorer(path).heads  # doctest: +SKIP
+        ('sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality')
     """
     if precision not in PRECISIONS:
         raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")

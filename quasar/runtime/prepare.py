@@ -13,7 +13,7 @@ import numpy as np
 
 from quasar.io import read_file
 from quasar.io.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
-from quasar.preprocess import PreprocessSpec, crop_for, resize, target_shape
+from quasar.preprocess import PreprocessSpec, preprocess, target_shape
 from quasar.runtime.sources import Item
 
 
@@ -53,19 +53,12 @@ class Preparer:
                       min_shape=self.min_decoded_shape if self.reduced_decode else None)
 
     def finish(self, decoded: Decoded) -> np.ndarray:
-        """Resize/crop per spec to a contiguous uint8 HxWx3 array in the spec's channel order."""
-        spec = self.spec
-        h, w = decoded.full_size
+        """Resize/crop per spec (:func:`quasar.preprocess.preprocess`, sized from the full-resolution
+        upright size) to a contiguous uint8 HxWx3 array in the spec's channel order."""
         try:
-            rh, rw, crop = target_shape(h, w, spec)
-        except ValueError as e:  # ShapeError: an extreme aspect ratio
+            return preprocess(decoded.image, self.spec, full_size=decoded.full_size)
+        except ValueError as e:  # ShapeError: an extreme aspect ratio; one image's reason, not the batch's
             raise ImageError(str(e)) from None
-        out = resize(decoded.image, rh, rw, spec.interpolation, spec.resampler)
-        if crop is not None:
-            out = crop_for(out, crop, spec)
-        if spec.channel_order == "BGR":
-            out = out[:, :, ::-1]
-        return np.ascontiguousarray(out)
 
     def __call__(self, item: Item) -> np.ndarray:
         return self.finish(self.decode(item))

@@ -9,12 +9,11 @@ never delays the first score by much.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 
-from quasar.runtime.sources import IMAGE_EXTENSIONS
+from quasar.runtime.sources import IMAGE_EXTENSIONS, iter_path
 
 COUNT_CAP = 200_000  # directory entries looked at before the total is given up as unknown
 COUNT_SECONDS = 2.0
@@ -41,64 +40,27 @@ class _GiveUp(Exception):
 def count_inputs(paths: Iterable[str], recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS,
                  skip: Callable[[str], bool] | None = None, cap: int = COUNT_CAP,
                  seconds: float = COUNT_SECONDS) -> int | None:
-    """How many rows scoring ``paths`` will give (as :func:`quasar.runtime.sources.iter_items` lists
-    them), less those ``skip`` says are done; None when the walk exceeds ``cap`` entries or ``seconds``.
+    """How many rows scoring ``paths`` will give, less those whose label ``skip`` says are done;
+    None when the walk lists more than ``cap`` directory entries or takes over ``seconds``.
 
-    Nothing is opened or decoded: one ``os.scandir`` per directory. A folder with no images counts
-    one (its error row), like an unreadable one.
+    The rows are :func:`quasar.runtime.sources.iter_path`'s items, listed by the same walk that
+    scoring uses (error rows included: a folder with no images, a symlink loop, an unreadable
+    directory), so the total always matches. Nothing is opened or decoded.
     """
     deadline = time.monotonic() + seconds
-    seen_entries = 0
+    listed = 0
+
+    def budget(n_entries: int) -> None:
+        nonlocal listed
+        listed += n_entries
+        if listed > cap or time.monotonic() > deadline:
+            raise _GiveUp
+
     total = 0
-
-    def keep(path: str) -> int:
-        return 0 if skip is not None and skip(path) else 1
-
-    def walk(d: str, ancestors: tuple, seen: set) -> tuple[int, int]:
-        """(files kept, files found) under ``d``."""
-        nonlocal seen_entries
-        try:
-            st = os.stat(d)
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                return 1, 1  # a symlink loop: one error row
-            if key in seen:
-                return 0, 0
-            seen.add(key)
-            with os.scandir(d) as it:
-                entries = list(it)
-        except OSError:
-            return 1, 1  # an unreadable directory: one error row
-        kept = found = 0
-        subdirs = []
-        for e in entries:
-            seen_entries += 1
-            if seen_entries > cap or (seen_entries % 1024 == 0 and time.monotonic() > deadline):
-                raise _GiveUp
-            try:
-                is_dir = e.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subdirs.append(e.path)
-            elif os.path.splitext(e.name)[1].lower() in extensions:
-                found += 1
-                kept += keep(e.path)
-        if recursive:
-            for sub in subdirs:
-                k, f = walk(sub, ancestors + (key,), seen)
-                kept, found = kept + k, found + f
-            if time.monotonic() > deadline:
-                raise _GiveUp
-        return kept, found
-
     try:
         for p in paths:
-            if not os.path.isdir(p):
-                total += keep(p)
-                continue
-            kept, found = walk(p, (), set())
-            total += kept if found else keep(p)  # the "no image files in it" row
+            for item in iter_path(p, recursive, extensions, on_listing=budget):
+                total += 0 if skip is not None and skip(item.label) else 1
     except _GiveUp:
         return None
     return total

@@ -71,6 +71,39 @@ class Scorer:
 
     Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
     is False), as pyiqa's metrics state it.
+
+    The scores are the QUASAR method's (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations"): the
+    fused graph embeds the image, compares it with each head's good and bad anchor centroids and
+    returns the two-way softmax of the scaled cosine similarities. This class decodes, resizes,
+    batches and runs that graph.
+
+    Returns:
+        :meth:`score` returns one :class:`ScoreRecord` per image, in input order, with ``scores``
+        and ``margins`` by head name, or an ``error`` (one line: the reason) for an image that could
+        not be scored; :meth:`score_iter` yields them lazily.
+
+    Raises:
+        QuasarError: the model is missing, not a QUASAR fused model, fails its integrity checks
+            (head hash, metadata), or the backend cannot run it. Bad images never raise: they
+            become records with an ``error``.
+        TypeError: :meth:`score` got something that is not a path, bytes, an image or a list of those.
+
+    Examples:
+        The shipped default model (no torch needed) on an in-memory image:
+
+        >>> import numpy as np
+        >>> with Scorer() as scorer:
+        ...     (record,) = scorer.score(np.full((240, 320, 3), 128, np.uint8))
+        >>> record.ok, list(record.scores)
+        (True, ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality'])
+        >>> 0.0 <= record.scores["quality"] <= 1.0
+        True
+
+        Paths and folders (``recursive=True`` for sub-folders); a file that fails is a record:
+
+        >>> with Scorer() as scorer:
+        ...     scorer.score(["no/such/photo.jpg"])[0].error
+        'file not found'
     """
 
     lower_better: bool = False

@@ -9,7 +9,7 @@ any unreadable file instead of aborting the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,18 +68,20 @@ def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterat
                         "torch tensors or a list of them")
 
 
-def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS,
+              on_listing: Callable[[int], None] | None = None) -> Iterator[Item]:
     """A file path as one item (even if missing: the error is reported per file); a folder's images.
 
     Every path named explicitly yields at least one item: a folder with no image files in it (a
     folder called ``photos.jpg/``, an empty folder, sub-folders only without ``recursive``) yields
-    one error item saying so, instead of silently contributing nothing.
+    one error item saying so, instead of silently contributing nothing. ``on_listing``: see
+    :func:`walk_folder`.
     """
     if not os.path.isdir(path):
         yield Item(path, path=path)
         return
     empty = True
-    for item in walk_folder(path, recursive, extensions):
+    for item in walk_folder(path, recursive, extensions, on_listing):
         empty = False
         yield item
     if empty:
@@ -87,12 +89,15 @@ def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = I
         yield Item(path, error=f"is a directory with no image files in it{hint}")
 
 
-def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS,
+                on_listing: Callable[[int], None] | None = None) -> Iterator[Item]:
     """Image files under ``root`` in sorted order, one directory listing in memory at a time.
 
     Symlinks are followed. Each real directory is listed once: a symlink back to one of its own
     ancestors (a loop) yields an error item naming the link; a second route to an already listed
-    directory is skipped silently, so no file is scored twice.
+    directory is skipped silently, so no file is scored twice. ``on_listing`` is called with the
+    number of entries of each directory as it is listed (the progress bar's cheap count uses it to
+    give up on huge trees by raising).
     """
     seen: set[tuple[int, int]] = set()
 
@@ -115,6 +120,8 @@ def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_E
         except OSError as e:
             yield Item(d, error=f"cannot list directory: {e.strerror}")
             return
+        if on_listing is not None:
+            on_listing(len(entries))
         subdirs = []
         for e in entries:
             try:
