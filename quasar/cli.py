@@ -23,6 +23,7 @@ STAGES = (
     "quasar.centroids.cli",
     "quasar.export.cli",
     "quasar.runtime.cli",
+    "quasar.scale.cli",  # `quasar serve`: imports Ray only when run
     "quasar.eval.cli",
     "quasar.list_cli",  # `quasar list`: torch-free, imports its readers only when run
     "quasar.bench_cli",  # thin: the benchmark code is imported only when `quasar bench` runs
