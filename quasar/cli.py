@@ -23,6 +23,7 @@ STAGES = (
     "quasar.centroids.cli",
     "quasar.export.cli",
     "quasar.runtime.cli",
+    "quasar.scale.cli",  # `quasar serve`: imports Ray only when run
     "quasar.eval.cli",
     "quasar.report.cli",  # `quasar report`: runtime only, imports its modules when run
     "quasar.cull.cli",  # `quasar cull`: likewise

@@ -54,3 +54,25 @@ def rn50_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "rn50_random.pt"
     torch.save(model.state_dict(), path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One simulated two-node Ray cluster (1 CPU per node) for every Ray test of the session.
+
+    Ray is in the dev extra, so a missing install fails here instead of skipping. Serve apps that
+    tests start are their own to stop; the cluster and everything on it go down at session end.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

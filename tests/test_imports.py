@@ -20,7 +20,8 @@ QUASAR = Path(__file__).resolve().parents[1] / "quasar"
 # Shared floor: below every stage, imports no stage.
 FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", "quasar.io", "quasar.onnx_meta",
          "quasar.contract")
-STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval")
+STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval",
+          "quasar.scale")
 # What each part may not import (prefix match).
 FORBIDDEN = {
     **{m: STAGES + ("quasar.cli", "quasar.testing") for m in FLOOR},
@@ -28,7 +29,7 @@ FORBIDDEN = {
     "quasar.centroids": ("quasar.export", "quasar.runtime", "quasar.eval"),
     "quasar.export": ("quasar.runtime", "quasar.eval"),
     "quasar.runtime": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
-                       "quasar.testing"),
+                       "quasar.testing", "quasar.scale"),
     # Photo-app features on top of the runtime: torch-free like it.
     **{m: ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval", "quasar.testing")
        for m in ("quasar.cull", "quasar.report")},
@@ -36,11 +37,15 @@ FORBIDDEN = {
                       "quasar.testing"),
     "quasar.eval": ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.testing"),
     "quasar.testing": STAGES,  # the tiny model and the reference pipeline: the floor only
+    # Ray on top of the runtime: scoring as it is, distributed; never the build stages.
+    "quasar.scale": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
+                     "quasar.testing"),
 }
 # The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
 # module and the encoders by design (imported lazily, only when that backend is created).
 ALLOWED = {("quasar.runtime.backends.torch_backend", "quasar.export.fused"),
-           ("quasar.runtime.backends.torch_backend", "quasar.encoders")}
+           ("quasar.runtime.backends.torch_backend", "quasar.encoders"),
+           ("quasar.runtime.cli", "quasar.scale")}  # `quasar score --ray` hands the scoring to Ray, lazily
 
 
 def _module_name(path: Path) -> str:
@@ -118,10 +123,10 @@ def test_runtime_import_set(tmp_path):
         "def found(bad):\n"
         "    return sorted(m for m in sys.modules if any(m == b or m.startswith(b + '.') for b in bad))\n"
         "print(found(('torch', 'onnx', 'quasar.export', 'quasar.encoders', 'quasar.centroids', 'quasar.photos',\n"
-        "             'quasar.eval', 'quasar.testing', 'quasar_bench', 'tensorrt', 'ray', 'scipy')))\n"
+        "             'quasar.eval', 'quasar.testing', 'quasar_bench', 'tensorrt', 'ray', 'scipy', 'quasar.scale')))\n"
         "from quasar.cli import build_parser\n"
         "build_parser()  # every stage's parser: still no torch, onnx or benchmark code\n"
-        "print(found(('torch', 'onnx', 'quasar_bench', 'tensorrt', 'ray')))\n"
+        "print(found(('torch', 'onnx', 'quasar_bench', 'tensorrt', 'ray', 'starlette')))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=QUASAR.parent, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -260,6 +260,7 @@ def test_input_stream_is_consumed_lazily_and_threads_stop(scorer):
             pulled += 1
             yield img
 
+    scorer.score(pattern(40, 40))  # the decode workers are started once and kept (test_runtime_reuse.py)
     before = threading.active_count()
     it = scorer.score_iter(gen())
     first = [next(it) for _ in range(3)]

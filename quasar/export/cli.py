@@ -1,4 +1,4 @@
-"""``quasar export onnx`` and ``quasar export tensorrt``.
+"""``quasar export onnx``, ``quasar export tensorrt`` and ``quasar export triton``.
 
 Imports nothing heavy at module level: ``quasar.cli`` builds every stage's parser, including for
 ``quasar score``, which must run without torch.
@@ -74,6 +74,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--verbose", action="store_true", help="show TensorRT's build log")
     t.set_defaults(func=_cmd_tensorrt)
 
+    r = sub.add_parser("triton", help="Triton Inference Server model repository (config.pbtxt + model)",
+                       description="Write a Triton model repository for a fused ONNX graph (ONNX Runtime backend) "
+                                   "or a TensorRT engine: OUT/NAME/config.pbtxt with dynamic batching and the "
+                                   "uint8 NHWC input, and OUT/NAME/1/model.onnx|model.plan. Not tested against a "
+                                   "live Triton server (docs/scaling.md).")
+    r.add_argument("out", metavar="OUT", help="model repository folder (created if missing)")
+    r.add_argument("--model", default=None,
+                   help="fused .onnx file or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
+    r.add_argument("--name", default="quasar", help="model name (the folder under OUT)")
+    r.add_argument("--max-batch-size", type=int, default=32, help="largest batch Triton forms")
+    r.add_argument("--preferred", type=int, nargs="+", default=None,
+                   help="preferred dynamic batch sizes (default: 4, 8, 16... up to --max-batch-size)")
+    r.add_argument("--queue-delay-us", type=int, default=2000, help="how long a request may wait to be batched")
+    r.add_argument("--instances", type=int, default=1, help="model instances per device")
+    r.add_argument("--kind", choices=("cpu", "gpu"), default=None,
+                   help="instance kind (default: gpu for engines and --accelerator tensorrt, else cpu)")
+    r.add_argument("--accelerator", choices=("tensorrt",), default=None,
+                   help="ONNX models on GPU: run through ONNX Runtime's TensorRT execution provider")
+    r.add_argument("--overwrite", action="store_true", help="replace OUT/NAME if it exists")
+    r.set_defaults(func=_cmd_triton)
+
 
 def _cmd_onnx(args: argparse.Namespace) -> int:
     from quasar.extras import EXPORT_MODULES, require_all
@@ -148,4 +169,18 @@ def _cmd_tensorrt(args: argparse.Namespace) -> int:
                         max_side=args.max_side, opt_hw=_parse_hw(args.opt_size), timing_cache=args.timing_cache,
                         workspace_gib=args.workspace_gib, verbose=args.verbose)
     print(f"{path}: built in {time.perf_counter() - t0:.0f} s (sidecar {path}.json)")
+    return 0
+
+
+def _cmd_triton(args: argparse.Namespace) -> int:
+    from quasar.contract import shipped_model_path
+    from quasar.export.triton import write_repository
+
+    model = args.model or os.environ.get("QUASAR_MODEL") or shipped_model_path()
+    if not model:
+        raise QuasarError("no built-in model in this installation: give --model FILE")
+    folder = write_repository(model, args.out, name=args.name, max_batch_size=args.max_batch_size,
+                              preferred=args.preferred, queue_delay_us=args.queue_delay_us, instances=args.instances,
+                              kind=args.kind, accelerator=args.accelerator, overwrite=args.overwrite)
+    print(f"{folder}: Triton model repository entry for {model} (config.pbtxt; not tested against a live server)")
     return 0

@@ -90,6 +90,19 @@ def register(subparsers) -> None:
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings or summary on stderr")
+    r = p.add_argument_group("Ray (the ray extra; docs/scaling.md)")
+    r.add_argument("--ray", action="store_true",
+                   help="score on Ray Data actors: a local Ray cluster, or the one at --address (same output and --resume)")
+    r.add_argument("--address", metavar="ADDR", default=None,
+                   help="with --ray: join this Ray cluster (e.g. auto, or HOST:6379); every node must see the "
+                        "files and the model at the same paths (default: start a local cluster)")
+    r.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
+                   help="with --ray: scorer actors (default: cluster CPUs / --ray-actor-cpus)")
+    r.add_argument("--ray-actor-cpus", type=_positive, default=None, metavar="N",
+                   help="with --ray: CPUs per actor, also its decode workers and inference threads "
+                        "(default: all cores for a local cluster, else 1)")
+    r.add_argument("--ray-batch", type=_positive, default=None, metavar="N",
+                   help="with --ray: paths per actor call (default: 64, less for small inputs)")
     p.set_defaults(func=run)
 
 
@@ -115,10 +128,22 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
     _quiet_opencv()
-    scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
-                    workers=args.workers, threads=args.threads,
-                    max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
-                    embeddings=getattr(args, "embeddings", False))
+    if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch):
+        raise QuasarError("--address, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
+    if args.ray and getattr(args, "embeddings", False):
+        raise QuasarError("--embeddings is not available with --ray yet: score locally to write embeddings")
+    if args.ray:
+        from quasar.scale.raycli import RayScorer
+
+        scorer = RayScorer(args.model, address=args.address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
+                           batch_size=args.ray_batch, margins=args.margins, backend=args.backend, device=args.device,
+                           workers=args.workers, threads=args.threads, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                           reduced_decode=not args.no_reduced_decode, inference_batch=args.batch_size)
+    else:
+        scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
+                        workers=args.workers, threads=args.threads,
+                        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
+                        embeddings=getattr(args, "embeddings", False))
     try:
         heads = scorer.heads if args.explain else scorer.info.summary_heads
         writer, done = open_writer(args.output, args.format, heads, margins=args.margins,

@@ -18,6 +18,13 @@ bucket, so batches are simply consecutive images.
 
 Results come out in input order (a small reorder buffer bridges the bucket window).
 
+**Repeated calls are cheap.** The decode workers belong to the ``Pipeline``, not to a run: they are
+started on the first run and kept until :meth:`Pipeline.close`, so a caller that scores 32 paths
+per call (Ray Data's ``map_batches``, a server, a user's loop) does not start and join a thread pool
+every time. Concurrent runs share the workers (each run still bounds its own decode jobs in flight),
+so while one caller's batch is on the backend, another caller's images are being decoded. A run
+that is abandoned cancels its queued decode jobs and waits for the running ones before it returns.
+
 **Failures keep no pixels.** A decode worker returns ``(array, None)`` or ``(None, reason)``, never an
 exception: an exception kept in its future would keep its traceback, the traceback the decoder's
 frames, and those frames the decoded image (gigabytes for a large file refused after decoding)
@@ -31,7 +38,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +93,8 @@ class Pipeline:
     """Run ``prepare`` on ``workers`` threads and ``backend`` on batches of up to ``batch_size``.
 
     One ``Pipeline`` may run several times, also concurrently from several threads: each ``run``
-    has its own threads and queue; only the backend is shared.
+    has its own feeder thread and queue; the backend and the decode workers are shared. ``close``
+    stops the workers (the backend is the owner's to close).
     """
 
     def __init__(self, prepare: Callable[[Item], np.ndarray], backend: Backend, batch_size: int = 8,
@@ -102,6 +110,26 @@ class Pipeline:
         self.queue_size = queue_size
         # Batches in flight on the device: 2 lets batch i+1's copy overlap batch i's compute.
         self.depth = depth if depth is not None else (2 if backend.device == "cuda" else 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def _decode_pool(self) -> ThreadPoolExecutor:
+        """The decode workers, started on first use and kept across runs until :meth:`close`."""
+        with self._pool_lock:
+            if self._closed:
+                raise RuntimeError("this scorer is closed; create a new one")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="quasar-decode")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the decode workers (idempotent). Runs still in progress fail; later runs raise."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _prepare_one(self, item: Item) -> tuple[np.ndarray | None, str | None, str | None]:
         """``(array, None, warning)`` or ``(None, reason, None)``; the exception (and the pixels its
@@ -120,7 +148,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ feeder (its own thread)
     def _feed(self, items: Iterator[Item], out_q: queue.Queue, stop: threading.Event,
-              warnings: dict[int, str] | None = None) -> None:
+              warnings: dict[int, str] | None = None, pool: ThreadPoolExecutor | None = None) -> None:
         def put(msg) -> None:
             while not stop.is_set():
                 try:
@@ -158,9 +186,9 @@ class Pipeline:
                 if index - b[0][0] >= self.window:
                     emit(shape)
 
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="quasar-decode")
+        pool = pool if pool is not None else self._decode_pool()
+        inflight: deque[tuple[Future, int, str]] = deque()
         try:
-            inflight: deque[tuple[Future, int, str]] = deque()
             max_inflight = 2 * self.workers + 2
             for index, item in enumerate(items):
                 if stop.is_set():
@@ -180,8 +208,11 @@ class Pipeline:
                 put(_Fatal(e))
             except _Stopped:
                 pass
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # an abandoned run: drop its queued decode jobs, wait for the running ones
+            futures = [f for f, _, _ in inflight]
+            for f in futures:
+                f.cancel()
+            wait(futures)
 
     # ------------------------------------------------------------------ consumer (the caller's thread)
     def run(self, items: Iterable[Item]) -> Iterator[Result]:
@@ -189,7 +220,8 @@ class Pipeline:
         out_q: queue.Queue = queue.Queue(maxsize=self.queue_size)
         stop = threading.Event()
         warnings: dict[int, str] = {}
-        feeder = threading.Thread(target=self._feed, args=(iter(items), out_q, stop, warnings),
+        pool = self._decode_pool()  # a closed pipeline raises here, in the caller's thread
+        feeder = threading.Thread(target=self._feed, args=(iter(items), out_q, stop, warnings, pool),
                                   name="quasar-feeder", daemon=True)
         pending: deque[tuple[_Batch, Pending]] = deque()
         ready: dict[int, Result] = {}
@@ -265,11 +297,15 @@ class Pipeline:
             except Exception:
                 pass
         pending.clear()
-        while feeder.is_alive() or not out_q.empty():
-            try:
-                msg = out_q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if isinstance(msg, _Batch):
-                self.backend.release(msg.array)
-        feeder.join()
+        while True:
+            alive = feeder.is_alive()
+            while True:  # drain without blocking: a feeder blocked on a full queue can then finish
+                try:
+                    msg = out_q.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(msg, _Batch):
+                    self.backend.release(msg.array)
+            if not alive:
+                break
+            feeder.join(0.005)

@@ -1,0 +1,109 @@
+"""``quasar serve``: the scoring service (Ray Serve, the ray extra) until SIGINT/SIGTERM.
+
+Building the parser imports nothing from Ray; ``run`` checks the extra first (one line if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from quasar.errors import QuasarError
+
+SERVE_EPILOG = """endpoints:
+  POST /score     one image as the body (Content-Type image/* or application/octet-stream), or several
+                  as multipart/form-data; ?margins=1 adds margins. 200 with scores, or a JSON
+                  {"error": reason}: 400 (empty, not an image, truncated, too many pixels, too many
+                  files, malformed multipart), 413 (body over --max-body-mb), 415 (other content type)
+  GET  /healthz   {"status": "ok"}
+  GET  /metadata  model, heads, precision, preprocessing spec, batching and limits
+
+  curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/score
+  curl -s -F a=@a.jpg -F b=@b.png http://127.0.0.1:8000/score
+
+SIGINT/SIGTERM stop the service after the requests in flight are answered (--drain-s at most)."""
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _non_negative(v: str) -> float:
+    x = float(v)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {x}")
+    return x
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="HTTP scoring service with dynamic batching (Ray Serve; the ray extra)",
+        description="Serve a fused QUASAR model over HTTP on Ray Serve. Requests arriving together are "
+                    "scored as one batch (dynamic batching). Binds to 127.0.0.1 unless --host says otherwise.",
+        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", metavar="FILE", default=None,
+                   help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the service to the network")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port")
+    p.add_argument("--max-batch-size", type=_positive, default=16,
+                   help="images per dynamic batch; 1 turns dynamic batching off")
+    p.add_argument("--batch-wait-ms", type=_non_negative, default=10.0,
+                   help="how long a batch waits for more images before it is scored")
+    p.add_argument("--replicas", type=_positive, default=1, help="scorer replicas (one Scorer each)")
+    p.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs each replica reserves in Ray")
+    p.add_argument("--workers", type=_positive, default=None, help="decode threads per replica (default: cores, at most 8)")
+    p.add_argument("--threads", type=_positive, default=None, help="inference threads per replica (default: ONNX Runtime's)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+                   help="inference engine (as for quasar score)")
+    p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None, help="device (as for quasar score)")
+    p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body in MiB (larger: 413)")
+    p.add_argument("--max-files", type=_positive, default=64, help="most images in one multipart request (more: 400)")
+    p.add_argument("--max-pixels", type=_positive, default=64_000_000,
+                   help="decompression-bomb limit per image, checked from the header before decoding")
+    p.add_argument("--drain-s", type=_non_negative, default=30.0,
+                   help="on shutdown, how long replicas may take to answer the requests they hold")
+    p.add_argument("--address", metavar="ADDR", default=None,
+                   help="join this Ray cluster (default: start a local one)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quasar.scale.cluster import connect, disconnect, require_ray
+
+    require_ray("quasar serve")
+    if not 0 < args.port < 65536:
+        raise QuasarError(f"--port must be 1..65535, got {args.port}")
+    from quasar.runtime.model import default_model_path, load_model_info
+    from quasar.scale.http import Limits, MiB
+
+    info = load_model_info(args.model or default_model_path())  # a bad model is one line, before Ray starts
+    started = connect(args.address, what="quasar serve")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # replaces Ray's handler (exit at once); also during start-up
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        from quasar.scale import serve as service
+
+        options = service.ServiceOptions(
+            max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms, workers=args.workers,
+            threads=args.threads, backend=args.backend, device=args.device,
+            limits=Limits(max_body_bytes=int(args.max_body_mb * MiB), max_files=args.max_files,
+                          max_pixels=args.max_pixels))
+        app = service.build_app(info.path, options, replicas=args.replicas, replica_cpus=args.replica_cpus,
+                                graceful_shutdown_s=args.drain_s)
+        service.start(app, args.host, args.port)
+        print(f"quasar serve: {info.path} on http://{args.host}:{args.port} (POST /score, GET /healthz, "
+              f"GET /metadata); batching {'off' if args.max_batch_size == 1 else f'up to {args.max_batch_size}'}",
+              file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("quasar serve: stopping (answering requests in flight)", file=sys.stderr, flush=True)
+        service.stop()
+    finally:
+        disconnect(started)
+    return 0

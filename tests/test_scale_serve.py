@@ -1,0 +1,190 @@
+"""The scoring service on Ray Serve: real images and bad requests over HTTP on a free local port.
+
+One Serve instance for the module, on the session's Ray cluster (tests/conftest.py); its last test
+stops it while a request is in flight and checks that the request is still answered.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fixtures_images import jpeg, pattern, png_header_only, truncated
+from test_scale_http import multipart
+
+from quasar.runtime import Scorer
+from quasar.scale.http import Limits, MiB
+
+pytestmark = pytest.mark.slow
+
+CT = "multipart/form-data; boundary=----quasar-test-7d1f"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, body: bytes | None = None, content_type: str | None = None, method: str | None = None,
+            timeout: float = 60) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text)
+        except ValueError:  # not from the service (Serve's proxy answering for it): keep the text
+            return e.code, {"not_json": text.decode("utf-8", "replace")}
+
+
+def deploy(options, port: int | None = None) -> str:
+    from quasar.scale import serve as service
+
+    service.start(service.build_app(None, options, graceful_shutdown_s=30), "127.0.0.1", port or free_port())
+    url = f"http://127.0.0.1:{_port()}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            status, body = request(url + "/healthz", timeout=5)
+            if status == 200:
+                return url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the service did not answer /healthz within 120 s")
+        time.sleep(0.25)
+
+
+def _port() -> int:
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client().http_config.port
+
+
+@pytest.fixture(scope="module")
+def service(ray_cluster):
+    from quasar.scale.serve import ServiceOptions
+
+    options = ServiceOptions(max_batch_size=8, batch_wait_ms=20,
+                             limits=Limits(max_body_bytes=2 * MiB, max_files=4, max_pixels=20_000_000))
+    url = deploy(options)
+    yield url
+    from ray import serve
+
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def images(photos):
+    """Encoded real photos (JPEG and PNG) and what the local scorer says about them."""
+    data = []
+    for i, p in enumerate(photos[:6]):
+        raw = open(p.path, "rb").read()
+        data.append(raw if i % 2 else jpeg(__import__("cv2").imread(p.path)[:, :, ::-1]))
+    with Scorer() as s:
+        return data, [r.scores for r in s.score(data)]
+
+
+def close(a: dict, b: dict, tol: float = 1e-5) -> bool:
+    return a.keys() == b.keys() and all(abs(a[k] - b[k]) <= tol for k in a)
+
+
+def test_health_and_metadata(service):
+    assert request(service + "/healthz") == (200, {"status": "ok"})
+    status, meta = request(service + "/metadata")
+    with Scorer() as s:
+        assert meta["heads"] == list(s.heads) and meta["preprocess"] == s.info.preprocess
+        assert meta["precision"] == s.info.precision and meta["model"] in s.model_path
+    assert meta["batching"]["max_batch_size"] == 8 and meta["limits"]["max_files"] == 4
+
+
+def test_one_image_and_multipart_score_like_local(service, images):
+    data, want = images
+    status, body = request(service + "/score", data[0], "image/jpeg")
+    assert status == 200 and close(body["scores"], want[0]) and "margins" not in body
+    status, body = request(service + "/score?margins=1", data[1], "application/octet-stream")
+    assert status == 200 and close(body["scores"], want[1]) and set(body["margins"]) == set(want[1])
+    parts = [("a", "one.jpg", data[2]), ("b", "bad.png", b"not an image"), ("c", "three.png", data[3])]
+    status, body = request(service + "/score", multipart(parts), CT)
+    assert status == 200 and [r["name"] for r in body["results"]] == ["one.jpg", "bad.png", "three.png"]
+    assert close(body["results"][0]["scores"], want[2]) and close(body["results"][2]["scores"], want[3])
+    assert body["results"][1]["error"].startswith("not an image")
+
+
+BAD = [  # (what, body, content type, status, reason starts with / contains)
+    ("empty body", b"", "image/png", 400, "empty body"),
+    ("not an image (a PDF)", b"%PDF-1.4\n" + b"x" * 200, "application/octet-stream", 400, "not an image"),
+    ("plain text", b"hello", "image/jpeg", 400, "not an image"),
+    ("truncated JPEG", truncated(jpeg(pattern(400, 600)), 0.3), "image/jpeg", 400, "truncated JPEG"),
+    ("decompression bomb", png_header_only(50_000, 50_000), "image/png", 400, "decompression-bomb"),
+    ("oversized body", b"\xff\xd8" + b"\0" * (3 * MiB), "image/jpeg", 413, "request body over"),
+    ("wrong content type", b"{}", "application/json", 415, "unsupported content type"),
+    ("too many files", multipart([("f", f"{i}.png", b"x") for i in range(5)]), CT, 400, "too many files"),
+    ("malformed multipart", b"no boundary in here", CT, 400, "malformed multipart"),
+]
+
+
+@pytest.mark.parametrize("what,body,ctype,status,reason", BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_json_errors(service, what, body, ctype, status, reason):
+    got, answer = request(service + "/score", body, ctype)
+    assert got == status and set(answer) == {"error"} and reason in answer["error"], (what, answer)
+
+
+def test_wrong_method_and_path_and_the_replica_survives(service, images):
+    assert request(service + "/score")[0] == 405
+    assert request(service + "/nope", b"x", "image/png")[0] == 404
+    data, want = images
+    for what, body, ctype, _, _ in BAD:  # all of them again, back to back
+        assert request(service + "/score", body, ctype)[0] in (400, 413, 415), what
+    status, body = request(service + "/score", data[0], "image/jpeg")
+    assert status == 200 and close(body["scores"], want[0])
+
+
+def test_concurrent_requests_are_batched_and_score_like_local(service, images):
+    data, want = images
+    jobs = [(data[i % len(data)], want[i % len(data)]) for i in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda j: request(service + "/score", j[0], "image/png"), jobs))
+    for (status, body), (_, w) in zip(results, jobs, strict=True):
+        assert status == 200 and close(body["scores"], w)
+    stats = request(service + "/metadata")[1]["stats"]
+    assert stats["largest_batch"] > 1, stats  # 12 clients at once: images were scored together
+
+
+def test_batching_off_scores_the_same(service, images):
+    from quasar.scale.serve import ServiceOptions
+
+    data, want = images
+    deploy(ServiceOptions(max_batch_size=1), port=_port())  # replaces the app on the same port
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda d: request(service + "/score", d, "image/png"), data))
+    assert all(s == 200 and close(b["scores"], w) for (s, b), w in zip(results, want, strict=True))
+    assert request(service + "/metadata")[1]["stats"]["largest_batch"] == 1
+
+
+def test_shutdown_answers_requests_in_flight(service, images):
+    from quasar.scale.serve import ServiceOptions, stop
+
+    data, want = images
+    # a batch waits 3 s for company, so the request is surely in flight when shutdown starts
+    deploy(ServiceOptions(max_batch_size=64, batch_wait_ms=3000), port=_port())
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(r=request(service + "/score", data[0], "image/jpeg")))
+    t.start()
+    time.sleep(1.0)
+    assert t.is_alive(), "the request finished before shutdown began; the test proves nothing"
+    stop()
+    t.join(60)
+    status, body = out["r"]
+    assert status == 200 and close(body["scores"], want[0])
