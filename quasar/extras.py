@@ -21,6 +21,7 @@ DISTRIBUTIONS = {
     "open_clip": "open_clip_torch",
     "cv2": "opencv-python-headless",
     "PIL": "pillow",
+    "mlperf_loadgen": "mlcommons-loadgen",
 }
 
 
