@@ -119,7 +119,7 @@ def test_comparison_mode_interleaves_and_gives_ratios(tmp_path):
     order = [(r["rep"], r["scenario"], r["config"]["model"]) for r in rep["runs"]]
     assert order == [(1, "single-stream", "a.onnx"), (1, "single-stream", "b.onnx"), (1, "offline", "a.onnx"),
                      (1, "offline", "b.onnx"), (2, "single-stream", "b.onnx"), (2, "single-stream", "a.onnx"),
-                     (2, "offline", "b.onnx"), (2, "offline", "a.onnx")]  # rotated each repetition
+                     (2, "offline", "b.onnx"), (2, "offline", "a.onnx")]  # reversed every other repetition
     comp = {c["scenario"]: c for c in rep["comparison"]}
     assert set(comp) == {"single-stream", "offline"}
     for c in comp.values():
@@ -213,9 +213,16 @@ def test_search_steps_follow_loadgens_bounds():
     assert s["qps_tried"] == [20, 40, 80, 60, 50, 55]
     assert s["kept_bound"] == [True, True, False, False, True, False]
     assert s["peak_qps"] == 50
-    failed = sc.search_steps(msgs[:2] + ["FindPeakPerformance: Initial lower bound does not satisfy performance "
+    failed = sc.search_steps(msgs[:2] + ["IssueQueryThread 0 Ending early: Max test duration reached.",
+                                         "FindPeakPerformance: Initial lower bound does not satisfy performance "
                                          "constraints, msg: Reduce target QPS to improve latency."])
     assert failed == {"qps_tried": [20], "kept_bound": [False], "peak_qps": None}
+
+
+def test_interleave_reverses_and_shifts():
+    from quasar.perf.run import interleave
+
+    assert [interleave(list("abc"), r) for r in range(4)] == [list("abc"), list("cba"), list("bca"), list("acb")]
 
 
 def test_search_precision_never_coarser_than_loadgen_allows():
@@ -231,9 +238,12 @@ def test_read_detail_and_summarize(tmp_path):
         rec("result_min_queries_met", True), rec("early_stopping_met", False),
         rec("early_stopping_result", " * Only processed 10 queries.\n * Need 64."), rec("result_query_count", 10),
         rec("result_90.00_percentile_latency_ns", 12_500_000), rec("result_50.00_percentile_latency_ns", 10_000_000),
-        rec("generic_message", "hello"), rec("error_invalid_config", "bad", is_error=True)]))
+        rec("generic_message", "hello"), rec("error_invalid_config", "bad", is_error=True),
+        rec("error_runtime", "FindPeakPerformance: Initial lower bound does not satisfy", is_error=True)]))
     d = sc.read_detail(str(p))
-    assert d["messages"] == ["hello"] and d["errors"] == ["error_invalid_config: bad"]
+    assert d["messages"] == ["hello", "FindPeakPerformance: Initial lower bound does not satisfy"]
+    assert d["errors"] == ["error_invalid_config: bad", "error_runtime: FindPeakPerformance: Initial lower bound "
+                           "does not satisfy"]
     s = sc.summarize("single-stream", d)
     assert s["validity"] == "INVALID" and s["checks"] == {"min_duration": True, "min_queries": True,
                                                           "early_stopping": False}

@@ -14,7 +14,7 @@ import numpy as np
 
 LATENCY_SCENARIOS = ("single-stream", "multi-stream", "server")
 TITLES = {"single-stream": "SingleStream (per image)", "multi-stream": "MultiStream (per query)",
-          "server": "Server (per image, confirming test at the QPS found)"}
+          "server": "Server (per image: the confirming test, or the search's last when no QPS held)"}
 
 
 def _pyplot():
@@ -57,7 +57,8 @@ def latency_plot(plt, runs: list[dict], scen: str, mode: str, out_dir: str, fmt:
     fig, (ax_h, ax_c) = plt.subplots(1, 2, figsize=(10, 3.8))
     hi = max(np.percentile(v, 99.5) for v in series.values())
     lo = min(min(v) for v in series.values())
-    bins = np.linspace(lo * 0.95, hi * 1.05, 50)
+    n = min(len(v) for v in series.values())
+    bins = np.linspace(lo * 0.95, hi * 1.05, int(np.clip(n // 3, 10, 50)) + 1)
     for name, v in series.items():
         a = np.sort(np.asarray(v))
         ax_h.hist(np.clip(a, None, bins[-1]), bins=bins, histtype="step", linewidth=1.5, label=name)
@@ -84,7 +85,11 @@ def batch_plot(plt, rep: dict, mode: str, out_dir: str, fmt: str) -> str | None:
     lat = [r for r in rows if r["scenario"] in ("server", "multi-stream")]
     if not rate and not lat:
         return None
-    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(10, 3.8))
+    if lat:
+        fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(10, 3.8))
+    else:  # Offline only: no latency to plot
+        fig, ax_t = plt.subplots(1, 1, figsize=(5.5, 3.8))
+        ax_l = None
 
     def lines(ax, rs, key):
         by: dict[str, list[tuple[int, float]]] = {}
@@ -100,16 +105,19 @@ def batch_plot(plt, rep: dict, mode: str, out_dir: str, fmt: str) -> str | None:
             ax.legend(fontsize=7)
 
     lines(ax_t, rate, _value)
-    lines(ax_l, lat, lambda r: (r.get("p99_ms") or {}).get("median"))
-    ax_t.set_title("Offline samples/s; Server QPS found (dashed)", fontsize=9)
+    kinds = {r["scenario"] for r in rate}
+    ax_t.set_title("; ".join(t for k, t in (("offline", "Offline samples/s"), ("server", "Server QPS found (dashed)"))
+                             if k in kinds), fontsize=9)
     ax_t.set_xlabel("batch size")
     ax_t.set_ylabel("per second")
     ax_t.set_ylim(bottom=0)
-    ax_l.set_ylim(bottom=0)
-    ax_l.set_title("p99 latency (Server: confirming test; MultiStream: per query)", fontsize=9)
-    ax_l.set_xlabel("batch size")
-    ax_l.set_ylabel("ms")
-    for ax in (ax_t, ax_l):
+    if ax_l is not None:
+        lines(ax_l, lat, lambda r: (r.get("p99_ms") or {}).get("median"))
+        ax_l.set_ylim(bottom=0)
+        ax_l.set_title("p99 latency (Server: confirming test; MultiStream: per query)", fontsize=9)
+        ax_l.set_xlabel("batch size")
+        ax_l.set_ylabel("ms")
+    for ax in (ax_t, ax_l) if ax_l is not None else (ax_t,):
         ax.set_xscale("log", base=2)
         ax.set_xticks(rep["settings"]["batches"], [str(b) for b in rep["settings"]["batches"]])
     fig.suptitle(f"Against batch size, {mode}", fontsize=10)

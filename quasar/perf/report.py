@@ -44,7 +44,7 @@ def assemble(*, opts, targets, batches, scenarios, workload, models, backends, r
     notes = [f"1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end ({cores} cores): "
              f"above {cores} the machine was shared and timings are noisy."]
     if opts.repeat > 1:
-        notes.append(f"{opts.repeat} repetitions, configurations interleaved (order rotated each repetition); "
+        notes.append(f"{opts.repeat} repetitions, configurations interleaved (reverse order every other repetition); "
                      "values are medians with (min-max).")
     return {
         "tool": "quasar perf", "format_version": FORMAT_VERSION,
@@ -101,20 +101,27 @@ def machine_line(m: dict) -> str:
 def summary_table(rep: dict) -> list[str]:
     scen = rep["settings"]["scenarios"]
     target_ms = rep["settings"]["target_latency_ms"]
-    heads = {"single-stream": "SingleStream p90 ms", "multi-stream": "MultiStream p99 ms",
+    heads = {"single-stream": "SingleStream p90 ms (batch 1)", "multi-stream": "MultiStream p99 ms",
              "offline": "Offline samples/s", "server": f"Server QPS (p99 ≤ {target_ms:g} ms)"}
+    first = rep["settings"]["batches"][0]
     cells: dict[tuple, dict] = {}
-    for r in rep["summary"]:
-        cells.setdefault((r["model"], r["backend"], r["mode"], r["batch"]), {})[r["scenario"]] = r
+    for r in rep["summary"]:  # SingleStream (one image per query) shares the first batch size's row
+        batch = first if r["scenario"] == "single-stream" else r["batch"]
+        cells.setdefault((r["model"], r["backend"], r["mode"], batch), {})[r["scenario"]] = r
     lines = ["| model | backend | mode | batch | " + " | ".join(heads[s] for s in scen) + " |",
              "|---|---|---|---|" + "---|" * len(scen)]
-    keys = sorted(cells, key=lambda k: (k[0], k[1], k[2], k[3] if k[3] != 1 else 0))
+    keys = sorted(cells)
     for key in keys:
         row = cells[key]
         vals = []
         for s in scen:
             r = row.get(s)
-            vals.append("–" if r is None else f"{_fmt(r['value'])} {'' if _validity(r['valid']) == 'VALID' else '(' + _validity(r['valid']) + ')'}".strip())
+            if r is None:
+                vals.append("–")
+                continue
+            shown = "none" if r["value"] is None and s == "server" else _fmt(r["value"])
+            verdict = _validity(r["valid"])
+            vals.append(shown if verdict == "VALID" else f"{shown} ({verdict})")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(vals) + " |")
     return lines
 
@@ -181,6 +188,10 @@ def markdown(rep: dict) -> str:
             out.append(f"| {r['rep']} | {r['label']} | {steps} | {'none' if peak is None else f'{peak:.4g}'} | "
                        f"{r['loadgen'].get('validity')}, p99 {r['loadgen']['latency_ms'].get('p99')} ms |")
         out.append("")
+    notes = [(r, n) for r in rep["runs"] for n in r.get("notes", [])]
+    if notes:
+        out += ["## Notes on single tests", ""] + [f"- rep {r['rep']}, {SCENARIO_TITLES[r['scenario']]}, {r['label']}: {n}"
+                                                   for r, n in notes] + [""]
     out += ["## LoadGen validity", "", "Every test's verdict as LoadGen wrote it (its logs: `loadgen/` beside this "
             "report, `mlperf_log_summary.txt` and `mlperf_log_detail.txt` per test).", ""] + validity_table(rep) + [""]
     out += ["## Every test", "", "LoadGen's latencies (from when it issued a query) and the SUT's own (from when "

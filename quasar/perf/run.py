@@ -4,8 +4,9 @@ A *configuration* is a target (model, precision, backend; :mod:`quasar.perf.targ
 (``end-to-end`` or ``model-only``) and a batch size. Everything that can be refused is refused before
 the first measurement: targets resolved, images loaded, every Scorer/backend created. Then each
 configuration is warmed up once (:func:`quasar.perf.sut.calibrate`), and the tests run in rounds:
-for each repetition, for each scenario, every configuration in turn, the order rotated by one each
-repetition, so that a slow spell of a shared machine falls on all configurations alike.
+for each repetition, for each scenario, every configuration in turn, in reverse order every other
+repetition and shifted by one every two (:func:`interleave`), so that a slow spell of a shared machine
+falls on all configurations alike.
 
 SingleStream sends one sample per query whatever the batch, so it runs once per target and mode, as
 batch 1 (on the Scorer loaded for the first batch size: a Scorer's batch size only caps its batches).
@@ -148,11 +149,14 @@ def plan_configs(targets: list[Target], modes: list[str], batches: list[int], sc
     return [Config(t, m, b) for t in targets for m in modes for b in batches]
 
 
-def rotate(items: list, k: int) -> list:
+def interleave(items: list, rep: int) -> list:
+    """The order of repetition ``rep``: forwards, then backwards (a linear drift of the machine's
+    speed falls on every configuration alike over each pair of repetitions), shifted by one every pair."""
     if not items:
         return items
-    k %= len(items)
-    return items[k:] + items[:k]
+    k = (rep // 2) % len(items)
+    order = items[k:] + items[:k]
+    return order[::-1] if rep % 2 else order
 
 
 class Measurer:
@@ -252,8 +256,10 @@ class Measurer:
         rec["search"] = {**steps, "settings": used, "logs": os.path.relpath(search_dir, self.opts.out)}
         peak = steps["peak_qps"]
         if peak is None:
+            alone = 1e3 * self.engine.estimate(cfg).latency_s
             rec["notes"].append(f"no QPS kept p99 under {self.opts.settings.target_latency_ms:g} ms, not even "
-                                f"{start:.3g} QPS (LoadGen: {sc.summarize('server', detail)['invalid_reason']})")
+                                f"{start:.3g} QPS (one image alone took {alone:.0f} ms in the warm-up; LoadGen: "
+                                f"{sc.summarize('server', detail)['invalid_reason']})")
             rec.update(settings=used, loadgen=sc.summarize("server", detail), logs=rec["search"]["logs"])
             self._sut_part(rec, sut, per_query=False, keep=True)
             rec["peak_qps"] = None
@@ -356,7 +362,7 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
         total = opts.repeat * sum(len(plan_configs(targets, opts.modes, batches, sn)) for sn in scen_list)
         for rep in range(opts.repeat):
             for scen in scen_list:
-                for cfg in rotate(plan_configs(targets, opts.modes, batches, scen), rep):
+                for cfg in interleave(plan_configs(targets, opts.modes, batches, scen), rep):
                     rec = meas.measure(scen, cfg, rep)
                     records.append(rec)
                     m = rec["metric"]

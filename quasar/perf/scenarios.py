@@ -143,9 +143,13 @@ def _noop(_indices) -> None:
     pass
 
 
+NARRATIVE_KEYS = ("generic_message", "error_runtime")  # LoadGen says what it does (and what failed) in these
+
+
 def read_detail(path: str) -> dict:
-    """``{"values": {key: last value}, "messages": [generic messages], "errors": [...], "warnings": [...]}``
-    from LoadGen's ``mlperf_log_detail.txt``."""
+    """``{"values": {key: last value}, "messages": [...], "errors": [...], "warnings": [...]}`` from
+    LoadGen's ``mlperf_log_detail.txt``; ``messages``: its narrative (generic messages and runtime
+    errors, such as the QPS search's steps and its start failing the bound), in log order."""
     out: dict = {"values": {}, "messages": [], "errors": [], "warnings": []}
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -160,7 +164,7 @@ def read_detail(path: str) -> dict:
         except ValueError:
             continue
         key, value, meta = rec.get("key"), rec.get("value"), rec.get("metadata") or {}
-        if key == "generic_message":
+        if key in NARRATIVE_KEYS:
             out["messages"].append(value)
         else:
             out["values"][key] = value
