@@ -91,6 +91,10 @@ def test_plots_are_written(all_scenarios):
     assert len(rep["plots"]) == 6  # histogram/CDF for SingleStream, MultiStream, Server x 2 modes
     for p in rep["plots"]:
         assert (out / p).read_bytes()[:8] == PNG
+    from quasar.perf import plots
+
+    svg = plots.make_all(rep, str(out / "svg"), "svg")
+    assert len(svg) == 6 and all(b"<svg" in (out / "svg" / p).read_bytes()[:2000] for p in svg)
 
 
 @pytest.mark.slow
