@@ -40,7 +40,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from quasar_bench.machine import machine_info
 
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
@@ -56,6 +55,7 @@ from quasar.centroids.families import (
 from quasar.centroids.pack import CentroidPack
 from quasar.eval.metrics import bootstrap_interval
 from quasar.io import read_rgb
+from quasar.machine import machine_info
 from quasar.photos import balanced, fetch_photos
 
 HERE = Path(__file__).parent

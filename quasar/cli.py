@@ -29,6 +29,7 @@ STAGES = (
     "quasar.cull.cli",  # `quasar cull`: likewise
     "quasar.list_cli",  # `quasar list`: torch-free, imports its readers only when run
     "quasar.bench_cli",  # thin: the benchmark code is imported only when `quasar bench` runs
+    "quasar.perf.cli",  # thin: LoadGen, matplotlib and the runtime are imported only when `quasar perf` runs
 )
 
 

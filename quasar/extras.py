@@ -23,6 +23,7 @@ DISTRIBUTIONS = {
     "PIL": "pillow",
     "pillow_heif": "pillow-heif",
     "pillow_avif": "pillow-avif-plugin",
+    "mlperf_loadgen": "mlcommons-loadgen",
 }
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from quasar_bench import camera, report, stats
 from quasar_bench.limits import theoretical_peak
-from quasar_bench.machine import cpuinfo, machine_info
+
+from quasar.machine import cpuinfo, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 

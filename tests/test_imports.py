@@ -40,6 +40,9 @@ FORBIDDEN = {
     # Ray on top of the runtime: scoring as it is, distributed; never the build stages.
     "quasar.scale": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
                      "quasar.testing"),
+    # `quasar perf` measures the runtime as users run it: torch-free, default models via a subprocess.
+    "quasar.perf": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
+                    "quasar.testing", "torch"),
 }
 # The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
 # module and the encoders by design (imported lazily, only when that backend is created).

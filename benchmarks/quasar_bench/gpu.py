@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from quasar.machine import machine_info, usable_cores
 from quasar.runtime.backends.base import Backend
 from quasar_bench import camera
-from quasar_bench.machine import machine_info, usable_cores
 from quasar_bench.stats import percentiles, spread, time_calls
 
 NO_CUDA_EXIT = 2

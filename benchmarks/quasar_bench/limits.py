@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from quasar_bench.machine import cpuinfo, usable_cores
+from quasar.machine import cpuinfo, usable_cores
 
 # ------------------------------------------------------------------ FLOPs
 

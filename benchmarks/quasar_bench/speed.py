@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from quasar.machine import machine_info, usable_cores
 from quasar_bench import camera, report
-from quasar_bench.machine import machine_info, usable_cores
 from quasar_bench.models import ModelUnavailable, model_path, snapshot_pack
 
 DEFAULT_IMAGES = 24

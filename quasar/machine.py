@@ -1,7 +1,8 @@
-"""What the numbers were measured on: CPU model, cores, ISA flags, clock, memory, library versions.
+"""What the numbers were measured on: CPU model, cores, ISA flags, clock, memory, GPUs, library versions.
 
-Read from ``/proc/cpuinfo`` and package metadata, without importing torch or onnxruntime, so that
-the parent process stays small. The ISA flags matter for reading the results: ONNX Runtime's int8
+Read from ``/proc/cpuinfo``, ``nvidia-smi`` (when installed) and package metadata, without importing
+torch or onnxruntime, so that the parent process stays small. Shared by ``quasar perf`` and the
+benchmarks in ``benchmarks/`` (which import it from here). The ISA flags matter for reading the results: ONNX Runtime's int8
 kernels are several times faster with VNNI (``avx512_vnni`` / ``avx_vnni``) than with plain AVX2.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from importlib import metadata
 
@@ -25,7 +28,10 @@ PACKAGES = {  # what we report -> distribution names to try
     "timm": ("timm",),
     "onnx": ("onnx",),
     "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+    "mlcommons-loadgen": ("mlcommons-loadgen", "mlcommons_loadgen"),
+    "matplotlib": ("matplotlib",),
 }
+GPU_QUERY = "name,memory.total,driver_version"
 
 
 def cpuinfo(path: str = "/proc/cpuinfo") -> dict:
@@ -80,6 +86,28 @@ def package_version(names: tuple[str, ...]) -> str | None:
     return None
 
 
+def gpus(timeout: float = 10.0) -> list[dict]:
+    """NVIDIA GPUs as ``nvidia-smi`` lists them (name, memory MiB, driver); empty without one."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        r = subprocess.run([exe, f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"],
+                           capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = []
+    for line in r.stdout.splitlines() if r.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            try:
+                mem = int(float(parts[1]))
+            except ValueError:
+                mem = None
+            out.append({"name": parts[0], "memory_mib": mem, "driver": parts[2]})
+    return out
+
+
 def machine_info() -> dict:
     cpu = cpuinfo()
     flags = set(cpu["flags"])
@@ -89,6 +117,7 @@ def machine_info() -> dict:
         "cpu_mhz": cpu["mhz"],
         "isa": [f for f in ISA_FLAGS if f in flags],
         "memory_gib": mem_total_gib(),
+        "gpus": gpus(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "versions": {k: package_version(v) for k, v in PACKAGES.items()},
