@@ -88,6 +88,7 @@ KEYS = (
 )
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+ORT_SUFFIX = ".ort"  # ONNX Runtime's own (flatbuffer) format, for ORT Mobile; metadata read through onnxruntime
 ENGINE_SIDECAR_FORMAT = "quasar-tensorrt-engine"  # X.engine.json: {"onnx_metadata": {quasar.* keys}, ...}
 ENGINE_SIDECAR_VERSION = 1
 SHA256_SIDECAR_SUFFIX = ".sha256"
@@ -219,6 +220,9 @@ def parse_metadata(meta: Mapping[str, str], path: str = "<model>", kind: str = "
     dynamic = dyn == "true"
     if not dynamic and not spec.fixed_size:
         raise bad(f"the graph takes a fixed input size but its spec policy {spec.policy!r} gives varying sizes")
+    if dynamic and spec.policy == "fixed":
+        raise bad(f"quasar.dynamic_size is true but the spec's policy 'fixed' makes every image "
+                  f"{spec.height}x{spec.width}; a static graph says dynamic_size false")
     scales = None
     if LOGIT_SCALES_KEY in meta:
         raw = _json(meta, LOGIT_SCALES_KEY, bad)
@@ -314,6 +318,26 @@ def graph_precision(dtypes: Mapping[int, int]) -> str:
     if dtypes.get(10):  # float16
         return "fp16"
     return "fp32"
+
+
+def check_input_shape(path: str, shape: Sequence, info: ModelInfo) -> int | None:
+    """Check a graph input's shape ``[N, H, W, 3]`` (ints for fixed dimensions, anything else for
+    dynamic ones) against the metadata; returns the fixed batch size or None. QuasarError (one line)
+    on a mismatch: a fixed H x W without ``dynamic_size`` false, or other than the spec's size."""
+    if len(shape) != 4 or shape[3] != 3:
+        raise QuasarError(f"{path}: input {INPUT_NAME!r} must be [N, H, W, 3] (NHWC), is {list(shape)}")
+    fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    hw = info.spec.output_hw
+    if info.dynamic_size:
+        if fixed[1] is not None and fixed[2] is not None:
+            raise QuasarError(f"{path}: metadata says dynamic_size=true but the graph input is fixed at {list(shape)}")
+    elif fixed[1] is not None and fixed[2] is not None and hw is not None and (fixed[1], fixed[2]) != hw:
+        raise QuasarError(f"{path}: graph input is {fixed[1]}x{fixed[2]} but the spec ({info.spec.policy}) makes "
+                          f"images {hw[0]}x{hw[1]}; refusing this model (re-export it with `quasar export onnx`)")
+    elif info.spec.policy == "fixed" and (fixed[1] is None or fixed[2] is None):
+        raise QuasarError(f"{path}: the spec's policy 'fixed' needs a graph input fixed at {hw[0]}x{hw[1]}, "
+                          f"is {list(shape)}")
+    return fixed[0]
 
 
 def check_graph(path: str, meta: Mapping[str, str], spec: PreprocessSpec) -> None:

@@ -24,7 +24,11 @@ SPEC_VERSION = 2
 # bound (a 16384x4 strip) are refused with the reason, not padded: padding would score the padding.
 MAX_ASPECT_RATIO = 16
 RESAMPLERS = ("pil", "opencv_area")
-POLICIES = ("center_crop", "native", "short_side")
+POLICIES = ("center_crop", "native", "short_side", "fixed")
+# ``fixed`` (static graphs, ``quasar export onnx --static HxW``): every image becomes exactly height x width,
+# by stretching the whole image or by covering the box and cropping its centre.
+FITS = ("stretch", "crop")
+FIXED_ONLY_FIELDS = ("height", "width", "fit")  # serialised only for policy "fixed" (older specs stay byte-identical)
 INTERPOLATIONS = {
     "bicubic": cv2.INTER_CUBIC,
     "bilinear": cv2.INTER_LINEAR,
@@ -54,6 +58,10 @@ class PreprocessSpec:
             SRCC 0.996 against a PIL pipeline with reduced JPEG decoding, 1.000 without);
             ``opencv_area`` (spec version 1) shrinks with OpenCV's INTER_AREA: faster from very large
             images, but only SRCC ~0.984-0.99 against PIL pipelines.
+        height, width, fit: policy ``fixed`` only (static graphs): the exact output size, and how an image
+            gets there: ``stretch`` resizes the whole image to width x height (aspect not kept);
+            ``crop`` resizes it to cover the box keeping the aspect and crops the centre (offsets
+            floored). ``size`` is then max(height, width); ``size_multiple`` and ``min_size`` are ignored.
     """
 
     policy: str = "center_crop"
@@ -66,6 +74,9 @@ class PreprocessSpec:
     min_size: int = 32
     resampler: str = "pil"
     version: int = field(default=SPEC_VERSION)
+    height: int | None = None
+    width: int | None = None
+    fit: str | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -78,16 +89,37 @@ class PreprocessSpec:
             raise ValueError(f"unknown resampler {self.resampler!r}; expected one of {RESAMPLERS}")
         if self.size < 1 or self.size_multiple < 1:
             raise ValueError("size and size_multiple must be positive")
+        if self.policy == "fixed":
+            hw = (self.height, self.width)
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw):
+                raise ValueError(f"policy 'fixed' needs integer height and width >= 1, got {hw}")
+            if self.fit not in FITS:
+                raise ValueError(f"policy 'fixed' needs fit in {FITS}, not {self.fit!r}")
+        elif any(getattr(self, k) is not None for k in FIXED_ONLY_FIELDS):
+            raise ValueError(f"height, width and fit apply to policy 'fixed' only, not {self.policy!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
     @property
     def fixed_size(self) -> bool:
         """True when every image comes out at the same height and width."""
-        return self.policy == "center_crop"
+        return self.policy in ("center_crop", "fixed")
+
+    @property
+    def output_hw(self) -> tuple[int, int] | None:
+        """(height, width) every image comes out at, for the fixed-size policies; else None."""
+        if self.policy == "fixed":
+            return int(self.height), int(self.width)
+        if self.policy == "center_crop":
+            return self.size, self.size
+        return None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.policy != "fixed":  # keeps every older spec's JSON byte-identical
+            for k in FIXED_ONLY_FIELDS:
+                del d[k]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -125,7 +157,21 @@ class ShapeError(ValueError):
 
 def max_resized_side(spec: PreprocessSpec) -> int:
     """The longest side :func:`target_shape` may return for ``spec`` (see ``MAX_ASPECT_RATIO``)."""
+    if spec.policy == "fixed":
+        return MAX_ASPECT_RATIO * max(spec.output_hw)
     return spec.size if spec.policy == "native" else MAX_ASPECT_RATIO * spec.size
+
+
+def fixed_target(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
+    """Policy ``fixed``: ``stretch`` -> (H, W, None); ``crop`` -> the covering size and the (H, W) crop.
+
+    Cover: scale = max(W / w, H / h), sides round(w * s) and round(h * s), each at least W resp. H.
+    """
+    th, tw = spec.output_hw
+    if spec.fit == "stretch":
+        return th, tw, None
+    scale = max(tw / width, th / height)
+    return max(th, round(height * scale)), max(tw, round(width * scale)), (th, tw)
 
 
 def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
@@ -136,7 +182,9 @@ def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, in
     """
     if height < 1 or width < 1:
         raise ValueError(f"image has no pixels ({height}x{width})")
-    if spec.policy == "center_crop":
+    if spec.policy == "fixed":
+        rh, rw, crop = fixed_target(height, width, spec)
+    elif spec.policy == "center_crop":
         scale = spec.size / min(height, width)
         rh, rw = max(spec.size, round(height * scale)), max(spec.size, round(width * scale))
         crop: tuple[int, int] | None = (spec.size, spec.size)
@@ -189,6 +237,17 @@ def center_crop(img: np.ndarray, ch: int, cw: int) -> np.ndarray:
     return img[top : top + ch, left : left + cw]
 
 
+def crop_for(img: np.ndarray, crop: tuple[int, int], spec: PreprocessSpec) -> np.ndarray:
+    """The spec's centre crop: torchvision's rounded offsets, or floored ones for policy ``fixed``
+    (the static-graph contract, simple to reproduce in C)."""
+    ch, cw = crop
+    if spec.policy != "fixed":
+        return center_crop(img, ch, cw)
+    h, w = img.shape[:2]
+    top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+    return img[top : top + ch, left : left + cw]
+
+
 def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Resize and crop an RGB uint8 HWC image per ``spec``; returns a contiguous uint8 HWC array.
 
@@ -199,7 +258,7 @@ def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     rh, rw, crop = target_shape(img_rgb.shape[0], img_rgb.shape[1], spec)
     out = resize(img_rgb, rh, rw, spec.interpolation, spec.resampler)
     if crop is not None:
-        out = center_crop(out, *crop)
+        out = crop_for(out, crop, spec)
     if spec.channel_order == "BGR":
         out = out[:, :, ::-1]
     return np.ascontiguousarray(out)

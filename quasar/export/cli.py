@@ -34,7 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--calib-dir", help="int8: directory of calibration images (default: the anchor photos)")
     o.add_argument("--int8-scheme", choices=("cpu", "tensorrt"), default="cpu",
                    help="int8: uint8 activations for ONNX Runtime CPU, or symmetric int8 for TensorRT")
+    o.add_argument("--static", metavar="HxW",
+                   help="static graph: input fixed to [batch, H, W, 3] (e.g. 384x512, multiples of the encoder's "
+                        "stride), every shape computation folded, ops that ORT Mobile's NNAPI/CoreML EPs and "
+                        "OpenCV DNN take; the runtime fits each image to H x W (--fit)")
+    o.add_argument("--batch", type=int, default=1, help="static graphs: the fixed batch size")
+    o.add_argument("--fit", choices=("stretch", "crop"), default=None,
+                   help="static graphs: stretch the whole image to H x W, or cover and crop its centre "
+                        "(default: stretch, chosen by measurement: benchmarks/README.md)")
+    o.add_argument("--clip-form", choices=("relu", "clip"), default="relu",
+                   help="static fp32/fp16 graphs: ReLU6 as Relu(x) - Relu(x - 6) (loads in OpenCV 4.6) or as Clip "
+                        "(a little faster in ONNX Runtime on the CPU)")
     o.set_defaults(func=_cmd_onnx)
+
+    r = sub.add_parser("ort", help="ONNX Runtime format (.ort) for ORT Mobile, from a fused ONNX graph",
+                       description="Convert a fused .onnx model to ONNX Runtime's .ort format (basic-level "
+                                   "optimisation, metadata kept); `quasar score --model X.ort` scores it.")
+    r.add_argument("model", help="fused .onnx file (a --static graph for NNAPI/CoreML)")
+    r.add_argument("-o", "--output", help="output .ort file (default: MODEL with .ort)")
+    r.set_defaults(func=_cmd_ort)
 
     t = sub.add_parser("tensorrt", help="TensorRT engine from a fused ONNX graph (needs a GPU)")
     t.add_argument("model", help="fused .onnx file")
@@ -62,6 +80,16 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
     # Cheap checks first: these fail in milliseconds, the export takes seconds to minutes.
     check_output_path(args.output)
+    static = None
+    if args.static:
+        from quasar.export.static import parse_hw
+
+        try:
+            static = parse_hw(args.static)
+        except ValueError as e:
+            raise QuasarError(str(e)) from None
+    elif args.batch != 1 or args.fit or args.clip_form != "relu":
+        raise QuasarError("--batch, --fit and --clip-form apply to --static graphs only")
     pack = load_pack(args.pack, allow_unhashed=args.allow_unhashed)
     calib = None
     if args.calib_dir:
@@ -70,14 +98,25 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
         from quasar.export.int8 import images_in_dir
 
         calib = images_in_dir(args.calib_dir)
-    from quasar.export.onnx_export import export_onnx
+    from quasar.export.onnx_export import DEFAULT_FIT, export_onnx
 
     t0 = time.perf_counter()
     path = export_onnx(args.encoder, pack, args.output, precision=args.precision, size=args.size,
-                       opset=args.opset, calibration_images=calib, int8_scheme=args.int8_scheme)
+                       opset=args.opset, calibration_images=calib, int8_scheme=args.int8_scheme,
+                       static=static, batch=args.batch, fit=args.fit or DEFAULT_FIT, clip_form=args.clip_form)
     mb = os.path.getsize(path) / 1e6
-    print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads, "
+    shape = f", static {args.batch}x{static[0]}x{static[1]}x3 ({args.fit or DEFAULT_FIT})" if static else ""
+    print(f"{path}: {args.precision}, encoder {args.encoder or pack.encoder}, {len(pack.heads)} heads{shape}, "
           f"{mb:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_ort(args: argparse.Namespace) -> int:
+    from quasar.export.ort_format import export_ort
+
+    t0 = time.perf_counter()
+    path = export_ort(args.model, args.output)
+    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s (sha256 in {path}.sha256)")
     return 0
 
 

@@ -131,16 +131,20 @@ def name_head_initializers(model: onnx.ModelProto, centroids: np.ndarray, logit_
         _rename_tensor(g, found[0].name, name)
 
 
-def set_output_shapes(model: onnx.ModelProto, num_heads: int, names: Iterable[str] = OUTPUT_NAMES) -> None:
-    """Declare outputs as [batch, K]: ``view(-1, K, 2)`` leaves the exporter unsure of K, and consumers
-    (the runtime, TensorRT) read the head count off the graph."""
+def set_output_shapes(model: onnx.ModelProto, num_heads: int, names: Iterable[str] = OUTPUT_NAMES,
+                      batch: int | None = None) -> None:
+    """Declare outputs as [batch, K] (``batch`` fixed when given, for static graphs): ``view(-1, K, 2)``
+    leaves the exporter unsure of K, and consumers (the runtime, TensorRT) read the head count off the graph."""
     wanted = set(names)
     for out in model.graph.output:
         if out.name not in wanted:
             continue
         dims = out.type.tensor_type.shape.dim
         del dims[:]
-        dims.add().dim_param = "batch"
+        if batch is None:
+            dims.add().dim_param = "batch"
+        else:
+            dims.add().dim_value = int(batch)
         dims.add().dim_value = int(num_heads)
 
 

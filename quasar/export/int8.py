@@ -99,10 +99,11 @@ class PhotoCalibrationReader:
     calibration does not care about the batch size. Images are decoded and resized lazily.
     """
 
-    def __init__(self, images: Sequence[str | np.ndarray], spec: PreprocessSpec, input_name: str = INPUT_NAME):
+    def __init__(self, images: Sequence[str | np.ndarray], spec: PreprocessSpec, input_name: str = INPUT_NAME,
+                 batch: int = 1):
         if not images:
             raise QuasarError("int8 calibration needs at least one image")
-        self.images, self.spec, self.input_name = list(images), spec, input_name
+        self.images, self.spec, self.input_name, self.batch = list(images), spec, input_name, batch
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
@@ -111,7 +112,9 @@ class PhotoCalibrationReader:
                 img = read_rgb(item) if isinstance(item, str) else item
             except ValueError as e:
                 raise QuasarError(f"calibration image: {e}") from None
-            yield {self.input_name: preprocess(img, self.spec)[None]}
+            x = preprocess(img, self.spec)[None]
+            # A static graph with a fixed batch N: the image N times (min/max ranges are unchanged).
+            yield {self.input_name: np.repeat(x, self.batch, axis=0) if self.batch > 1 else x}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._it is None:
@@ -176,7 +179,7 @@ def int8_scheme(model: onnx.ModelProto) -> str | None:
 
 
 def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarray], spec: PreprocessSpec,
-                  scheme: str = "cpu", per_channel: bool = True) -> None:
+                  scheme: str = "cpu", per_channel: bool = True, batch: int = 1) -> None:
     """Quantise ``fp32_path`` (a fused graph) to a QDQ int8 graph at ``out_path`` (see :data:`SCHEMES`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -194,7 +197,7 @@ def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarr
 
     cpu = scheme == "cpu"
     quantize_static(
-        fp32_path, out_path, _Reader(images, spec),
+        fp32_path, out_path, _Reader(images, spec, batch=batch),
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
         activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,

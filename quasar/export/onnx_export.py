@@ -49,6 +49,15 @@ from quasar.export.metadata import producer_version, write_metadata
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
+# Static graphs: how an image becomes H x W unless --fit says otherwise (measured: benchmarks/README.md, "fit").
+DEFAULT_FIT = "stretch"
+
+
+def refresh_head_sha256(path: str) -> None:
+    """Recompute ``quasar.head_sha256`` after a graph rewrite (the head initializers must still be there)."""
+    model = onnx.load(path)
+    write_metadata(model, {HEAD_SHA256_KEY: head_sha256_of_protos(model.graph.initializer)})
+    onnx.save(model, path)
 
 
 def load_pack(pack: CentroidPack | str | os.PathLike, allow_unhashed: bool = False) -> CentroidPack:
@@ -147,19 +156,27 @@ def _quiet_quantizer() -> Iterator[None]:
         root.setLevel(before)
 
 
-def trace_to_onnx(fused: FusedScorer, path: str, opset: int = MIN_OPSET, batch: int = 2) -> None:
-    """Trace ``fused`` to ``path`` (TorchScript exporter), with dynamic batch and, if possible, H and W."""
-    x = dummy_input(fused, batch)
+def trace_to_onnx(fused: FusedScorer, path: str, opset: int = MIN_OPSET, batch: int = 2,
+                  static_input: torch.Tensor | None = None) -> None:
+    """Trace ``fused`` to ``path`` (TorchScript exporter), with dynamic batch and, if possible, H and W;
+    or, given ``static_input``, with every dimension fixed to its shape."""
+    x = dummy_input(fused, batch) if static_input is None else static_input
     dynamic = fused.encoder.dynamic_size and not fused.spec.fixed_size
     axes = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"} if dynamic else {0: "batch"}}
     axes.update({name: {0: "batch"} for name in OUTPUT_NAMES})
+    if static_input is not None:
+        axes = None
     with _quiet_export(), torch.no_grad():
         torch.onnx.export(fused, (x,), path, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
 
 
-def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, rewrite: bool = True) -> None:
-    """Apply the graph rewrites, write the contract metadata and check the file."""
+def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, rewrite: bool = True,
+             static_spec: PreprocessSpec | None = None, batch: int | None = None) -> None:
+    """Apply the graph rewrites, write the contract metadata and check the file.
+
+    ``static_spec``/``batch``: a static graph's policy-``fixed`` spec and fixed batch (metadata and output shapes).
+    """
     model = onnx.load(path)
     if rewrite:
         cast_before_transpose(model)
@@ -167,7 +184,9 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
         name_head_initializers(model, h.head_weights.numpy(), h.logit_scales.numpy(),
                                h.head_biases.numpy() if h.has_bias else None,
                                h.combine_biases.numpy() if h.has_combine_bias else None)
-        set_output_shapes(model, fused.num_heads)
+        set_output_shapes(model, fused.num_heads, batch=batch)
+    spec = static_spec or fused.spec
+    dynamic = static_spec is None and bool(fused.encoder.dynamic_size and not fused.spec.fixed_size)
     model.producer_name = "quasar-engine"
     model.producer_version = producer_version()
     model.doc_string = (f"QUASAR fused scorer: {fused.encoder.encoder_id} + pack {pack.content_hash} "
@@ -175,16 +194,34 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
     write_metadata(model, fused_metadata(
         encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.output_names,
         combine=pack.combine_plan(),
-        logit_scales=pack.logit_scales().tolist(), preprocess=fused.spec.to_dict(),
-        dynamic_size=bool(fused.encoder.dynamic_size and not fused.spec.fixed_size), precision=precision))
+        logit_scales=pack.logit_scales().tolist(), preprocess=spec.to_dict(),
+        dynamic_size=dynamic, precision=precision))
     write_metadata(model, {HEAD_SHA256_KEY: head_sha256_of_protos(model.graph.initializer)})  # quasar.head_sha256: checked by the runtime at load
     onnx.save(model, path)
     onnx.checker.check_model(path)
 
 
+def static_spec_for(spec: PreprocessSpec, height: int, width: int, fit: str) -> PreprocessSpec:
+    """The policy-``fixed`` spec of a static graph (size = max(H, W)); QuasarError for sizes the encoder cannot take."""
+    from quasar.export.static import FITS
+
+    if fit not in FITS:
+        raise QuasarError(f"--fit must be one of {', '.join(FITS)}, not {fit!r}")
+    m = spec.size_multiple
+    if height % m or width % m:
+        raise QuasarError(f"--static {height}x{width}: both sides must be multiples of {m} for this encoder "
+                          f"(e.g. {max(m, height // m * m)}x{max(m, width // m * m)})")
+    if min(height, width) < spec.min_size:
+        raise QuasarError(f"--static {height}x{width}: below the encoder's smallest input ({spec.min_size} px)")
+    return dataclasses.replace(spec, policy="fixed", height=int(height), width=int(width), fit=fit,
+                               size=int(max(height, width)))
+
+
 def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, out_path: str | os.PathLike,
                 precision: str = "fp32", size: int | None = None, opset: int = MIN_OPSET,
-                calibration_images: Sequence[str | np.ndarray] | None = None, int8_scheme: str = "cpu") -> str:
+                calibration_images: Sequence[str | np.ndarray] | None = None, int8_scheme: str = "cpu",
+                static: tuple[int, int] | None = None, batch: int = 1, fit: str = DEFAULT_FIT,
+                clip_form: str = "relu") -> str:
     """Export the fused graph of ``encoder_id`` (default: the pack's encoder) and ``pack``; returns the path.
 
     Args:
@@ -196,6 +233,9 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
             distorted copies of them (:func:`quasar.export.int8.default_calibration_images`).
         int8_scheme: ``cpu`` (uint8 activations: fastest on ONNX Runtime CPU) or ``tensorrt``
             (symmetric int8, what TensorRT accepts); see :mod:`quasar.export.int8`.
+        static: (H, W): a static graph with input [batch, H, W, 3], shapes folded and mobile-friendly
+            ops (:mod:`quasar.export.static`); its spec is policy ``fixed`` with ``fit``.
+        batch, fit, clip_form: static graphs only (see :mod:`quasar.export.static`).
 
     Raises:
         QuasarError: unknown precision, a pack for another encoder, an unwritable output, a bad size.
@@ -208,25 +248,45 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
     out = check_output_path(out_path)
     pack = load_pack(pack)
+    if static is not None and size is not None:
+        raise QuasarError("--size does not apply to --static graphs (their size is H x W)")
+    if static is not None and batch < 1:
+        raise QuasarError(f"--batch must be at least 1, not {batch}")
     spec = export_spec(pack.preprocess, size)
+    fixed = static_spec_for(spec, *static, fit) if static is not None else None
     fused = build_fused(encoder_id or pack.encoder, pack, spec)
-    _check_runs(fused, dummy_input(fused, 1), spec != pack.preprocess)
+    if fixed is not None:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (batch, *fixed.output_hw, 3), dtype=torch.uint8, generator=g)
+        _check_runs(fused, x, False)
+    else:
+        x = None
+        _check_runs(fused, dummy_input(fused, 1), spec != pack.preprocess)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".quasar-export-") as tmp:
         graph_path = os.path.join(tmp, "model.onnx")
         if precision == "fp16":
             # Only the encoder: the head (normalisation of e, centroids, scales) stays float32.
             # In place: the module is ours, and a deep copy would duplicate a CLIP text tower.
             fused.encoder.half()
-        trace_to_onnx(fused, graph_path, opset)
-        finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision)
+        trace_to_onnx(fused, graph_path, opset, static_input=x)
+        static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
+        finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision, **static_kw)
+        if fixed is not None:
+            from quasar.export.static import fold_and_rewrite
+
+            # int8: Clip stays Clip, which the quantiser folds into the uint8 range (OpenCV 4.6 reads
+            # no QDQ graph anyway); fp32/fp16: clip_form.
+            fold_and_rewrite(graph_path, clip_form="clip" if precision == "int8" else clip_form)
+            refresh_head_sha256(graph_path)
         if precision == "int8":
             from quasar.export.int8 import default_calibration_images, quantize_int8
 
             images = calibration_images if calibration_images is not None else default_calibration_images()
             q_path = os.path.join(tmp, "model.int8.onnx")
             with _quiet_quantizer():
-                quantize_int8(graph_path, q_path, images, fused.spec, scheme=int8_scheme)
-            finalize(q_path, fused, pack, "int8", rewrite=False)
+                quantize_int8(graph_path, q_path, images, fixed or fused.spec, scheme=int8_scheme,
+                              batch=batch if fixed is not None else 1)
+            finalize(q_path, fused, pack, "int8", rewrite=False, **static_kw)
             graph_path = q_path
         os.replace(graph_path, out)
     return out

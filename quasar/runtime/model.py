@@ -1,7 +1,8 @@
 """Find a model file, read its ``quasar.*`` metadata and refuse anything that is not a valid QUASAR model.
 
-A fused model is an ONNX graph with ``metadata_props`` per the contract in docs/architecture.md, or a
-TensorRT engine ``X.engine`` with the same keys in a JSON sidecar ``X.engine.json``. Validation happens
+A fused model is an ONNX graph with ``metadata_props`` per the contract in docs/architecture.md (also
+converted to ONNX Runtime's ``.ort`` format, which keeps them), or a TensorRT engine ``X.engine`` with
+the same keys in a JSON sidecar ``X.engine.json``. Validation happens
 before any inference session exists, so a wrong file fails fast with a message naming it.
 """
 
@@ -13,6 +14,7 @@ import sys
 import threading
 
 from quasar.contract import (
+    ORT_SUFFIX,
     ModelInfo,
     check_graph,
     check_sha256_sidecar,
@@ -24,7 +26,7 @@ from quasar.contract import (
     read_engine_sidecar,
     shipped_model_path,
 )
-from quasar.errors import QuasarError
+from quasar.errors import QuasarError, one_line
 from quasar.onnx_meta import NotOnnx, read_metadata_props
 
 ENV_MODEL = "QUASAR_MODEL"
@@ -33,8 +35,26 @@ __all__ = ["ModelInfo", "default_model_path", "load_model_info", "model_kind", "
 
 
 def model_kind(path: str) -> str:
-    """``engine`` for TensorRT files (by suffix or an ``X.json`` sidecar), else ``onnx``."""
-    return "engine" if is_engine_path(path) else "onnx"
+    """``engine`` for TensorRT files (by suffix or an ``X.json`` sidecar), ``ort`` for ONNX Runtime's
+    own format (``.ort``), else ``onnx``."""
+    if is_engine_path(path):
+        return "engine"
+    return "ort" if os.fspath(path).lower().endswith(ORT_SUFFIX) else "onnx"
+
+
+def read_ort_metadata(path: str) -> dict[str, str]:
+    """An ``.ort`` file's metadata, through ONNX Runtime (``get_modelmeta().custom_metadata_map``): the
+    flatbuffer format is not protobuf, so :mod:`quasar.onnx_meta` cannot read it."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # metadata only: no optimising
+    try:
+        session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types
+        raise QuasarError(one_line(f"{path}: not an ORT-format model ({str(e).strip()[:200]})")) from None
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def read_model_metadata(path: str) -> dict[str, str]:
@@ -45,6 +65,9 @@ def read_model_metadata(path: str) -> dict[str, str]:
         raise QuasarError(f"{path}: is a directory, not a model file")
     if model_kind(path) == "engine":
         return engine_metadata(read_engine_sidecar(path), engine_sidecar_path(path))
+    if model_kind(path) == "ort":
+        check_sha256_sidecar(path)  # before ONNX Runtime parses the file: a damaged file fails as damaged
+        return read_ort_metadata(path)
     try:
         return read_metadata_props(path)
     except (NotOnnx, OSError) as e:
@@ -65,7 +88,7 @@ def verify_model(info: ModelInfo) -> None:
     check_sha256_sidecar(info.path)
     if info.kind == "onnx":
         check_graph(info.path, info.metadata, info.spec)
-    else:  # an engine's graph cannot be read here; its sidecar's spec can still be sane
+    else:  # an engine's or .ort file's graph cannot be read here (ONNX Runtime checks the .ort I/O at load)
         reason = check_spec_bounds(info.spec)
         if reason:
             raise QuasarError(f"{info.path}: {reason}; refusing this model")

@@ -13,7 +13,7 @@ import numpy as np
 
 from quasar.io import read_file
 from quasar.io.decode import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode, from_array
-from quasar.preprocess import PreprocessSpec, center_crop, resize, target_shape
+from quasar.preprocess import PreprocessSpec, crop_for, resize, target_shape
 from quasar.runtime.sources import Item
 
 
@@ -62,7 +62,7 @@ class Preparer:
             raise ImageError(str(e)) from None
         out = resize(decoded.image, rh, rw, spec.interpolation, spec.resampler)
         if crop is not None:
-            out = center_crop(out, *crop)
+            out = crop_for(out, crop, spec)
         if spec.channel_order == "BGR":
             out = out[:, :, ::-1]
         return np.ascontiguousarray(out)

@@ -27,6 +27,8 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
         if device not in (None, "cuda"):
             raise QuasarError(f"{info.path}: a TensorRT engine runs on cuda, not {device}")
         return "tensorrt", "cuda"
+    if info.kind == "ort" and backend not in ("auto", "onnxruntime"):
+        raise QuasarError(f"{info.path}: an ORT-format model runs only on the onnxruntime backend, not {backend}")
     if backend == "tensorrt":
         raise QuasarError(f"{info.path}: the tensorrt backend needs an engine file (X.engine + X.engine.json); "
                           "for an ONNX file use --backend onnxruntime --device tensorrt (TensorRT EP)")

@@ -33,6 +33,22 @@ class Done(Pending):
         return self._out
 
 
+def run_in_fixed_batches(run, batch: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run a graph whose batch is fixed at ``n`` on any number of images: chunks of ``n``, the last
+    one padded by repeating its last image; the padded rows are dropped. A graph runs each image
+    independently, so padding changes no score."""
+    scores, margins = [], []
+    for start in range(0, batch.shape[0], n):
+        chunk = batch[start : start + n]
+        k = chunk.shape[0]
+        if k < n:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - k, axis=0)])
+        s, m = run(chunk)
+        scores.append(s[:k])
+        margins.append(m[:k])
+    return np.concatenate(scores), np.concatenate(margins)
+
+
 # What :class:`quasar.runtime.pipeline.Pipeline` calls on a backend (checked when a Pipeline is built).
 PIPELINE_METHODS = ("accepts", "batch_buffer", "submit", "run", "release", "close")
 
@@ -58,6 +74,7 @@ class Backend(ABC):
     name = "backend"
     device = "cpu"
     max_batch: int | None = None  # engines built for a fixed maximum batch say so here
+    fixed_batch: int | None = None  # static graphs: the one batch size the graph takes (short batches are padded)
 
     def __init__(self, info: ModelInfo) -> None:
         self.info = info

@@ -13,9 +13,9 @@ import threading
 
 import numpy as np
 
-from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, check_input_shape
 from quasar.errors import QuasarError
-from quasar.runtime.backends.base import Backend, Done, Pending
+from quasar.runtime.backends.base import Backend, Done, Pending, run_in_fixed_batches
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 PROVIDERS = {
@@ -44,6 +44,8 @@ def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
     spec = info.spec
     opts = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache_dir() / "ort-tensorrt"),
             "trt_timing_cache_enable": "True"}
+    if spec.policy == "fixed":
+        return opts  # a static graph: one shape, no profile to give
     if info.dynamic_size:
         m, s = max(spec.min_size, spec.size_multiple), spec.size
         opt_short = max(m, (s * 3 // 4) // spec.size_multiple * spec.size_multiple)
@@ -122,13 +124,9 @@ class OrtBackend(Backend):
         x = ins[0]
         if x.type != "tensor(uint8)" or len(x.shape) != 4 or x.shape[3] != 3:
             raise QuasarError(f"{path}: input 'images' must be uint8 [N, H, W, 3] (NHWC), is {x.type} {x.shape}")
-        static_hw = all(isinstance(d, int) for d in x.shape[1:3])
-        if self.info.dynamic_size and static_hw:
-            raise QuasarError(f"{path}: metadata says dynamic_size=true but the graph input is fixed at {x.shape}")
-        if not self.info.dynamic_size:
-            size = self.info.spec.size
-            if static_hw and tuple(x.shape[1:3]) != (size, size):
-                raise QuasarError(f"{path}: graph input is {x.shape[1]}x{x.shape[2]} but the spec crops {size}x{size}")
+        self.fixed_batch = check_input_shape(path, x.shape, self.info)
+        if self.fixed_batch:
+            self.max_batch = self.fixed_batch
         outs = {o.name: o for o in self.session.get_outputs()}
         for name in OUTPUT_NAMES:
             o = outs.get(name)
@@ -142,6 +140,8 @@ class OrtBackend(Backend):
 
     # ------------------------------------------------------------------ CPU
     def _run_host(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.fixed_batch and batch.shape[0] != self.fixed_batch:
+            return run_in_fixed_batches(self._run_host, batch, self.fixed_batch)
         scores, margins = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return self.check_outputs(scores, margins, batch.shape[0])
 
@@ -178,6 +178,11 @@ class OrtBackend(Backend):
                 self._ring.release(slot)
 
     def _submit_cuda(self, batch: np.ndarray) -> Pending:
+        if self.fixed_batch and batch.shape[0] != self.fixed_batch:
+            try:
+                return Done(*self._run_host(batch))  # padded or split: rare (a short final batch)
+            finally:
+                self.release(batch)
         ring = self._ring
         slot = ring.slot_of(batch)
         if slot is None:
