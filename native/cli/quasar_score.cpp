@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include <opencv2/core/utils/logger.hpp>
+
 #include "output.hpp"
 #include "pathtext.hpp"
 #include "quasar.hpp"
@@ -388,7 +390,9 @@ int main(int argc, char** argv) {
     std::memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, nullptr);
-    signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error, reported as exit 141 below
+    signal(SIGPIPE, SIG_IGN);
+    // OpenCV logs every undecodable file on stderr; the CLI reports them itself (as `quasar score` does).
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);  // a closed pipe is a write error, reported as exit 141 below
     try {
         return run(a);
     } catch (const BrokenPipe&) {

@@ -6,6 +6,7 @@
 
 #include "backend.hpp"
 #include "errors.hpp"
+#include "graph_rewrite.hpp"
 
 namespace quasar {
 
@@ -26,11 +27,15 @@ public:
         if (dims[3] != 3) throw Error(QUASAR_ERR_MODEL, info.path + ": the graph's input has " + std::to_string(dims[3]) + " channels, not 3");
         if (opts.threads > 0) cv::setNumThreads(opts.threads);
         try {
-            net_ = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+            int rewritten = 0;
+            const std::string graph = rewrite_relu6_for_opencv(bytes, rewritten);
+            net_ = cv::dnn::readNetFromONNX(graph.data(), graph.size());
             net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
             net_.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
         } catch (const cv::Exception& e) {
             throw Error(QUASAR_ERR_BACKEND, one_line(info.path + ": OpenCV " CV_VERSION " DNN cannot load this graph: " + e.what()));
+        } catch (const NotOnnx& e) {
+            throw Error(QUASAR_ERR_MODEL, info.path + ": cannot read the graph (" + e.what() + ")");
         }
     }
     const char* name() const override { return "opencv"; }

@@ -184,6 +184,9 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     info.dynamic_size = dyn == "true";
     if (!info.dynamic_size && !info.spec.fixed_size())
         throw bad("the graph takes a fixed input size but its spec policy " + py_repr(info.spec.policy) + " gives varying sizes");
+    if (info.dynamic_size && info.spec.policy == "fixed")
+        throw bad("quasar.dynamic_size is true but the spec's policy 'fixed' makes every image " + std::to_string(info.spec.height) +
+                  "x" + std::to_string(info.spec.width) + "; a static graph says dynamic_size false");
     info.encoder = meta.at("quasar.encoder");
     if (meta.count(kLogitScalesKey)) {
         Json raw = parse_key(meta, kLogitScalesKey, path);
@@ -302,7 +305,37 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
         if (!(std::isfinite(s) && s > 0 && s <= kMaxLogitScale))
             throw bad("logit scale " + py_float_repr(s) + " is outside the documented range 0 < s <= 1000");
     for (const auto& vi : graph.inputs)
-        if (vi.name == kInputName) info.input_dims = vi.dims;
+        if (vi.name == kInputName) {
+            info.input_dims = vi.dims;
+            info.input_dim_names = vi.dim_names;
+        }
+}
+
+void check_input_shape(const ModelInfo& info) {
+    const auto& d = info.input_dims;
+    std::string shape = "[";
+    for (size_t i = 0; i < d.size(); ++i)
+        shape += (i ? ", " : "") + (d[i] >= 0 ? std::to_string(d[i])
+                                              : (i < info.input_dim_names.size() && !info.input_dim_names[i].empty()
+                                                     ? py_repr(info.input_dim_names[i]) : std::string("None")));
+    shape += "]";
+    const std::string& path = info.path;
+    if (d.size() != 4 || d[3] != 3)
+        throw model_error(path + ": input 'images' must be [N, H, W, 3] (NHWC), is " + shape);
+    bool fixed_hw = d[1] > 0 && d[2] > 0;
+    const Spec& s = info.spec;
+    bool has_hw = s.policy == "fixed" || s.policy == "center_crop";
+    int H = s.policy == "fixed" ? s.height : s.isize(), W = s.policy == "fixed" ? s.width : s.isize();
+    if (info.dynamic_size) {
+        if (fixed_hw) throw model_error(path + ": metadata says dynamic_size=true but the graph input is fixed at " + shape);
+    } else if (fixed_hw && has_hw && (d[1] != H || d[2] != W)) {
+        throw model_error(path + ": graph input is " + std::to_string(d[1]) + "x" + std::to_string(d[2]) + " but the spec (" +
+                          s.policy + ") makes images " + std::to_string(H) + "x" + std::to_string(W) +
+                          "; refusing this model (re-export it with `quasar export onnx`)");
+    } else if (s.policy == "fixed" && !fixed_hw) {
+        throw model_error(path + ": the spec's policy 'fixed' needs a graph input fixed at " + std::to_string(H) + "x" +
+                          std::to_string(W) + ", is " + shape);
+    }
 }
 
 bool check_sha256_sidecar(const std::string& path, const std::string& bytes) {

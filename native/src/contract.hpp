@@ -32,6 +32,7 @@ struct ModelInfo {
     std::map<std::string, std::string> metadata;
     // From the graph (ONNX): the "images" input's dims (-1: dynamic), e.g. {1, 384, 512, 3}.
     std::vector<int64_t> input_dims;
+    std::vector<std::string> input_dim_names;  // the symbolic names of dynamic dimensions ("batch")
 
     std::vector<bool> summary_mask() const;  // heads a user sees by default (not summarised by a combine head)
 };
@@ -40,6 +41,8 @@ struct ModelInfo {
 ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const std::string& path, const std::string& kind);
 // quasar/contract.py check_graph: ``bytes`` is the ONNX file.
 void check_graph(ModelInfo& info, const std::string& bytes);
+// The "images" input [N, H, W, 3] against the metadata (quasar/contract.py check_input_shape).
+void check_input_shape(const ModelInfo& info);
 // True if ``path`` has a .sha256 sidecar and matches it (``bytes`` = the file), false without one;
 // throws Error on a mismatch or an unreadable sidecar.
 bool check_sha256_sidecar(const std::string& path, const std::string& bytes);

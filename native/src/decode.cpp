@@ -42,6 +42,9 @@ std::string cv_reason(const cv::Exception& e) {
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 Decoded decode_jpeg(const cv::Mat& buf, const uint8_t* data, size_t n, const Header& hd, const MinShape& min_shape) {
+    // OpenCV 4.6 returns the decoded part of a cut-off JPEG (libjpeg only warns); OpenCV >= 4.11,
+    // which the Python runtime uses, returns nothing. Refuse such a file the way the Python runtime does.
+    if (!jpeg_has_eoi(data, n)) throw ImageError("truncated JPEG (no end-of-image marker; the file was cut short)");
     int f = hd.has_size && hd.width && hd.height ? choose_reduction(int(hd.height), int(hd.width), min_shape) : 1;
     int flag = f == 8 ? cv::IMREAD_REDUCED_COLOR_8 : f == 4 ? cv::IMREAD_REDUCED_COLOR_4 : f == 2 ? cv::IMREAD_REDUCED_COLOR_2 : cv::IMREAD_COLOR;
     cv::Mat bgr = cv::imdecode(buf, flag);

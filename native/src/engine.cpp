@@ -10,16 +10,7 @@ namespace {
 
 ModelInfo load_checked(const std::string& path, std::string& bytes) {
     ModelInfo info = load_model_info(path, &bytes);
-    // A static graph's input must be the size its preprocessing produces.
-    const Spec& s = info.spec;
-    const auto& d = info.input_dims;
-    if (info.kind == "onnx" && !info.dynamic_size && d.size() == 4 && d[1] > 0 && d[2] > 0) {
-        int want_h = s.policy == "fixed" ? s.height : s.isize(), want_w = s.policy == "fixed" ? s.width : s.isize();
-        if (d[1] != want_h || d[2] != want_w)
-            throw Error(QUASAR_ERR_MODEL, one_line(path + ": the graph's input is " + std::to_string(d[1]) + "x" + std::to_string(d[2]) +
-                                                   " but quasar.preprocess makes " + std::to_string(want_h) + "x" +
-                                                   std::to_string(want_w) + "; refusing this model (re-export it with `quasar export onnx`)"));
-    }
+    if (info.kind == "onnx") check_input_shape(info);
     return info;
 }
 

@@ -265,9 +265,13 @@ OnnxValueInfo value_info(const std::string& b, size_t start, size_t end) {
                 for (const auto& dim : fields(b, tt.off, tt.off + tt.len)) {
                     if (dim.num != 1 || dim.wire != 2) continue;
                     int64_t value = -1;
-                    for (const auto& dv : fields(b, dim.off, dim.off + dim.len))
+                    std::string param;
+                    for (const auto& dv : fields(b, dim.off, dim.off + dim.len)) {
                         if (dv.num == 1 && dv.wire == 0) value = int64_t(dv.v);
+                        if (dv.num == 2 && dv.wire == 2) param = utf8_replace(b.substr(dv.off, dv.len));
+                    }
                     vi.dims.push_back(value);
+                    vi.dim_names.push_back(param);
                 }
             }
         }

@@ -26,6 +26,7 @@ struct OnnxValueInfo {
     std::string name;
     int elem_type = 0;
     std::vector<int64_t> dims;  // -1 for a symbolic or missing dimension
+    std::vector<std::string> dim_names;  // dim_param of each dimension ("" if none)
 };
 
 struct OnnxModel {

@@ -111,15 +111,18 @@ void vertical(const cv::Mat& src, cv::Mat& dst, const Coeffs& c, int row_shift) 
     }
 }
 
-// Pillow's NEAREST resize: an affine transform sampling floor(box0 + (x + 0.5) * scale).
+// Pillow's NEAREST resize: a scaling transform sampling at positions accumulated from the first
+// pixel centre (x0 = scale / 2, then += scale: in floating point, as Pillow accumulates them).
 cv::Mat nearest(const cv::Mat& src, int width, int height) {
     cv::Mat dst(height, width, src.type());
     const int cn = src.channels();
-    double sx = double(src.cols) / width, sy = double(src.rows) / height;
+    const double sx = double(src.cols) / width, sy = double(src.rows) / height;
     std::vector<int> xs(static_cast<size_t>(width));
-    for (int x = 0; x < width; ++x) xs[size_t(x)] = std::min(src.cols - 1, int((x + 0.5) * sx));
-    for (int y = 0; y < height; ++y) {
-        const uint8_t* in = src.ptr<uint8_t>(std::min(src.rows - 1, int((y + 0.5) * sy)));
+    double xo = sx * 0.5;
+    for (int x = 0; x < width; ++x, xo += sx) xs[size_t(x)] = std::min(src.cols - 1, int(xo));
+    double yo = sy * 0.5;
+    for (int y = 0; y < height; ++y, yo += sy) {
+        const uint8_t* in = src.ptr<uint8_t>(std::min(src.rows - 1, int(yo)));
         uint8_t* out = dst.ptr<uint8_t>(y);
         for (int x = 0; x < width; ++x)
             for (int ch = 0; ch < cn; ++ch) out[size_t(x) * size_t(cn) + size_t(ch)] = in[size_t(xs[size_t(x)]) * size_t(cn) + size_t(ch)];

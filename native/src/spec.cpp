@@ -81,10 +81,9 @@ Spec parse_spec(const std::string& text) {
         else if (k == "size_multiple") s.size_multiple = num_field(v, "size_multiple");
         else if (k == "min_size") s.min_size = num_field(v, "min_size");
         else if (k == "resampler") s.resampler = str_field(v, "resampler");
-        else if (k == "fit") s.fit = str_field(v, "fit");
+        else if (k == "fit") s.fit = v.kind == Json::String ? v.str : "";
         else if (k == "height" || k == "width") {
-            if (v.kind != Json::Number || !v.is_int) throw std::invalid_argument("fixed " + k + " must be an integer, got " + py_repr(v));
-            (k == "height" ? s.height : s.width) = int(std::max(-1.0, std::min(1e9, v.num)));
+            if (v.kind == Json::Number && v.is_int) (k == "height" ? s.height : s.width) = int(std::max(-1.0, std::min(1e9, v.num)));
         } else if (k == "mean" || k == "std") {
             if (v.kind != Json::Array) throw std::invalid_argument(k + " must be a list of numbers, got " + py_repr(v));
             auto& arr = k == "mean" ? s.mean : s.std;
@@ -96,7 +95,6 @@ Spec parse_spec(const std::string& text) {
         }
     }
     // PreprocessSpec.__post_init__
-    std::vector<std::string> policies(kPolicies.begin(), kPolicies.end());
     if (!in(kPolicies, s.policy))
         throw std::invalid_argument("unknown resize policy " + py_repr(s.policy) + "; expected one of " + tuple_repr(kPolicies));
     if (!in(kInterpolations, s.interpolation))
@@ -107,13 +105,22 @@ Spec parse_spec(const std::string& text) {
     if (!in(kResamplers, s.resampler))
         throw std::invalid_argument("unknown resampler " + py_repr(s.resampler) + "; expected one of " + tuple_repr(kResamplers));
     if (s.size < 1 || s.size_multiple < 1) throw std::invalid_argument("size and size_multiple must be positive");
-    bool has_fixed_keys = d.find("height") || d.find("width") || d.find("fit");
+    const Json* jh = d.find("height");
+    const Json* jw = d.find("width");
+    const Json* jf = d.find("fit");
+    auto is_null = [](const Json* v) { return !v || v->kind == Json::Null; };
     if (s.policy == "fixed") {
-        if (!d.find("height") || !d.find("width"))
-            throw std::invalid_argument("policy 'fixed' needs height and width");
-        if (!in(kFits, s.fit)) throw std::invalid_argument("unknown fit " + py_repr(s.fit) + "; expected one of " + tuple_repr(kFits));
-    } else if (has_fixed_keys) {
-        throw std::invalid_argument("height, width and fit apply to policy 'fixed' only");
+        bool ok = true;
+        for (const Json* v : {jh, jw})
+            if (is_null(v) || v->kind != Json::Number || !v->is_int || v->num < 1) ok = false;
+        if (!ok)
+            throw std::invalid_argument("policy 'fixed' needs integer height and width >= 1, got (" +
+                                        (jh ? py_repr(*jh) : "None") + ", " + (jw ? py_repr(*jw) : "None") + ")");
+        if (is_null(jf) || jf->kind != Json::String || !in(kFits, jf->str))
+            throw std::invalid_argument("policy 'fixed' needs fit in " + tuple_repr(kFits) + ", not " +
+                                        (jf ? py_repr(*jf) : "None"));
+    } else if (!is_null(jh) || !is_null(jw) || !is_null(jf)) {
+        throw std::invalid_argument("height, width and fit apply to policy 'fixed' only, not " + py_repr(s.policy));
     }
     return s;
 }
@@ -138,16 +145,13 @@ std::string check_spec_bounds(const Spec& s) {
     for (int k = 0; k < 3; ++k)
         if (!std::isfinite(s.mean[k]) || !std::isfinite(s.std[k]) || !(s.std[k] > 0))
             return "preprocess mean / std must be finite, std positive";
-    if (s.policy == "fixed") {
-        for (int v : {s.height, s.width})
-            if (v < kMinSpecSize || v > kMaxSpecSize)
-                return "fixed input size " + std::to_string(s.height) + "x" + std::to_string(s.width) + " is outside " +
-                       std::to_string(kMinSpecSize) + ".." + std::to_string(kMaxSpecSize);
-    }
     return "";
 }
 
-int max_resized_side(const Spec& s) { return s.policy == "native" ? s.isize() : kMaxAspectRatio * s.isize(); }
+int max_resized_side(const Spec& s) {
+    if (s.policy == "fixed") return kMaxAspectRatio * std::max(s.height, s.width);
+    return s.policy == "native" ? s.isize() : kMaxAspectRatio * s.isize();
+}
 
 static int round_multiple(long long v, int m) { return int(std::max<long long>(m, v / m * m)); }
 
