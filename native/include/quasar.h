@@ -98,9 +98,10 @@ QUASAR_API quasar_status quasar_score_file(quasar_scorer* scorer, const char* pa
                                            size_t capacity);
 QUASAR_API quasar_status quasar_score_buffer(quasar_scorer* scorer, const void* data, size_t size, float* scores,
                                              float* margins, size_t capacity);
-/* Raw pixels: width x height, stride bytes per row (0: tightly packed), 8 bits per channel. */
+/* Raw pixels: width x height, stride bytes per row (0: tightly packed), 8 bits per channel;
+ * format is a quasar_pixel_format value (an int32_t, so bindings pass any integer safely). */
 QUASAR_API quasar_status quasar_score_pixels(quasar_scorer* scorer, const void* pixels, int32_t width, int32_t height,
-                                             size_t stride, quasar_pixel_format format, float* scores, float* margins,
+                                             size_t stride, int32_t format, float* scores, float* margins,
                                              size_t capacity);
 
 /* Two steps, for pipelines: prepare (decode + preprocess; thread-safe, run it on worker threads),
@@ -108,7 +109,7 @@ QUASAR_API quasar_status quasar_score_pixels(quasar_scorer* scorer, const void* 
 QUASAR_API quasar_status quasar_prepare_file(const quasar_scorer* scorer, const char* path, quasar_image** out);
 QUASAR_API quasar_status quasar_prepare_buffer(const quasar_scorer* scorer, const void* data, size_t size, quasar_image** out);
 QUASAR_API quasar_status quasar_prepare_pixels(const quasar_scorer* scorer, const void* pixels, int32_t width,
-                                               int32_t height, size_t stride, quasar_pixel_format format, quasar_image** out);
+                                               int32_t height, size_t stride, int32_t format, quasar_image** out);
 /* A one-line caveat about a prepared image (a tiny image scored after upscaling), or NULL. */
 QUASAR_API const char* quasar_image_warning(const quasar_image* image);
 QUASAR_API void quasar_image_destroy(quasar_image* image);

@@ -23,7 +23,14 @@ public:
     virtual const char* name() const = 0;
     // Largest batch one run() takes; static graphs run exactly this many (short batches are padded).
     virtual int max_batch() const = 0;
-    // ``batch``: up to max_batch() tensors of one shape. Writes n*K floats to each output.
+    // "" if one preprocessed image of h x w can run, else why not (an engine's profile; a static
+    // graph's size): such an image fails alone, as a per-file error.
+    virtual std::string accepts(int h, int w) const {
+        (void)h;
+        (void)w;
+        return "";
+    }
+    // ``batch``: up to max_batch() tensors of one shape (accepted by accepts()). Writes n*K floats to each output.
     // Thread-safe. Throws Error(QUASAR_ERR_BACKEND) on failure.
     virtual void run(const std::vector<cv::Mat>& batch, float* scores, float* margins) = 0;
 

@@ -40,6 +40,11 @@ public:
     }
     const char* name() const override { return "opencv"; }
     int max_batch() const override { return batch_; }
+    std::string accepts(int h, int w) const override {
+        if (h == h_ && w == w_) return "";
+        return "preprocessed size " + std::to_string(h) + "x" + std::to_string(w) + " differs from the graph's fixed " +
+               std::to_string(h_) + "x" + std::to_string(w_);
+    }
 
     void run(const std::vector<cv::Mat>& batch, float* scores, float* margins) override {
         const int n = int(batch.size());

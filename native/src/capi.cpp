@@ -47,7 +47,7 @@ quasar_status guarded(F&& f) {
     }
 }
 
-quasar::PixelFormat pixel_format(quasar_pixel_format f) {
+quasar::PixelFormat pixel_format(int32_t f) {
     switch (f) {
         case QUASAR_PIXEL_RGB: return quasar::PixelFormat::RGB;
         case QUASAR_PIXEL_BGR: return quasar::PixelFormat::BGR;
@@ -55,7 +55,7 @@ quasar::PixelFormat pixel_format(quasar_pixel_format f) {
         case QUASAR_PIXEL_BGRA: return quasar::PixelFormat::BGRA;
         case QUASAR_PIXEL_GRAY: return quasar::PixelFormat::GRAY;
     }
-    throw quasar::Error(QUASAR_ERR_INVALID_ARGUMENT, "unknown pixel format " + std::to_string(int(f)));
+    throw quasar::Error(QUASAR_ERR_INVALID_ARGUMENT, "unknown pixel format " + std::to_string(f) + " (quasar_pixel_format is 0..4)");
 }
 
 quasar_status need(bool ok, const char* what) {
@@ -162,7 +162,7 @@ int quasar_batch_size(const quasar_scorer* s) { return s ? const_cast<quasar_sco
 quasar_status quasar_score_file(quasar_scorer* s, const char* path, float* scores, float* margins, size_t capacity) {
     return guarded([&] {
         need(s && path && scores, "quasar_score_file: NULL argument");
-        return score_one(s, s->engine.preparer().file(path), scores, margins, capacity);
+        return score_one(s, s->engine.prepare_file(path), scores, margins, capacity);
     });
 }
 
@@ -170,15 +170,15 @@ quasar_status quasar_score_buffer(quasar_scorer* s, const void* data, size_t siz
                                   size_t capacity) {
     return guarded([&] {
         need(s && (data || size == 0) && scores, "quasar_score_buffer: NULL argument");
-        return score_one(s, s->engine.preparer().bytes(static_cast<const uint8_t*>(data), size), scores, margins, capacity);
+        return score_one(s, s->engine.prepare_bytes(static_cast<const uint8_t*>(data), size), scores, margins, capacity);
     });
 }
 
 quasar_status quasar_score_pixels(quasar_scorer* s, const void* pixels, int32_t width, int32_t height, size_t stride,
-                                  quasar_pixel_format format, float* scores, float* margins, size_t capacity) {
+                                  int32_t format, float* scores, float* margins, size_t capacity) {
     return guarded([&] {
         need(s && pixels && scores, "quasar_score_pixels: NULL argument");
-        return score_one(s, s->engine.preparer().pixels(static_cast<const uint8_t*>(pixels), width, height, stride, pixel_format(format)),
+        return score_one(s, s->engine.prepare_pixels(static_cast<const uint8_t*>(pixels), width, height, stride, pixel_format(format)),
                          scores, margins, capacity);
     });
 }
@@ -187,7 +187,7 @@ quasar_status quasar_prepare_file(const quasar_scorer* s, const char* path, quas
     if (out) *out = nullptr;
     return guarded([&] {
         need(s && path && out, "quasar_prepare_file: NULL argument");
-        *out = new quasar_image{s->engine.preparer().file(path)};
+        *out = new quasar_image{s->engine.prepare_file(path)};
         return QUASAR_OK;
     });
 }
@@ -196,18 +196,18 @@ quasar_status quasar_prepare_buffer(const quasar_scorer* s, const void* data, si
     if (out) *out = nullptr;
     return guarded([&] {
         need(s && (data || size == 0) && out, "quasar_prepare_buffer: NULL argument");
-        *out = new quasar_image{s->engine.preparer().bytes(static_cast<const uint8_t*>(data), size)};
+        *out = new quasar_image{s->engine.prepare_bytes(static_cast<const uint8_t*>(data), size)};
         return QUASAR_OK;
     });
 }
 
 quasar_status quasar_prepare_pixels(const quasar_scorer* s, const void* pixels, int32_t width, int32_t height, size_t stride,
-                                    quasar_pixel_format format, quasar_image** out) {
+                                    int32_t format, quasar_image** out) {
     if (out) *out = nullptr;
     return guarded([&] {
         need(s && pixels && out, "quasar_prepare_pixels: NULL argument");
         *out = new quasar_image{
-            s->engine.preparer().pixels(static_cast<const uint8_t*>(pixels), width, height, stride, pixel_format(format))};
+            s->engine.prepare_pixels(static_cast<const uint8_t*>(pixels), width, height, stride, pixel_format(format))};
         return QUASAR_OK;
     });
 }

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -116,6 +115,13 @@ std::string round6_repr(double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.6f", v);
     return py_float_repr(std::strtod(buf, nullptr));
+}
+
+bool is_hex64(const std::string& s) {
+    if (s.size() != 64) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
 }
 
 bool file_exists(const std::string& p) {
@@ -241,9 +247,8 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
     std::string reason = check_spec_bounds(info.spec);
     if (!reason.empty()) throw bad(reason);
     if (meta.count("quasar.pack_hash")) {
-        static const std::regex sha("sha256:[0-9a-f]{64}");
         const std::string& ph = meta.at("quasar.pack_hash");
-        if (!std::regex_match(ph, sha))
+        if (!(ph.size() == 71 && ph.compare(0, 7, "sha256:") == 0 && is_hex64(ph.substr(7))))
             throw bad("quasar.pack_hash " + py_repr(head_chars(ph, 80)) + " is not 'sha256:' and 64 hex digits");
     }
     {
@@ -351,8 +356,7 @@ bool check_sha256_sidecar(const std::string& path, const std::string& bytes) {
     std::istringstream ss(text);
     std::string digest;
     ss >> digest;
-    static const std::regex hex("[0-9a-f]{64}");
-    if (!std::regex_match(digest, hex))
+    if (!is_hex64(digest))
         throw model_error(side + ": not a sha256 sidecar (expected '<64 hex digits>  <file name>')");
     Sha256 h;
     h.update(bytes.data(), bytes.size());

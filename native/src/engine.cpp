@@ -35,6 +35,12 @@ std::string Engine::non_finite_reason() const {
            " (corrupted weights or logit scale), not the image";
 }
 
+Prepared Engine::accepted(Prepared p) const {
+    std::string reason = backend_->accepts(p.tensor.rows, p.tensor.cols);
+    if (!reason.empty()) throw ImageError(reason);
+    return p;
+}
+
 void Engine::score(const std::vector<cv::Mat>& tensors, float* scores, float* margins, std::vector<bool>& finite) {
     const size_t k = info_.heads.size(), n = tensors.size(), bs = size_t(backend_->max_batch());
     finite.assign(n, true);
@@ -43,10 +49,16 @@ void Engine::score(const std::vector<cv::Mat>& tensors, float* scores, float* ma
         m_tmp.resize(n * k);
         margins = m_tmp.data();
     }
-    for (size_t start = 0; start < n; start += bs) {
-        size_t m = std::min(bs, n - start);
+    for (size_t start = 0; start < n;) {
+        size_t m = 1;  // a run of images of one shape, at most the backend's batch
+        while (start + m < n && m < bs && tensors[start + m].size == tensors[start].size) ++m;
+        for (size_t i = start; i < start + m; ++i) {
+            std::string reason = backend_->accepts(tensors[i].rows, tensors[i].cols);
+            if (!reason.empty()) throw Error(QUASAR_ERR_INVALID_ARGUMENT, reason);
+        }
         std::vector<cv::Mat> batch(tensors.begin() + long(start), tensors.begin() + long(start + m));
         backend_->run(batch, scores + start * k, margins + start * k);
+        start += m;
     }
     for (size_t i = 0; i < n; ++i)
         for (size_t j = 0; j < k; ++j)

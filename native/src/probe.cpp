@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <regex>
 #include <string>
 
 namespace quasar {
@@ -116,17 +115,35 @@ bool hdr_size(const uint8_t* b, size_t n, long long& w, long long& h) {
     std::string head(reinterpret_cast<const char*>(b), std::min<size_t>(n, 1 << 16));
     size_t end = head.find("\n\n");
     if (end == std::string::npos) return false;
-    static const std::regex res("([-+])([XY]) +(\\d+) +([-+])([XY]) +(\\d+)");
-    std::smatch m;
-    std::string rest = head.substr(end + 2);
-    if (!std::regex_search(rest, m, res, std::regex_constants::match_continuous) || m[2] == m[5]) return false;
-    long long first = std::stoll(m[3].str().substr(0, 15)), second = std::stoll(m[6].str().substr(0, 15));
-    if (m[2] == "Y") {
-        w = second;
-        h = first;
+    // [-+][XY] +digits +[-+][XY] +digits, at the start of the line after the header
+    size_t i = end + 2;
+    char axis[2];
+    long long v[2];
+    for (int k = 0; k < 2; ++k) {
+        if (i + 1 >= head.size() || (head[i] != '-' && head[i] != '+') || (head[i + 1] != 'X' && head[i + 1] != 'Y')) return false;
+        axis[k] = head[i + 1];
+        i += 2;
+        if (i >= head.size() || head[i] != ' ') return false;
+        while (i < head.size() && head[i] == ' ') ++i;
+        if (i >= head.size() || !std::isdigit(uint8_t(head[i]))) return false;
+        long long x = 0;
+        while (i < head.size() && std::isdigit(uint8_t(head[i]))) {
+            x = x * 10 + (head[i++] - '0');
+            if (x > (1LL << 40)) x = 1LL << 40;
+        }
+        v[k] = x;
+        if (k == 0) {
+            if (i >= head.size() || head[i] != ' ') return false;
+            while (i < head.size() && head[i] == ' ') ++i;
+        }
+    }
+    if (axis[0] == axis[1]) return false;
+    if (axis[0] == 'Y') {
+        w = v[1];
+        h = v[0];
     } else {
-        w = first;
-        h = second;
+        w = v[0];
+        h = v[1];
     }
     return true;
 }
@@ -226,7 +243,7 @@ std::map<int, long long> read_tiff_ifd0(const uint8_t* blob, size_t n) {
         }
         return true;
     };
-    uint64_t magic, offset;
+    uint64_t magic = 0, offset = 0;
     if (!rd(2, 2, magic)) return tags;
     size_t csize, entry, slot, hoff;  // count field size, entry size, value slot size, offset of the slot
     if (magic == 42) {
@@ -239,11 +256,11 @@ std::map<int, long long> read_tiff_ifd0(const uint8_t* blob, size_t n) {
     } else {
         return tags;
     }
-    uint64_t count;
+    uint64_t count = 0;
     if (offset > n || !rd(size_t(offset), csize, count)) return tags;
     for (uint64_t k = 0; k < std::min<uint64_t>(count, 512); ++k) {
         size_t start = size_t(offset) + csize + entry * size_t(k);
-        uint64_t tag, typ, cnt;
+        uint64_t tag = 0, typ = 0, cnt = 0;
         if (start + entry > n) break;
         rd(start, 2, tag);
         rd(start + 2, 2, typ);
@@ -262,7 +279,7 @@ std::map<int, long long> read_tiff_ifd0(const uint8_t* blob, size_t n) {
             default: break;
         }
         if (!size || cnt != 1 || size > slot) continue;
-        uint64_t v;
+        uint64_t v = 0;
         rd(start + hoff, size, v);
         long long sv = (long long)v;
         if (is_signed && size < 8 && (v >> (8 * size - 1)) & 1) sv = (long long)v - (1LL << (8 * size));

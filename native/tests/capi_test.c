@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     CHECK(contains(quasar_last_error(), "row stride"));
     CHECK(quasar_score_pixels(s, rgb, W, H, 0, QUASAR_PIXEL_GRAY, b, NULL, 16) == QUASAR_OK);
     CHECK(quasar_score_pixels(s, rgb, 0, H, 0, QUASAR_PIXEL_RGB, b, NULL, 16) == QUASAR_ERR_IMAGE);
-    CHECK(quasar_score_pixels(s, rgb, W, H, 0, (quasar_pixel_format)42, b, NULL, 16) == QUASAR_ERR_INVALID_ARGUMENT);
+    CHECK(quasar_score_pixels(s, rgb, W, H, 0, 42, b, NULL, 16) == QUASAR_ERR_INVALID_ARGUMENT);
 
     /* Prepared images, scored as a batch, equal the one-by-one scores; a tiny image carries a warning. */
     quasar_image *p1 = NULL, *p2 = NULL, *tiny = NULL;

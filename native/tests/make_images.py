@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from quasar.photos import fetch_photos  # noqa: E402
+from quasar.photos import fetch_photos
 
 
 def _bgr(rgb: np.ndarray) -> np.ndarray:
