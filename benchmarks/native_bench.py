@@ -70,6 +70,43 @@ def python_latency_worker(model: str, files: list[str], warmup: int) -> None:
                       "backend": scorer.backend.name}))
 
 
+def python_model_only_worker(model: str, path: str, n: int, threads: int) -> None:
+    """ONNX Runtime alone on the tensor the Python runtime prepares from ``path`` (child process)."""
+    import onnxruntime as ort
+
+    from quasar.runtime.model import load_model_info
+    from quasar.runtime.prepare import Preparer
+    from quasar.runtime.sources import Item
+
+    x = Preparer(load_model_info(model).spec)(Item(path, path=path))[None]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    for _ in range(2):
+        session.run(None, {"images": x})
+    lat = []
+    for _ in range(n):
+        a = time.perf_counter()
+        session.run(None, {"images": x})
+        lat.append((time.perf_counter() - a) * 1000)
+    print(json.dumps({"latencies_ms": lat}))
+
+
+def model_only(model: str, image: str, bench: Path, reps: int, runs: int = 20) -> dict:
+    """Inference alone on one prepared image, 1 and 2 threads: ONNX Runtime vs OpenCV DNN, interleaved."""
+    lat: dict[str, list[float]] = {}
+    for rep in range(reps):
+        for threads in (1, 2):
+            for kind in ("ort", "opencv") if rep % 2 == 0 else ("opencv", "ort"):
+                cmd = ([sys.executable, __file__, "--worker-model-only", model, image, str(runs), str(threads)]
+                       if kind == "ort" else
+                       [str(bench), model, "--threads", str(threads), "--model-only", str(runs), image])
+                out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, check=True).stdout
+                lat.setdefault(f"{kind}_{threads}t", []).extend(json.loads(out.strip().splitlines()[-1])["latencies_ms"])
+    return {k: percentiles(v, (50, 95)) for k, v in lat.items()}
+
+
 def child_rss(cmd: list[str]) -> tuple[str, float, float]:
     """("", wall seconds, peak RSS MiB) of running ``cmd``; the peak RSS is the child's own (wait4)."""
     t = time.perf_counter()
@@ -141,9 +178,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="8 images, 1 repetition (a smoke run)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--worker-python", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-model-only", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker_python:
         python_latency_worker(args.worker_python[0], args.worker_python[1:], warmup=2)
+        return 0
+    if args.worker_model_only:
+        m, path, n, threads = args.worker_model_only
+        python_model_only_worker(m, path, int(n), int(threads))
         return 0
     if args.quick:
         args.n, args.reps = 8, 1
@@ -207,6 +249,8 @@ def main() -> int:
             summary["agreement"] = {"srcc_native_vs_python": srcc(q["native_b1"], q["python_b1"]),
                                     "max_abs_diff": float(np.abs(q["native_b1"] - q["python_b1"]).max())}
             results["sets"][set_name] = {"files": camera.describe(files), "rows": summary}
+        results["model_only_ms"] = model_only(model, sets["camera"][0], tools["bench"], args.reps)
+        print(f"  model only: {results['model_only_ms']}", flush=True)
     results["load_end"] = os.getloadavg()[0]
     cv_libs = linked_libs(tools["lib"], "opencv")
     results["sizes_mb"] = {
@@ -261,6 +305,14 @@ def report(r: dict) -> str:
         lines += ["", f"Batch 1: native p50 {nat['latency_ms']['p50']:.1f} ms vs Python {py['latency_ms']['p50']:.1f} ms "
                   f"({py['latency_ms']['p50'] / nat['latency_ms']['p50']:.2f}× the Python speed); `quality` SRCC native "
                   f"vs Python {a['srcc_native_vs_python']:.4f}, max |Δ| {a['max_abs_diff']:.1e}.", ""]
+    mo = r.get("model_only_ms")
+    if mo:
+        lines += ["## Inference alone (one prepared 384x512 image, 20 runs per repetition)", "",
+                  "| engine | 1 thread p50 / p95 ms | 2 threads p50 / p95 ms |", "|---|---|---|"]
+        for kind, label in (("ort", "ONNX Runtime (Python)"), ("opencv", "OpenCV DNN (native, ReLU6 rewrite)")):
+            cells = [f"{mo[f'{kind}_{t}t']['p50']:.1f} / {mo[f'{kind}_{t}t']['p95']:.1f}" for t in (1, 2)]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+        lines.append("")
     sz = r["sizes_mb"]
     lines += ["## Sizes (MB)", "", "| what | MB |", "|---|---|"]
     for k, v in sz.items():

@@ -1,6 +1,7 @@
 // quasar-bench MODEL FILE...: one quasar_score_file call per file, one after another (an app scoring
 // single photos: the camera case), after --warmup calls on the first files. Prints one JSON object:
 // per-call latencies, wall time, peak resident set (VmHWM), and the scores (for a parity check).
+// With --model-only N: the first file is prepared once and only inference is timed, N times.
 // Used by benchmarks/native_bench.py.
 #include <chrono>
 #include <cstdio>
@@ -21,14 +22,15 @@ static double vm_hwm_mb() {
 }
 
 int main(int argc, char** argv) {
-    int warmup = 2, first = 2, threads = 0;
+    int warmup = 2, first = 2, threads = 0, model_only = 0;
     while (first < argc && argv[first][0] == '-' && argv[first][1] == '-') {
         if (!std::strcmp(argv[first], "--warmup") && first + 1 < argc) warmup = std::atoi(argv[++first]);
         else if (!std::strcmp(argv[first], "--threads") && first + 1 < argc) threads = std::atoi(argv[++first]);
+        else if (!std::strcmp(argv[first], "--model-only") && first + 1 < argc) model_only = std::atoi(argv[++first]);
         ++first;
     }
     if (argc < 3 || first >= argc) {
-        std::fprintf(stderr, "usage: quasar-bench MODEL [--warmup N] [--threads N] FILE...\n");
+        std::fprintf(stderr, "usage: quasar-bench MODEL [--warmup N] [--threads N] [--model-only N] FILE...\n");
         return 2;
     }
     try {
@@ -38,6 +40,20 @@ int main(int argc, char** argv) {
         quasar::Scorer s(argv[1], o);
         double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
         std::vector<std::string> files(argv + first, argv + argc);
+        if (model_only > 0) {
+            quasar::Image img = s.prepare_file(files[0]);
+            for (int i = 0; i < warmup; ++i) s.score_images({&img});
+            std::vector<double> lat;
+            for (int i = 0; i < model_only; ++i) {
+                auto a = std::chrono::steady_clock::now();
+                s.score_images({&img});
+                lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+            }
+            std::printf("{\"latencies_ms\": [");
+            for (size_t i = 0; i < lat.size(); ++i) std::printf("%s%.3f", i ? ", " : "", lat[i]);
+            std::printf("], \"vmhwm_mb\": %.1f}\n", vm_hwm_mb());
+            return 0;
+        }
         for (int i = 0; i < warmup && i < int(files.size()); ++i) s.score_file(files[size_t(i)]);
         std::vector<double> lat;
         std::vector<float> quality;
