@@ -28,7 +28,7 @@ public:
         if (opts.threads > 0) cv::setNumThreads(opts.threads);
         try {
             int rewritten = 0;
-            const std::string graph = rewrite_relu6_for_opencv(bytes, rewritten);
+            const std::string graph = rewrite_for_opencv(bytes, rewritten);
             net_ = cv::dnn::readNetFromONNX(graph.data(), graph.size());
             net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
             net_.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);

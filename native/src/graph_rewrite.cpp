@@ -137,16 +137,18 @@ bool scalar_value(const std::string& b, size_t start, size_t end, std::string& n
     return true;
 }
 
-std::string clip_node(const Node& final_sub, const std::string& x, float hi) {
+// Clip in the opset-6 form OpenCV parses: one input, bounds as float attributes (absent: unbounded).
+std::string clip_node(const std::string& x, const std::string& out, const std::string& name, const float* lo, const float* hi) {
     std::string n;
     put_bytes(n, 1, x);
-    put_bytes(n, 2, final_sub.out[0]);
-    put_bytes(n, 3, final_sub.name + "/clip");
+    put_bytes(n, 2, out);
+    put_bytes(n, 3, name);
     put_bytes(n, 4, "Clip");
-    for (auto kv : {std::make_pair("min", 0.0f), std::make_pair("max", hi)}) {
+    for (auto kv : {std::make_pair("min", lo), std::make_pair("max", hi)}) {
+        if (!kv.second) continue;
         std::string a;
         put_bytes(a, 1, kv.first);
-        put_float(a, 2, kv.second);
+        put_float(a, 2, *kv.second);
         put_varint(a, uint64_t(20) << 3 | 0);  // AttributeProto.type = FLOAT
         put_varint(a, 1);
         put_bytes(n, 5, a);
@@ -156,7 +158,7 @@ std::string clip_node(const Node& final_sub, const std::string& x, float hi) {
 
 }  // namespace
 
-std::string rewrite_relu6_for_opencv(const std::string& model, int& rewritten) {
+std::string rewrite_for_opencv(const std::string& model, int& rewritten) {
     rewritten = 0;
     auto top = raw_fields(model, 0, model.size());
     const RawField* graph = nullptr;
@@ -187,6 +189,15 @@ std::string rewrite_relu6_for_opencv(const std::string& model, int& rewritten) {
     }
     std::set<size_t> drop;
     std::map<size_t, std::string> replace;  // node index -> new node bytes
+    for (size_t i = 0; i < nodes.size(); ++i) {  // Clip(x, lo, hi) with constant bounds -> attribute form
+        const Node& n = nodes[i];
+        if (n.op != "Clip" || n.in.size() < 2 || n.in.size() > 3 || n.out.size() != 1 || n.has_attr) continue;
+        const std::string& lo_name = n.in[1];
+        const std::string hi_name = n.in.size() > 2 ? n.in[2] : std::string();
+        if ((!lo_name.empty() && !scalars.count(lo_name)) || (!hi_name.empty() && !scalars.count(hi_name))) continue;
+        float lo = lo_name.empty() ? 0.f : scalars[lo_name], hi = hi_name.empty() ? 0.f : scalars[hi_name];
+        replace[i] = clip_node(n.in[0], n.out[0], n.name, lo_name.empty() ? nullptr : &lo, hi_name.empty() ? nullptr : &hi);
+    }
     for (size_t i = 0; i < nodes.size(); ++i) {
         const Node& d = nodes[i];  // d = Sub(a, c), a = Relu(x), c = Relu(b), b = Sub(x, hi)
         if (d.op != "Sub" || d.in.size() != 2 || d.out.size() != 1 || d.has_attr) continue;
@@ -204,7 +215,8 @@ std::string rewrite_relu6_for_opencv(const std::string& model, int& rewritten) {
         drop.insert(pa->second);
         drop.insert(pb->second);
         drop.insert(pc->second);
-        replace[i] = clip_node(d, a.in[0], hi);
+        const float zero = 0.f;
+        replace[i] = clip_node(a.in[0], d.out[0], d.name + "/clip", &zero, &hi);
     }
     if (replace.empty()) return model;
     rewritten = int(replace.size());
