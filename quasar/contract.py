@@ -332,8 +332,9 @@ def check_input_shape(path: str, shape: Sequence, info: ModelInfo) -> int | None
         if fixed[1] is not None and fixed[2] is not None:
             raise QuasarError(f"{path}: metadata says dynamic_size=true but the graph input is fixed at {list(shape)}")
     elif fixed[1] is not None and fixed[2] is not None and hw is not None and (fixed[1], fixed[2]) != hw:
-        raise QuasarError(f"{path}: graph input is {fixed[1]}x{fixed[2]} but the spec ({info.spec.policy}) makes "
-                          f"images {hw[0]}x{hw[1]}; refusing this model (re-export it with `quasar export onnx`)")
+        verb = "crops" if info.spec.policy == "center_crop" else "(policy fixed) makes images"
+        raise QuasarError(f"{path}: graph input is {fixed[1]}x{fixed[2]} but the spec {verb} {hw[0]}x{hw[1]}; "
+                          "refusing this model (re-export it with `quasar export onnx`)")
     elif info.spec.policy == "fixed" and (fixed[1] is None or fixed[2] is None):
         raise QuasarError(f"{path}: the spec's policy 'fixed' needs a graph input fixed at {hw[0]}x{hw[1]}, "
                           f"is {list(shape)}")

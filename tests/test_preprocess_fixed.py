@@ -115,3 +115,17 @@ def test_contract_fixed_policy():
     dyn = parse_metadata(_meta(CentroidPack.load("default").preprocess, True))
     with pytest.raises(QuasarError, match="dynamic_size=true"):
         check_input_shape("m.onnx", [1, 384, 512, 3], dyn)
+
+
+def test_calibration_batches_for_fixed_batch_graphs():
+    """int8 calibration of a batch-N static graph: N different images per batch, the last group padded."""
+    from quasar.export.int8 import PhotoCalibrationReader
+
+    spec = PreprocessSpec(policy="fixed", size=64, height=32, width=64, fit="stretch", min_size=8)
+    imgs = [np.full((50, 70, 3), i, np.uint8) for i in range(7)]
+    r = PhotoCalibrationReader(imgs, spec, batch=3)
+    out = []
+    while (b := r.get_next()) is not None:
+        out.append(b["images"])
+    assert len(r) == 3 and [o.shape for o in out] == [(3, 32, 64, 3)] * 3
+    assert [int(v) for o in out for v in o[:, 0, 0, 0]] == [0, 1, 2, 3, 4, 5, 6, 6, 6]

@@ -95,8 +95,9 @@ def images_in_dir(path: str | os.PathLike) -> list[str]:
 class PhotoCalibrationReader:
     """``CalibrationDataReader`` over images, one per batch at its own preprocessed size.
 
-    One image per batch because native-resolution specs give every photo its own shape; min/max
-    calibration does not care about the batch size. Images are decoded and resized lazily.
+    One image per batch because native-resolution specs give every photo its own shape (``batch``
+    images per batch for a static graph with a fixed batch); min/max calibration does not care
+    about the batch size. Images are decoded and resized lazily.
     """
 
     def __init__(self, images: Sequence[str | np.ndarray], spec: PreprocessSpec, input_name: str = INPUT_NAME,
@@ -107,14 +108,19 @@ class PhotoCalibrationReader:
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        group: list[np.ndarray] = []
         for item in self.images:
             try:
                 img = read_rgb(item) if isinstance(item, str) else item
             except ValueError as e:
                 raise QuasarError(f"calibration image: {e}") from None
-            x = preprocess(img, self.spec)[None]
-            # A static graph with a fixed batch N: the image N times (min/max ranges are unchanged).
-            yield {self.input_name: np.repeat(x, self.batch, axis=0) if self.batch > 1 else x}
+            group.append(preprocess(img, self.spec))
+            if len(group) == self.batch:
+                yield {self.input_name: np.stack(group)}
+                group = []
+        if group:  # a static graph's fixed batch N: the last group padded with its last image (same ranges)
+            group += [group[-1]] * (self.batch - len(group))
+            yield {self.input_name: np.stack(group)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._it is None:
@@ -124,8 +130,8 @@ class PhotoCalibrationReader:
     def rewind(self) -> None:
         self._it = None
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def __len__(self) -> int:  # batches
+        return -(-len(self.images) // self.batch)
 
 
 SHAPE_OPS = ("Shape", "Size")

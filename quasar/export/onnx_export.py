@@ -49,7 +49,8 @@ from quasar.export.metadata import producer_version, write_metadata
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
-# Static graphs: how an image becomes H x W unless --fit says otherwise (measured: benchmarks/README.md, "fit").
+# Static graphs: how an image becomes H x W unless --fit says otherwise. Measured (benchmarks/static_fit.py,
+# 560 held-out images at 384x512): SRCC against the dynamic default model 0.9933 stretch vs 0.9892 crop.
 DEFAULT_FIT = "stretch"
 
 

@@ -195,8 +195,8 @@ def _rewrite_reduce_mean(g: _Graph, node: onnx.NodeProto) -> bool:
     x, new = node.input[0], []
     # Average in stages (tiles of up to 16x16, then the rest) rather than one running float32 sum over
     # H*W values: the taps' E[x^2] - mean^2 cancels, and a one-pass GlobalAveragePool moved the default
-    # model's scores by 7e-5 from ReduceMean's; tiled pooling is as exact as ReduceMean (the mean of
-    # equal tiles' means is the mean).
+    # model's scores by 7e-5. Tiled (the mean of equal tiles' means is the mean), the static graph's
+    # scores are within 1.3e-6 of a float64 evaluation; the dynamic graph's ReduceMean is 1.8e-5 away.
     while h * w > POOL_STAGE_MAX:
         kh, kw = _tile(h), _tile(w)
         if kh * kw < 4:

@@ -91,14 +91,15 @@ def _down(v: float, m: int) -> int:
 
 def make_profile(info: ModelInfo, input_hw: tuple[int | str, int | str], *, min_batch: int = 1,
                  opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None, max_side: int | None = None,
-                 opt_hw: tuple[int, int] | None = None) -> ShapeProfile:
-    """The profile for a graph: batch as given; H/W fixed for fixed-size graphs, else from the spec.
+                 opt_hw: tuple[int, int] | None = None, fixed_batch: int | None = None) -> ShapeProfile:
+    """The profile for a graph: batch as given (the graph's own for a static graph with a fixed batch);
+    H/W fixed for fixed-size graphs, else from the spec.
 
     For native-resolution specs an image's sides lie in [min_size, size] (the long side is capped at
     ``size``), so that is the default range; ``opt`` is a 4:3 landscape at the cap, the commonest photo.
     Images outside the profile must go to another backend; ``max_side`` can raise it.
     """
-    batch = (min_batch, opt_batch, max_batch)
+    batch = (fixed_batch,) * 3 if fixed_batch else (min_batch, opt_batch, max_batch)
     if not info.dynamic_size:
         h, w = (int(d) for d in input_hw)
         if (min_side, max_side, opt_hw) != (None, None, None) and (min_side or h, max_side or h) != (h, h):
@@ -121,6 +122,15 @@ def _write_atomic(path: str, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def _input_batch(onnx_path: str) -> int | None:
+    """The graph's fixed batch size (static graphs), or None when the batch is dynamic."""
+    import onnx
+
+    x = onnx.load(onnx_path, load_external_data=False).graph.input[0]
+    d = x.type.tensor_type.shape.dim[0]
+    return d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
 
 
 def _input_hw(onnx_path: str) -> tuple[int | str, int | str]:
@@ -182,7 +192,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
             raise QuasarError(f"{onnx_path} is quantised for ONNX Runtime CPU (uint8 activations); TensorRT "
                               "needs zero-point-free int8: quasar export onnx --precision int8 --int8-scheme tensorrt")
     int8 = int8 or info.precision == "int8"
-    profile = profile or make_profile(info, _input_hw(onnx_path), min_batch=min_batch, opt_batch=opt_batch,
+    profile = profile or make_profile(info, _input_hw(onnx_path), fixed_batch=_input_batch(onnx_path),
+                                      min_batch=min_batch, opt_batch=opt_batch,
                                       max_batch=max_batch, min_side=min_side, max_side=max_side, opt_hw=opt_hw)
 
     trt = import_tensorrt()
