@@ -334,8 +334,9 @@ void check_input_shape(const ModelInfo& info) {
     if (info.dynamic_size) {
         if (fixed_hw) throw model_error(path + ": metadata says dynamic_size=true but the graph input is fixed at " + shape);
     } else if (fixed_hw && has_hw && (d[1] != H || d[2] != W)) {
-        throw model_error(path + ": graph input is " + std::to_string(d[1]) + "x" + std::to_string(d[2]) + " but the spec (" +
-                          s.policy + ") makes images " + std::to_string(H) + "x" + std::to_string(W) +
+        const std::string verb = s.policy == "center_crop" ? "crops" : "(policy fixed) makes images";
+        throw model_error(path + ": graph input is " + std::to_string(d[1]) + "x" + std::to_string(d[2]) + " but the spec " +
+                          verb + " " + std::to_string(H) + "x" + std::to_string(W) +
                           "; refusing this model (re-export it with `quasar export onnx`)");
     } else if (s.policy == "fixed" && !fixed_hw) {
         throw model_error(path + ": the spec's policy 'fixed' needs a graph input fixed at " + std::to_string(H) + "x" +
