@@ -162,6 +162,12 @@ def max_resized_side(spec: PreprocessSpec) -> int:
     return spec.size if spec.policy == "native" else MAX_ASPECT_RATIO * spec.size
 
 
+def _cover(height: int, width: int, th: int, tw: int) -> tuple[int, int]:
+    """The size an image covers ``th`` x ``tw`` at, keeping its aspect ratio (each side at least the target's)."""
+    scale = max(tw / width, th / height)
+    return max(th, round(height * scale)), max(tw, round(width * scale))
+
+
 def fixed_target(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
     """Policy ``fixed``: ``stretch`` -> (H, W, None); ``crop`` -> the covering size and the (H, W) crop.
 
@@ -170,8 +176,7 @@ def fixed_target(height: int, width: int, spec: PreprocessSpec) -> tuple[int, in
     th, tw = spec.output_hw
     if spec.fit == "stretch":
         return th, tw, None
-    scale = max(tw / width, th / height)
-    return max(th, round(height * scale)), max(tw, round(width * scale)), (th, tw)
+    return (*_cover(height, width, th, tw), (th, tw))
 
 
 def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, tuple[int, int] | None]:
@@ -199,7 +204,12 @@ def target_shape(height: int, width: int, spec: PreprocessSpec) -> tuple[int, in
         rw = _round_multiple(round(width * scale), spec.size_multiple)
         crop = None
     limit = max_resized_side(spec)
-    if max(rh, rw) > limit:
+    # ``fixed`` + stretch is bounded in memory whatever the image, but an image whose aspect ratio is
+    # far from the model's would be scored squashed beyond recognition: both fits refuse when the
+    # covering size (what ``crop`` resizes to) exceeds the bound, i.e. the same aspect-ratio rule.
+    bh, bw = _cover(height, width, *spec.output_hw) if spec.policy == "fixed" else (rh, rw)
+    if max(bh, bw) > limit:
+        rh, rw = bh, bw
         ratio = max(height, width) / min(height, width)
         raise ShapeError(f"extreme aspect ratio ({width}x{height}, {ratio:.0f}:1): the model's {spec.policy} "
                          f"preprocessing (size {spec.size}, min size {spec.min_size}) would make it {rw}x{rh}, "

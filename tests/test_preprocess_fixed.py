@@ -52,7 +52,7 @@ def test_height_width_fit_only_for_fixed():
 
 def test_stretch_geometry_and_pixels():
     s = fixed(384, 512, "stretch")
-    for h, w in [(1000, 600), (384, 512), (30, 4000), (5, 5)]:
+    for h, w in [(1000, 600), (384, 512), (200, 4000), (5, 5)]:  # 20:1 is within the bound (covering side 7680)
         assert target_shape(h, w, s) == (384, 512, None)
     img = np.random.default_rng(0).integers(0, 256, (300, 700, 3), dtype=np.uint8)
     out = preprocess(img, s)
@@ -88,10 +88,14 @@ def test_crop_offsets_are_floored():
     assert np.array_equal(crop_for(img, (4, 4), centre), img[2:6, 2:6])
 
 
-def test_crop_refuses_extreme_aspect():
-    with pytest.raises(ShapeError):
-        target_shape(16384, 4, fixed(384, 512, "crop"))
-    assert target_shape(16384, 4, fixed(384, 512, "stretch")) == (384, 512, None)
+def test_both_fits_refuse_extreme_aspect():
+    """Stretch is bounded in memory anyway, but a 4096:1 strip squashed to 4:3 says nothing: both fits
+    refuse by the same rule (the covering size over 16 x the long side), as the dynamic policies do."""
+    for fit in ("crop", "stretch"):
+        with pytest.raises(ShapeError, match="extreme aspect ratio"):
+            target_shape(16384, 4, fixed(384, 512, fit))
+        with pytest.raises(ShapeError, match="extreme aspect ratio"):
+            target_shape(30, 4000, fixed(384, 512, fit))
 
 
 def _meta(spec: PreprocessSpec, dynamic: bool) -> dict:

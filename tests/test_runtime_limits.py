@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 from quasar.cli import main
 from quasar.io.decode import ImageError, decode
 from quasar.io.formats import probe
-from quasar.preprocess import POLICIES, PreprocessSpec, ShapeError, max_resized_side, target_shape
+from quasar.preprocess import (
+    MAX_ASPECT_RATIO,
+    POLICIES,
+    PreprocessSpec,
+    ShapeError,
+    max_resized_side,
+    target_shape,
+)
 from quasar.runtime.backends.base import Backend
 from quasar.runtime.pipeline import Pipeline
 from quasar.runtime.sources import Item
@@ -165,7 +172,7 @@ def test_ten_bombs_score_in_bounded_memory(tiny, tmp_path):
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("hw", [(4, 16384), (16384, 4), (8, 8000)])
 def test_extreme_aspect_ratios_are_refused_for_every_policy(policy, hw):
-    spec = PreprocessSpec(policy=policy, size=512, min_size=64, size_multiple=32)
+    spec = make_spec(policy, size=512, min_size=64, size_multiple=32)
     with pytest.raises(ShapeError, match="extreme aspect ratio"):
         target_shape(*hw, spec)
 
@@ -175,14 +182,25 @@ def test_extreme_aspect_ratios_are_refused_for_every_policy(policy, hw):
        st.integers(1, 64), st.sampled_from([1, 14, 16, 32]))
 @pytest.mark.slow
 def test_preprocessed_size_is_bounded_in_both_dimensions(policy, h, w, size, min_size, mult):
-    spec = PreprocessSpec(policy=policy, size=size, min_size=min(min_size, size), size_multiple=mult)
+    spec = make_spec(policy, size=size, min_size=min(min_size, size), size_multiple=mult)
     try:
         rh, rw, crop = target_shape(h, w, spec)
     except ShapeError:
         return
     assert max(rh, rw) <= max_resized_side(spec)
     if crop is not None:
-        assert crop == (size, size)
+        assert crop == spec.output_hw
+    if policy == "fixed":  # whatever the fit, the aspect ratio is at most 16x off the model's
+        assert max(h / w, w / h) <= MAX_ASPECT_RATIO * max(spec.output_hw) / min(spec.output_hw) + 1
+
+
+def make_spec(policy: str, **kw) -> PreprocessSpec:
+    """A spec of each policy; ``fixed`` at a 3:4 static size (both fits), derived from ``size``."""
+    if policy != "fixed":
+        return PreprocessSpec(policy=policy, **kw)
+    size = kw["size"]
+    return PreprocessSpec(policy="fixed", height=max(1, size * 3 // 4), width=size,
+                          fit="crop" if size % 2 else "stretch", **kw)
 
 
 def test_strips_fail_alone_in_a_batch(tiny):

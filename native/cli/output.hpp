@@ -1,0 +1,58 @@
+// Result files for quasar-score: CSV or JSON Lines, written row by row (each row flushed) and
+// resumable; byte for byte the format of `quasar score` (quasar/runtime/output.py).
+#pragma once
+#include <cstdio>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace quasar_cli {
+
+struct CliError : std::runtime_error {  // a fatal, one-line error (exit status 2)
+    using std::runtime_error::runtime_error;
+};
+
+struct BrokenPipe : std::runtime_error {  // the reader of stdout went away: end quietly (exit 141)
+    BrokenPipe() : std::runtime_error("broken pipe") {}
+};
+
+struct Row {
+    std::string path;             // bytes as given
+    std::vector<float> scores;    // per written head, empty on error
+    std::vector<float> margins;
+    bool ok = false;
+    std::string error;
+};
+
+std::vector<std::string> columns(const std::vector<std::string>& heads, bool margins);
+std::string infer_format(const std::string& out, const std::string& fmt);
+std::string py_list_repr(const std::vector<std::string>& v);
+
+class RowWriter {
+public:
+    RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::string> heads, bool margins, bool header, std::string name);
+    ~RowWriter();
+    void write(const Row& row);
+    void close();
+    std::vector<std::string> notes;  // what --resume repaired
+
+private:
+    void put(const std::string& text);
+    FILE* f_;
+    bool owns_;
+    std::string fmt_, name_;
+    std::vector<std::string> heads_;
+    bool margins_;
+    bool failed_ = false;
+};
+
+// Cuts damage at the end of a results file (a NUL-filled tail, a half-written last line).
+std::vector<std::string> repair_tail(const std::string& path);
+// Resume keys of the paths already in a results file; CliError on mismatched columns or damage.
+std::set<std::string> read_done(const std::string& path, const std::string& fmt, const std::vector<std::string>& want);
+// Opens ``out`` ("-": stdout) for writing; with ``resume`` also fills ``done``.
+RowWriter* open_writer(const std::string& out, const std::string& fmt, const std::vector<std::string>& heads, bool margins,
+                       bool resume, std::set<std::string>& done);
+
+}  // namespace quasar_cli

@@ -1,0 +1,407 @@
+// quasar-score: the native `quasar score`. Same columns, rows, per-file errors, --resume and exit
+// status as the Python CLI (quasar/runtime/cli.py); decoding runs on a thread pool, inference on
+// the main thread, rows come out in input order and are flushed as they are written.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <opencv2/core/utils/logger.hpp>
+
+#include "output.hpp"
+#include "pathtext.hpp"
+#include "quasar.hpp"
+#include "walk.hpp"
+
+using namespace quasar_cli;
+
+namespace {
+
+constexpr int kMaxListed = 20;
+std::atomic<bool> g_interrupted{false};
+
+void on_sigint(int) { g_interrupted = true; }
+
+const char* kUsage =
+    "usage: quasar-score [-h] [--version] [-r] [--model FILE] [-o OUT] [--format {csv,jsonl}]\n"
+    "                    [--batch-size N] [--workers N] [--threads N] [--backend {auto,opencv,tensorrt,onnxruntime}]\n"
+    "                    [--resume] [--margins] [--explain] [--max-pixels N] [--no-reduced-decode] [--strict] [-q]\n"
+    "                    PATH [PATH ...]\n";
+
+const char* kHelp =
+    "\nScore image files and folders with a QUASAR fused model (the native twin of `quasar score`). One\n"
+    "output row per input: path, one P(good) column per head, error. Every path named on the command\n"
+    "line gets a row (a folder with no images gets an error row). Rows are flushed as they are written;\n"
+    "--resume skips paths already in the output file.\n\n"
+    "positional arguments:\n"
+    "  PATH                  image files and/or folders\n\n"
+    "options:\n"
+    "  -h, --help            show this help message and exit\n"
+    "  --version             print the version and the backends built in, and exit\n"
+    "  -r, --recursive       descend into sub-folders\n"
+    "  --model FILE          fused ONNX model (a static graph for OpenCV DNN) or TensorRT engine\n"
+    "                        (default: $QUASAR_MODEL)\n"
+    "  -o, --output OUT      out.csv, out.jsonl or - for stdout (CSV) (default: -)\n"
+    "  --format {csv,jsonl}  override the format inferred from OUT\n"
+    "  --batch-size N        images per inference call (default and maximum: the graph's batch)\n"
+    "  --workers N           decode/preprocess threads (default: CPU cores, at most 8)\n"
+    "  --threads N           inference threads (default: OpenCV's choice)\n"
+    "  --backend B           auto, opencv, tensorrt (engine files) or onnxruntime (if built in)\n"
+    "  --resume              append to OUT, skipping paths it already has\n"
+    "  --margins             also write <head>_margin columns (cos_good - cos_bad)\n"
+    "  --explain             also write the heads an overall head is computed from\n"
+    "  --max-pixels N        decompression-bomb limit per image in pixels, checked from the header\n"
+    "                        before decoding (default: about 179 MP)\n"
+    "  --no-reduced-decode   always decode JPEGs at full resolution\n"
+    "  --strict              exit 1 if any input failed (default: only if none was scored)\n"
+    "  -q, --quiet           no warnings or summary on stderr\n\n"
+    "exit status:\n"
+    "  0    at least one input was scored (failed inputs are rows with an error and are listed on stderr)\n"
+    "  1    no input was scored (all already done with --resume is 0); with --strict, any input failed\n"
+    "  2    bad arguments, an unusable model or an unwritable output file (one line on stderr)\n"
+    "  130  interrupted (rows written so far are kept; continue with --resume)\n";
+
+struct Args {
+    std::vector<std::string> paths;
+    bool recursive = false, resume = false, margins = false, explain = false, no_reduced = false, strict = false,
+         quiet = false;
+    std::string model, output = "-", format, backend = "auto";
+    int batch_size = 0, workers = 0, threads = 0;
+    long long max_pixels = 0;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+    std::fprintf(stderr, "%squasar-score: error: %s\n", kUsage, msg.c_str());
+    std::exit(2);
+}
+
+long long positive(const std::string& opt, const std::string& v) {
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || errno) usage_error("argument " + opt + ": invalid _positive value: '" + v + "'");
+    if (n < 1) usage_error("argument " + opt + ": must be at least 1, got " + std::to_string(n));
+    return n;
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    bool only_paths = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string s = argv[i];
+        auto value = [&](const std::string& opt) -> std::string {
+            size_t eq = s.find('=');
+            if (s.rfind("--", 0) == 0 && eq != std::string::npos) return s.substr(eq + 1);
+            if (i + 1 >= argc) usage_error("argument " + opt + ": expected one argument");
+            return argv[++i];
+        };
+        auto is = [&](const char* name) { return s == name || s.rfind(std::string(name) + "=", 0) == 0; };
+        if (only_paths || s.empty() || s[0] != '-' || s == "-") {
+            a.paths.push_back(s);
+        } else if (s == "--") {
+            only_paths = true;
+        } else if (s == "-h" || s == "--help") {
+            std::printf("%s%s", kUsage, kHelp);
+            std::exit(0);
+        } else if (s == "--version") {
+            std::printf("quasar-score %s (C API %u); backends: %s\n", quasar_version(), quasar_api_version(), quasar_backends());
+            std::exit(0);
+        } else if (s == "-r" || s == "--recursive") {
+            a.recursive = true;
+        } else if (s == "--resume") {
+            a.resume = true;
+        } else if (s == "--margins") {
+            a.margins = true;
+        } else if (s == "--explain") {
+            a.explain = true;
+        } else if (s == "--no-reduced-decode") {
+            a.no_reduced = true;
+        } else if (s == "--strict") {
+            a.strict = true;
+        } else if (s == "-q" || s == "--quiet") {
+            a.quiet = true;
+        } else if (is("--model")) {
+            a.model = value("--model");
+        } else if (s == "-o" || is("--output")) {
+            a.output = value("-o/--output");
+        } else if (is("--format")) {
+            a.format = value("--format");
+            if (a.format != "csv" && a.format != "jsonl")
+                usage_error("argument --format: invalid choice: '" + a.format + "' (choose from 'csv', 'jsonl')");
+        } else if (is("--backend")) {
+            a.backend = value("--backend");
+        } else if (is("--batch-size")) {
+            a.batch_size = int(std::min<long long>(positive("--batch-size", value("--batch-size")), 1 << 20));
+        } else if (is("--workers")) {
+            a.workers = int(std::min<long long>(positive("--workers", value("--workers")), 256));
+        } else if (is("--threads")) {
+            a.threads = int(std::min<long long>(positive("--threads", value("--threads")), 1024));
+        } else if (is("--max-pixels")) {
+            a.max_pixels = positive("--max-pixels", value("--max-pixels"));
+        } else {
+            usage_error("unrecognized arguments: " + s);
+        }
+    }
+    if (a.paths.empty()) usage_error("the following arguments are required: PATH");
+    return a;
+}
+
+// One prepared input or the reason it failed; filled by a worker.
+struct Job {
+    Item item;
+    std::promise<void> done;
+    std::shared_future<void> ready;
+    quasar::Image image;
+    std::string error;
+};
+
+class Pool {
+public:
+    explicit Pool(int n) {
+        for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+    }
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    void submit(std::function<void()> f) {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            q_.push_back(std::move(f));
+        }
+        cv_.notify_one();
+    }
+
+private:
+    void loop() {
+        while (true) {
+            std::function<void()> f;
+            {
+                std::unique_lock<std::mutex> l(mu_);
+                cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+                if (q_.empty()) return;
+                f = std::move(q_.front());
+                q_.pop_front();
+            }
+            f();
+        }
+    }
+    std::vector<std::thread> threads_;
+    std::deque<std::function<void()>> q_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+};
+
+int exit_status(long n, long failed, long skipped, bool strict) {
+    if (strict && failed) return 1;
+    if (n - failed > 0) return 0;
+    return n == 0 && skipped ? 0 : 1;
+}
+
+int run(const Args& a) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string model = a.model;
+    if (model.empty()) {
+        const char* env = std::getenv("QUASAR_MODEL");
+        if (!env || !*env) throw CliError("no model: pass --model FILE or set QUASAR_MODEL (the native CLI has no built-in model)");
+        model = env;
+    }
+    if (a.resume && a.output == "-") throw CliError("--resume needs an output file (-o FILE), not stdout");
+    quasar::Options o;
+    o.backend = a.backend;
+    o.threads = a.threads;
+    o.max_pixels = a.max_pixels;
+    o.reduced_decode = !a.no_reduced;
+    std::unique_ptr<quasar::Scorer> scorer;
+    try {
+        scorer.reset(new quasar::Scorer(model, o));
+    } catch (const quasar::Exception& e) {
+        throw CliError(e.what());
+    }
+    const auto all_heads = scorer->heads();
+    const auto summary = scorer->summary_mask();
+    std::vector<size_t> cols;
+    std::vector<std::string> heads;
+    for (size_t i = 0; i < all_heads.size(); ++i)
+        if (a.explain || summary[i]) {
+            cols.push_back(i);
+            heads.push_back(all_heads[i]);
+        }
+    std::set<std::string> done;
+    std::unique_ptr<RowWriter> writer(open_writer(a.output, a.format, heads, a.margins, a.resume, done));
+    if (!a.quiet)
+        for (const auto& note : writer->notes) std::fprintf(stderr, "quasar score: %s: %s\n", encode_text(a.output).c_str(), note.c_str());
+
+    const int bs = std::max(1, a.batch_size ? std::min(a.batch_size, scorer->batch_size()) : scorer->batch_size());
+    const int workers = a.workers ? a.workers : std::max(1, std::min(8, int(std::thread::hardware_concurrency())));
+    const size_t max_inflight = size_t(2 * workers + 2);
+    Walker walker(a.paths, a.recursive);
+    Pool pool(workers);
+    std::deque<std::shared_ptr<Job>> inflight;
+    long n = 0, skipped = 0, warned = 0;
+    std::vector<std::pair<std::string, std::string>> failures;
+    const size_t k = all_heads.size();
+
+    auto write = [&](const Row& r) {
+        writer->write(r);
+        ++n;
+        if (!r.ok) failures.emplace_back(r.path, r.error);
+    };
+    std::vector<std::shared_ptr<Job>> batch;  // prepared images waiting for inference, in input order
+    auto flush = [&] {
+        if (batch.empty()) return;
+        std::vector<const quasar::Image*> imgs;
+        for (auto& j : batch) imgs.push_back(&j->image);
+        std::vector<quasar_status> st;
+        std::vector<quasar::Scores> res;
+        try {
+            res = scorer->score_images(imgs, &st);
+        } catch (const quasar::Exception& e) {
+            throw CliError(e.what());
+        }
+        for (size_t i = 0; i < batch.size(); ++i) {
+            Row r;
+            r.path = batch[i]->item.label;
+            if (st[i] == QUASAR_OK) {
+                r.ok = true;
+                for (size_t c : cols) {
+                    r.scores.push_back(res[i].scores[c]);
+                    r.margins.push_back(res[i].margins[c]);
+                }
+                std::string w = batch[i]->image.warning();
+                if (!w.empty()) {
+                    ++warned;
+                    if (!a.quiet && warned <= kMaxListed)
+                        std::fprintf(stderr, "quasar score: warning: %s: %s\n", encode_text(r.path).c_str(), w.c_str());
+                }
+            } else {
+                r.error = "the model gave a non-finite score (NaN or infinity); suspect the model file " + model +
+                          " (corrupted weights or logit scale), not the image";
+            }
+            write(r);
+        }
+        batch.clear();
+        (void)k;
+    };
+    auto take = [&]() {
+        std::shared_ptr<Job> j = inflight.front();
+        inflight.pop_front();
+        j->ready.wait();
+        if (!j->error.empty()) {
+            flush();  // rows stay in input order
+            Row r;
+            r.path = j->item.label;
+            r.error = j->error;
+            write(r);
+            return;
+        }
+        batch.push_back(j);
+        if (int(batch.size()) >= bs) flush();
+    };
+
+    Item item;
+    while (!g_interrupted && walker.next(item)) {
+        if (!done.empty() && done.count(resume_key(item.label))) {
+            ++skipped;
+            continue;
+        }
+        auto job = std::make_shared<Job>();
+        job->item = item;
+        job->ready = job->done.get_future().share();
+        if (!item.error.empty()) {
+            job->error = item.error;
+            job->done.set_value();
+        } else {
+            quasar::Scorer* s = scorer.get();
+            pool.submit([job, s] {
+                try {
+                    job->image = s->prepare_file(job->item.label);
+                } catch (const quasar::Exception& e) {
+                    if (e.status() == QUASAR_ERR_OUT_OF_MEMORY)
+                        job->error = "out of memory while decoding (use fewer --workers or a lower --max-pixels)";
+                    else if (e.status() == QUASAR_ERR_IMAGE)
+                        job->error = e.what();
+                    else
+                        job->error = std::string("unexpected error: ") + e.what();
+                } catch (const std::exception& e) {
+                    job->error = std::string("unexpected error: ") + e.what();
+                }
+                job->done.set_value();
+            });
+        }
+        inflight.push_back(job);
+        while (inflight.size() >= max_inflight && !g_interrupted) take();
+    }
+    while (!inflight.empty() && !g_interrupted) take();
+    if (!g_interrupted) flush();
+    if (g_interrupted) {
+        for (auto& j : inflight) j->ready.wait();  // let the workers finish before the scorer goes
+        writer->close();
+        std::string rows = std::to_string(n) + (n != 1 ? " rows" : " row");
+        if (a.output == "-")
+            std::fprintf(stderr, "quasar score: interrupted after %s\n", rows.c_str());
+        else
+            std::fprintf(stderr, "quasar score: interrupted; the %s written to %s are kept: run the same command with --resume to continue\n",
+                         rows.c_str(), encode_text(a.output).c_str());
+        return 130;
+    }
+    writer->close();
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!a.quiet) {
+        long failed = long(failures.size());
+        char rate[64] = "";
+        if (dt > 0 && n) std::snprintf(rate, sizeof rate, ", %.1f img/s", double(n) / dt);
+        std::string extra = skipped ? ", " + std::to_string(skipped) + " already in the output" : "";
+        if (warned) extra += ", " + std::to_string(warned) + " with a warning";
+        std::fprintf(stderr, "quasar score: %ld of %ld scored, %ld failed%s (%.1f s%s)\n", n - failed, n, failed, extra.c_str(), dt, rate);
+        if (n == 0 && !skipped) std::fprintf(stderr, "quasar score: no images found (folders need -r to include sub-folders)\n");
+        for (size_t i = 0; i < failures.size() && i < size_t(kMaxListed); ++i)
+            std::fprintf(stderr, "  %s: %s\n", encode_text(failures[i].first).c_str(), encode_text(failures[i].second).c_str());
+        if (failures.size() > size_t(kMaxListed))
+            std::fprintf(stderr, "  ... and %zu more (see the error column)\n", failures.size() - size_t(kMaxListed));
+    }
+    return exit_status(n, long(failures.size()), skipped, a.strict);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Args a = parse(argc, argv);
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    // OpenCV logs every undecodable file on stderr; the CLI reports them itself (as `quasar score` does).
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);  // a closed pipe is a write error, reported as exit 141 below
+    try {
+        return run(a);
+    } catch (const BrokenPipe&) {
+        return 141;
+    } catch (const CliError& e) {
+        std::fprintf(stderr, "quasar: error: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "quasar: error: %s\n", e.what());
+        return 2;
+    }
+}

@@ -1,0 +1,47 @@
+// Reads the few parts of an ONNX ModelProto the runtime needs, without protobuf or libonnx:
+// metadata_props, the head initializers (name prefix "quasar."), every initializer's data type, and
+// the graph's input and output names and shapes. Mirrors quasar/onnx_meta.py (same reasons on failure).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace quasar {
+
+struct NotOnnx : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct OnnxTensor {
+    std::string name;
+    int data_type = 0;
+    std::vector<int64_t> dims;
+    std::string data;  // raw little-endian bytes in C order
+    std::vector<double> values() const;  // float/int types as doubles (float16/bfloat16 too)
+};
+
+struct OnnxValueInfo {
+    std::string name;
+    int elem_type = 0;
+    std::vector<int64_t> dims;  // -1 for a symbolic or missing dimension
+    std::vector<std::string> dim_names;  // dim_param of each dimension ("" if none)
+};
+
+struct OnnxModel {
+    std::map<std::string, std::string> metadata;
+    std::map<std::string, OnnxTensor> head_tensors;  // initializers whose name starts with the prefix
+    std::map<int, int> dtypes;                        // data type -> number of initializers
+    std::vector<OnnxValueInfo> inputs, outputs;
+};
+
+// metadata_props only (what quasar/onnx_meta.py read_metadata_props reads); throws NotOnnx.
+std::map<std::string, std::string> read_metadata_props(const std::string& bytes);
+// Initializers with ``prefix`` (data), all data types, graph inputs/outputs; throws NotOnnx.
+void read_graph(const std::string& bytes, const std::string& prefix, OnnxModel& out);
+
+extern const std::map<int, std::string> kDtypeNames;
+size_t dtype_size(int dtype);  // 0 if unknown
+
+}  // namespace quasar

@@ -1,0 +1,107 @@
+"""The native CLI's behaviour beyond scores, side by side with `python3 -m quasar score`: --resume after
+a crash (half-written last line, NUL-filled tail), refused resumes (other columns), stdout output,
+per-path error rows (missing file, empty folder), the summary, and the exit status (0, 1, --strict).
+
+    python3 native/tests/cli_test.py --cli build/native/quasar-score --model M.onnx --images DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+failures: list[str] = []
+
+
+def check(cond: bool, what: str) -> None:
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--images", required=True, help="the parity set (make_images.py)")
+    args = ap.parse_args()
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    py = [sys.executable, "-m", "quasar", "score"]
+    nat = [args.cli]
+
+    def both(argv: list[str], cwd: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        a = subprocess.run(py + argv, capture_output=True, text=True, env=env, cwd=cwd)
+        b = subprocess.run(nat + argv, capture_output=True, text=True, env=env, cwd=cwd)
+        return a, b
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(args.images, "variants")
+        imgs = os.path.join(tmp, "imgs")
+        os.makedirs(imgs)
+        for name in sorted(os.listdir(src))[:5]:
+            shutil.copy(os.path.join(src, name), imgs)
+        os.makedirs(os.path.join(tmp, "empty"))
+        m = ["--model", args.model]
+
+        # Relative paths, a missing file and an empty folder: the same rows (paths and errors) in order.
+        a, b = both(["imgs", "missing.png", "empty", *m, "-q"], tmp)
+        rows_a = [r.split(",")[0] + "|" + r.split(",")[-1] for r in a.stdout.splitlines()]
+        rows_b = [r.split(",")[0] + "|" + r.split(",")[-1] for r in b.stdout.splitlines()]
+        check(a.returncode == b.returncode == 0, f"exit 0 when something was scored ({a.returncode}, {b.returncode})")
+        check(rows_a == rows_b and len(rows_b) == 8, "stdout CSV: same paths and error cells, in order")
+        check("missing.png|file not found" in rows_b, "a missing file is an error row")
+        check("empty|is a directory with no image files in it; use -r (recursive=True) to include sub-folders" in rows_b,
+              "an empty folder is an error row")
+        a, b = both(["missing.png", *m, "--strict"], tmp)
+        check(a.returncode == b.returncode == 1, f"exit 1 when nothing was scored ({a.returncode}, {b.returncode})")
+        sa, sb = a.stderr.splitlines(), b.stderr.splitlines()
+        check(sa[-1] == sb[-1] == "  missing.png: file not found" and sa[-2].split(" (")[0] == sb[-2].split(" (")[0]
+              == "quasar score: 0 of 1 scored, 1 failed", f"the summary lists the failure ({sb[-2:]})")
+        a, b = both(["imgs", "missing.png", *m, "--strict", "-q"], tmp)
+        check(a.returncode == b.returncode == 1, "--strict: exit 1 when any input failed")
+
+        # --resume after a crash: the last line half written and a NUL-filled tail; then every path once.
+        for tool, cmd in (("python", py), ("native", nat)):
+            out = os.path.join(tmp, f"{tool}.csv")
+            subprocess.run(cmd + ["imgs", *m, "-o", out, "-q"], env=env, cwd=tmp, check=True)
+            with open(out, "rb") as f:
+                data = f.read()
+            cut = data[: data.rfind(b"\n", 0, len(data) - 1) - 7]  # the last two rows lost, one half written
+            with open(out, "wb") as f:
+                f.write(cut + b"\0" * 100)
+            r = subprocess.run(cmd + ["imgs", *m, "-o", out, "--resume"], capture_output=True, text=True, env=env, cwd=tmp)
+            notes = [ln.replace(out, "OUT") for ln in r.stderr.splitlines() if ln.startswith("quasar score: ") and "cut" in ln]
+            with open(out, encoding="utf-8") as f:
+                paths = [ln.split(",")[0] for ln in f.read().splitlines()[1:]]
+            summary = [ln for ln in r.stderr.splitlines() if " scored, " in ln]
+            check(r.returncode == 0 and sorted(paths) == sorted(set(paths)) and len(paths) == 5,
+                  f"{tool}: --resume completes a damaged file with every path once ({paths})")
+            if tool == "python":
+                py_notes, py_summary = notes, summary[0].split(" (")[0] if summary else ""
+            else:
+                check(notes == py_notes and len(notes) >= 1, f"the same repair notes ({notes} vs {py_notes})")
+                check((summary[0].split(" (")[0] if summary else "") == py_summary,
+                      f"the same summary ({summary} vs {py_summary})")
+        # Resuming into a file with other columns is refused with the same line.
+        a, b = both(["imgs", *m, "-o", "native.csv", "--resume", "--margins"], tmp)
+        check(a.returncode == b.returncode == 2 and a.stderr.strip() == b.stderr.strip().replace("native.csv", "native.csv"),
+              f"other columns: refused the same way ({b.stderr.strip()[:120]})")
+        a, b = both(["imgs", *m, "--resume"], tmp)
+        check(a.returncode == b.returncode == 2 and a.stderr.strip() == b.stderr.strip(), "--resume needs a file")
+        # JSON Lines to stdout: the same keys and nulls for a failed row.
+        a, b = both(["missing.png", *m, "--format", "jsonl", "-q"], tmp)
+        check(a.stdout.replace(" ", "") == b.stdout.replace(" ", "") and b.stdout.startswith('{"path": "missing.png", "quality": null'),
+              f"JSON Lines error row ({b.stdout.strip()[:100]})")
+        v = subprocess.run(nat + ["--version"], capture_output=True, text=True)
+        check(v.returncode == 0 and "backends: opencv-dnn" in v.stdout, f"--version names the backends ({v.stdout.strip()})")
+    print(f"cli_test: {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
