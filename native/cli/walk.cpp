@@ -16,7 +16,7 @@ namespace quasar_cli {
 namespace {
 
 const char* const kExtensions[] = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif",
-                                   ".tiff", ".gif", ".avif", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm"};
+                                   ".tiff", ".gif", ".avif", ".heic", ".heif", ".hif", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm"};
 
 bool is_dir(const std::string& p) {
     struct stat st;

@@ -1,3 +1,4 @@
+#include <cstring>
 #include "decode.hpp"
 
 #include <algorithm>
@@ -213,6 +214,9 @@ Decoded decode(const uint8_t* data, size_t n, long long max_pixels, const MinSha
         } else {
             cv::Mat img = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
             if (img.empty()) {
+                if (hd.format.empty() && n >= 12 && std::memcmp(data + 4, "ftyp", 4) == 0)
+                    throw ImageError("HEIF/AVIF is not supported by this build (OpenCV " CV_VERSION
+                                     " has no HEIF/AVIF decoder; the Python runtime reads it with the heif extra)");
                 if (hd.format.empty())
                     throw ImageError("not an image: unrecognised file signature " + py_bytes_repr(data, std::min<size_t>(n, 8)));
                 if (hd.format == "gif")
