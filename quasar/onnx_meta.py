@@ -42,7 +42,8 @@ def _varint(f: BinaryIO) -> int | None:
             raise NotOnnx("varint too long")
 
 
-def _varint_bytes(buf: bytes, i: int) -> tuple[int, int]:
+def varint_at(buf: bytes, i: int) -> tuple[int, int]:
+    """A protobuf varint at ``buf[i]``: (value, index after it); NotOnnx when truncated or over 64 bits."""
     result, shift = 0, 0
     while True:
         if i >= len(buf):
@@ -60,10 +61,10 @@ def _varint_bytes(buf: bytes, i: int) -> tuple[int, int]:
 def _entry(buf: bytes) -> tuple[str, str]:
     key, value, i = "", "", 0
     while i < len(buf):
-        tag, i = _varint_bytes(buf, i)
+        tag, i = varint_at(buf, i)
         if tag & 7 != 2:
             raise NotOnnx("unexpected field type in a metadata entry")
-        n, i = _varint_bytes(buf, i)
+        n, i = varint_at(buf, i)
         s = buf[i : i + n].decode("utf-8", errors="replace")
         i += n
         if tag >> 3 == 1:
@@ -207,7 +208,7 @@ def _read(f: BinaryIO, pos: int, n: int) -> bytes:
 def _packed_varints(buf: bytes) -> list[int]:
     out, i = [], 0
     while i < len(buf):
-        v, i = _varint_bytes(buf, i)
+        v, i = varint_at(buf, i)
         out.append(v)
     return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from quasar.contract import CENTROIDS_INITIALIZER, EMBEDDING_OUTPUT, HEAD_WEIGHTS_INITIALIZER
 from quasar.errors import QuasarError
+from quasar.onnx_meta import NotOnnx, varint_at
 
 _GRAPH = 7  # ModelProto.graph
 _NODE, _GRAPH_OUTPUT = 1, 12  # GraphProto.node, GraphProto.output
@@ -30,16 +31,10 @@ class NoEmbedding(QuasarError):
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result, shift = 0, 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise NoEmbedding("malformed protobuf (truncated varint)")
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
+    try:
+        return varint_at(buf, i)  # the one protobuf varint reader (quasar.onnx_meta)
+    except NotOnnx as e:
+        raise NoEmbedding(f"malformed protobuf ({e})") from None
 
 
 def _encode_varint(n: int) -> bytes:
