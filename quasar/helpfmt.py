@@ -32,3 +32,19 @@ def apply_formatter(parser: argparse.ArgumentParser, formatter=HelpFormatter) ->
         if isinstance(action, argparse._SubParsersAction):
             for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
                 apply_formatter(sub, formatter)
+
+
+def positive_int(v: str) -> int:
+    """argparse type: an integer of at least 1 (every ``quasar`` command's counts and sizes)."""
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def non_negative_float(v: str) -> float:
+    """argparse type: a number of at least 0 (waits, limits)."""
+    x = float(v)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {x}")
+    return x

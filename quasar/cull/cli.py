@@ -7,13 +7,7 @@ import sys
 import time
 
 from quasar.errors import QuasarError
-
-
-def _positive(v: str) -> int:
-    n = int(v)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+from quasar.helpfmt import positive_int
 
 
 def _similarity(v: str) -> float:
@@ -50,13 +44,13 @@ def register(subparsers) -> None:
                    help=f"which part of the embedding to compare (default: {DEFAULT_VIEW} for effnet-lite0+taps, "
                         "else full)")
     p.add_argument("--head", default="quality", help="head that ranks each group")
-    p.add_argument("--keep", type=_positive, default=1, help="photos kept per group")
+    p.add_argument("--keep", type=positive_int, default=1, help="photos kept per group")
     p.add_argument("--keep-to", metavar="DIR", default=None, help="put the kept photos into DIR (see --how)")
     p.add_argument("--drop-to", metavar="DIR", default=None, help="put the dropped photos into DIR (see --how)")
     p.add_argument("--how", choices=HOW, default="symlink", help="how --keep-to/--drop-to place files")
     p.add_argument("--report", metavar="HTML", default=None, help="also write a visual report with the groups")
-    p.add_argument("--workers", type=_positive, default=None, help="decode threads (default: cores, at most 8)")
-    p.add_argument("--batch-size", type=_positive, default=None, help="images per inference batch")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode threads (default: cores, at most 8)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per inference batch")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _positive(v: str) -> int:
-    n = int(v)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+from quasar.helpfmt import positive_int
 
 
 def register(subparsers) -> None:
@@ -28,8 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--sort", metavar="HEAD", default=None, help="head to sort by first (default: quality)")
     p.add_argument("--thumbs", choices=("embed", "files"), default="embed",
                    help="embed: thumbnails inside the HTML (one file); files: into HTML_files/ beside it")
-    p.add_argument("--thumb-size", type=_positive, default=200, help="long side of the thumbnails, px")
-    p.add_argument("--workers", type=_positive, default=None, help="decode threads for the thumbnails")
+    p.add_argument("--thumb-size", type=positive_int, default=200, help="long side of the thumbnails, px")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode threads for the thumbnails")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     p.set_defaults(func=run)
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 from quasar.errors import QuasarError
+from quasar.helpfmt import positive_int
 
 MAX_LISTED_FAILURES = 20
 SCORE_MEANING = """What a score means:
@@ -35,13 +36,6 @@ paths in the output: valid UTF-8 as is; a backslash is doubled; bytes that are n
 characters are written \\xNN. --resume matches rows by absolute, normalised path."""
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "score", help="score images with a fused QUASAR model",
@@ -58,12 +52,12 @@ def register(subparsers) -> None:
                    help="out.csv, out.jsonl or - for stdout (CSV) (default: -)")
     p.add_argument("--format", choices=("csv", "jsonl"), default=None,
                    help="override the format inferred from OUT (default: jsonl for .jsonl/.ndjson/.json, else csv)")
-    p.add_argument("--batch-size", type=_positive, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="images per inference batch (default: 4 on CPU, 32 on CUDA; capped by an engine's profile)")
-    p.add_argument("--workers", type=_positive, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="decode/preprocess threads; peak memory grows with workers x --max-pixels "
                         "(default: CPU cores, at most 8)")
-    p.add_argument("--threads", type=_positive, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="inference threads (intra-op) (default: ONNX Runtime's or torch's own choice)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
                    help="inference engine. auto: TensorRT for an engine file, else ONNX Runtime (on CUDA when "
@@ -81,7 +75,7 @@ def register(subparsers) -> None:
                         "an 'embedding' list per JSONL row, or OUT.embeddings.npy beside a CSV (ONNX models)")
     p.add_argument("--report", metavar="HTML", default=None,
                    help="also write a visual HTML report of the results (see quasar report)")
-    p.add_argument("--max-pixels", type=_positive, default=None,
+    p.add_argument("--max-pixels", type=positive_int, default=None,
                    help="decompression-bomb limit per image in pixels, checked from the header before "
                         "decoding; also bounds memory: a decode worker needs about 7.4 bytes per pixel "
                         "for 8-bit images, 16 for 16-bit RGBA PNGs (docs/architecture.md) "
@@ -96,12 +90,12 @@ def register(subparsers) -> None:
     r.add_argument("--address", metavar="ADDR", default=None,
                    help="with --ray: join this Ray cluster (e.g. auto, or HOST:6379); every node must see the "
                         "files and the model at the same paths (default: start a local cluster)")
-    r.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
+    r.add_argument("--ray-actors", type=positive_int, default=None, metavar="N",
                    help="with --ray: scorer actors (default: cluster CPUs / --ray-actor-cpus)")
-    r.add_argument("--ray-actor-cpus", type=_positive, default=None, metavar="N",
+    r.add_argument("--ray-actor-cpus", type=positive_int, default=None, metavar="N",
                    help="with --ray: CPUs per actor, also its decode workers and inference threads "
                         "(default: all cores for a local cluster, else 1)")
-    r.add_argument("--ray-batch", type=_positive, default=None, metavar="N",
+    r.add_argument("--ray-batch", type=positive_int, default=None, metavar="N",
                    help="with --ray: paths per actor call (default: 64, less for small inputs)")
     p.set_defaults(func=run)
 

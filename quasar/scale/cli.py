@@ -11,6 +11,7 @@ import sys
 import threading
 
 from quasar.errors import QuasarError
+from quasar.helpfmt import non_negative_float, positive_int
 
 SERVE_EPILOG = """endpoints:
   POST /score     one image as the body (Content-Type image/* or application/octet-stream), or several
@@ -26,20 +27,6 @@ SERVE_EPILOG = """endpoints:
 SIGINT/SIGTERM stop the service after the requests in flight are answered (--drain-s at most)."""
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
-def _non_negative(v: str) -> float:
-    x = float(v)
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {x}")
-    return x
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="HTTP scoring service with dynamic batching (Ray Serve; the ray extra)",
@@ -50,22 +37,22 @@ def register(subparsers) -> None:
                    help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the service to the network")
     p.add_argument("--port", type=int, default=8000, help="HTTP port")
-    p.add_argument("--max-batch-size", type=_positive, default=16,
+    p.add_argument("--max-batch-size", type=positive_int, default=16,
                    help="images per dynamic batch; 1 turns dynamic batching off")
-    p.add_argument("--batch-wait-ms", type=_non_negative, default=10.0,
+    p.add_argument("--batch-wait-ms", type=non_negative_float, default=10.0,
                    help="how long a batch waits for more images before it is scored")
-    p.add_argument("--replicas", type=_positive, default=1, help="scorer replicas (one Scorer each)")
+    p.add_argument("--replicas", type=positive_int, default=1, help="scorer replicas (one Scorer each)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs each replica reserves in Ray")
-    p.add_argument("--workers", type=_positive, default=None, help="decode threads per replica (default: cores, at most 8)")
-    p.add_argument("--threads", type=_positive, default=None, help="inference threads per replica (default: ONNX Runtime's)")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode threads per replica (default: cores, at most 8)")
+    p.add_argument("--threads", type=positive_int, default=None, help="inference threads per replica (default: ONNX Runtime's)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
                    help="inference engine (as for quasar score)")
     p.add_argument("--device", choices=("cpu", "cuda", "tensorrt"), default=None, help="device (as for quasar score)")
     p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body in MiB (larger: 413)")
-    p.add_argument("--max-files", type=_positive, default=64, help="most images in one multipart request (more: 400)")
-    p.add_argument("--max-pixels", type=_positive, default=64_000_000,
+    p.add_argument("--max-files", type=positive_int, default=64, help="most images in one multipart request (more: 400)")
+    p.add_argument("--max-pixels", type=positive_int, default=64_000_000,
                    help="decompression-bomb limit per image, checked from the header before decoding")
-    p.add_argument("--drain-s", type=_non_negative, default=30.0,
+    p.add_argument("--drain-s", type=non_negative_float, default=30.0,
                    help="on shutdown, how long replicas may take to answer the requests they hold")
     p.add_argument("--address", metavar="ADDR", default=None,
                    help="join this Ray cluster (default: start a local one)")
