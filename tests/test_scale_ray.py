@@ -58,7 +58,8 @@ def local(inputs):
 
 def test_two_nodes_score_every_file_once_like_local(ray_cluster, inputs, local):
     _, paths = inputs
-    ds = ray.data.from_items([{"path": p} for p in paths])
+    # one block per file: with a single block, one actor could take every batch before the other starts
+    ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
     rows = score_dataset(ds, actors=2, actor_cpus=1, batch_size=2, udf=NodeScoreBatch).take_all()
     assert sorted(r["path"] for r in rows) == sorted(paths)  # every file exactly once
     assert len({r["node"] for r in rows}) == 2, "both nodes should have scored"
