@@ -306,3 +306,34 @@ def test_building_the_cli_imports_neither_loadgen_nor_matplotlib():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.stdout.strip() == "[]"
+
+
+def test_queries_needed_reads_loadgens_early_stopping_message():
+    short = {"checks": {"early_stopping": False},
+             "early_stopping": "* Run unsuccessful. * Processed 536 queries. * Would need to run at least 771 more "
+                               "queries, with the run being successful if every additional query were under latency."}
+    assert sc.queries_needed(short) == 1307
+    assert sc.queries_needed({"checks": {"early_stopping": True}, "early_stopping": "* Run successful."}) is None
+    assert sc.queries_needed({"checks": {}, "early_stopping": None}) is None
+
+
+@pytest.mark.slow
+def test_server_confirm_valid_reruns_until_early_stopping_is_met(tiny, tmp_path):
+    """A fixed 100 QPS for 0.2 s is far too short for a p99; 'valid' reruns it with what LoadGen asks."""
+    out = tmp_path / "r"
+    assert main(["perf", "--model", tiny, *FAST, "--scenario", "server", "--mode", "model-only", "--batch", "2",
+                 "--server-qps", "100", "--target-latency", "200", "--server-confirm", "valid", "--plots", "none",
+                 "-o", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    (r,) = rep["runs"]
+    assert rep["settings"]["server_confirm"] == "valid"
+    assert any("too few for LoadGen's early stopping" in n for n in r["notes"]), r["notes"]
+    assert r["settings"]["min_query_count"] > 400  # the rerun's, sized from LoadGen's message
+    assert r["loadgen"]["query_count"] >= r["settings"]["min_query_count"]
+    assert r["loadgen"]["checks"]["early_stopping"] is True and r["loadgen"]["validity"] == "VALID"
+
+
+def test_server_confirm_is_checked(tiny, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["perf", "--model", tiny, *FAST, "--server-confirm", "maybe", "-o", str(tmp_path / "r")])
+    assert "--server-confirm" in capsys.readouterr().err

@@ -65,6 +65,10 @@ def register(subparsers) -> None:
                    help="Server: the p99 latency bound the QPS search keeps")
     p.add_argument("--server-qps", type=float, default=None, metavar="Q",
                    help="Server: test this QPS only, instead of LoadGen's search for the highest one")
+    p.add_argument("--server-confirm", choices=("quick", "valid"), default="quick",
+                   help="Server: 'valid' reruns the reported test (the QPS found, or --server-qps) with the queries "
+                        "LoadGen's early stopping says a p99 needs (hundreds: minutes at a low QPS), so that LoadGen "
+                        "can call it VALID; 'quick' runs it once for --duration")
     p.add_argument("--multi-stream-samples", type=int, default=8, metavar="N", help="MultiStream: images per query")
     p.add_argument("--repeat", type=int, default=1, metavar="R",
                    help="repetitions of every test, configurations interleaved (medians and spread in the report)")
@@ -90,7 +94,8 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None):
     modes = flat(args.mode, [",".join(MODES)])
     modes = list(MODES) if "both" in modes else list(dict.fromkeys(modes))
     settings = Settings(duration_s=args.duration, min_queries=args.min_queries, target_latency_ms=args.target_latency,
-                        server_qps=args.server_qps, multi_stream_samples=args.multi_stream_samples)
+                        server_qps=args.server_qps, multi_stream_samples=args.multi_stream_samples,
+                        server_confirm=args.server_confirm)
     return Options(models=flat(args.model, ["default"]), backends=flat(args.backend, ["onnxruntime"]),
                    precisions=flat(args.precision, []) or None, images=args.images, synthetic=args.synthetic,
                    count=args.count, batches=args.batch, scenarios=scen, modes=modes, settings=settings,

@@ -20,7 +20,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -186,7 +186,8 @@ class Measurer:
     def _settings(self, scenario: str, cfg: Config, **kw):
         est = self.engine.estimate(cfg)
         throughput = kw.pop("throughput", est.throughput)
-        return sc.test_settings(self.lg, scenario, self.opts.settings, self.n, est.latency_s, throughput, **kw)
+        settings = kw.pop("settings", self.opts.settings)
+        return sc.test_settings(self.lg, scenario, settings, self.n, est.latency_s, throughput, **kw)
 
     def measure(self, scenario: str, cfg: Config, rep: int) -> dict:
         base = os.path.join(self.opts.out, "loadgen", f"r{rep + 1}-{scenario}-{cfg.slug}")
@@ -228,6 +229,7 @@ class Measurer:
         if fixed:
             ts, used = self._settings("server", cfg, server_qps=fixed)
             detail, sut = self._test(cfg, "server", base, ts)
+            used, detail, sut = self._until_valid(cfg, fixed, base, rec, used, detail, sut)
             rec.update(settings=used, loadgen=sc.summarize("server", detail), logs=os.path.relpath(base, self.opts.out))
             self._sut_part(rec, sut, per_query=False, keep=True)
             return
@@ -266,9 +268,38 @@ class Measurer:
             return
         ts, used = self._settings("server", cfg, server_qps=peak, throughput=throughput)
         detail, sut = self._test(cfg, "server", base, ts)
+        used, detail, sut = self._until_valid(cfg, peak, base, rec, used, detail, sut, throughput=throughput)
         rec.update(settings=used, loadgen=sc.summarize("server", detail), logs=os.path.relpath(base, self.opts.out),
                    peak_qps=peak)
         self._sut_part(rec, sut, per_query=False, keep=True)
+
+    def _until_valid(self, cfg: Config, qps: float, base: str, rec: dict, used: dict, detail: dict, sut, **kw):
+        """``--server-confirm valid``: while the reported Server test kept its latency bound but was too
+        short for LoadGen's early-stopping estimate, rerun it with the queries LoadGen said it needs
+        (x 1.15), at most twice and never longer than 900 s; the last run is the one reported."""
+        s = self.opts.settings
+        if s.server_confirm != "valid":
+            return used, detail, sut
+        for _ in range(sc.VALID_RETRIES):
+            summary = sc.summarize("server", detail)
+            needed = sc.queries_needed(summary)
+            if summary["validity"] == "VALID" or needed is None or summary["checks"].get("latency_constraint") is False:
+                break
+            queries = math.ceil(sc.VALID_MARGIN * needed)
+            seconds = queries / qps
+            if seconds > sc.VALID_MAX_S:
+                rec["notes"].append(f"early stopping needs about {needed} queries at {qps:.4g} QPS ({seconds:.0f} s), "
+                                    f"more than --server-confirm valid runs ({sc.VALID_MAX_S:g} s); not rerun")
+                break
+            longer = replace(s, min_queries=max(s.min_queries, queries), duration_s=max(s.duration_s, seconds),
+                             max_duration_s=1.5 * max(s.duration_s, seconds) + 10)
+            rec["notes"].append(f"Server test at {qps:.4g} QPS: {summary['query_count']} queries were too few for "
+                                f"LoadGen's early stopping (it needs about {needed}); rerun with {queries} queries "
+                                f"(--server-confirm valid)")
+            self.log(rec["notes"][-1])
+            ts, used = self._settings("server", cfg, server_qps=qps, settings=longer, **kw)
+            detail, sut = self._test(cfg, "server", base, ts)
+        return used, detail, sut
 
 
 def metric(scenario: str, rec: dict) -> dict:
@@ -336,6 +367,8 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
     s = opts.settings
     if s.duration_s <= 0 or s.min_queries < 1 or s.target_latency_ms <= 0 or s.multi_stream_samples < 1:
         raise QuasarError("--duration, --min-queries, --target-latency and --multi-stream-samples must be positive")
+    if s.server_confirm not in sc.SERVER_CONFIRM:
+        raise QuasarError(f"unknown --server-confirm {s.server_confirm!r}; expected one of {', '.join(sc.SERVER_CONFIRM)}")
     for m in opts.modes:
         if m not in MODES:
             raise QuasarError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")

@@ -37,6 +37,10 @@ SEARCH_PRECISION = 0.05  # of the throughput
 EXPECTED_UNDER = 8  # expected latencies are under-estimated this many times: LoadGen generates enough queries
 MIN_EXPECTED_NS = 20_000
 OFFLINE_MARGIN = 1.25  # expected QPS = this x the estimate, so the single query lasts at least --duration
+SERVER_CONFIRM = ("quick", "valid")
+VALID_RETRIES = 2  # --server-confirm valid: reruns of a Server test that early stopping found too short
+VALID_MARGIN = 1.15  # queries asked = this x what LoadGen said it needs (a rerun may see more misses)
+VALID_MAX_S = 900.0  # no rerun longer than this; the report says what it would have needed
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,13 @@ class Settings:
     target_latency_ms: float = 100.0
     server_qps: float | None = None  # None: LoadGen's peak search
     multi_stream_samples: int = 8
+    server_confirm: str = "quick"  # "valid": rerun the reported Server test until early stopping is met
+    max_duration_s: float | None = None  # None: 2 x duration + 10 s
 
     @property
     def max_duration_ms(self) -> int:
         """A cap, so a slow model cannot hold one SingleStream test for min_queries x its latency."""
-        return int(1000 * (2 * self.duration_s + 10))
+        return int(1000 * (self.max_duration_s or 2 * self.duration_s + 10))
 
 
 def require_loadgen():
@@ -173,6 +179,21 @@ def read_detail(path: str) -> dict:
         elif meta.get("is_warning"):
             out["warnings"].append(f"{key}: {value}")
     return out
+
+
+_ES_PROCESSED = re.compile(r"Processed (\d+) queries")
+_ES_MORE = re.compile(r"need to run at least (\d+) more queries")
+
+
+def queries_needed(summary: dict) -> int | None:
+    """Queries a rerun needs for LoadGen's early-stopping check, from its message ("Processed 536
+    queries ... Would need to run at least 771 more queries": 1307); None when early stopping was met
+    or LoadGen did not say."""
+    text = summary.get("early_stopping") or ""
+    if summary.get("checks", {}).get("early_stopping") is not False:
+        return None
+    done, more = _ES_PROCESSED.search(text), _ES_MORE.search(text)
+    return int(done.group(1)) + int(more.group(1)) if done and more else None
 
 
 def _ns_to_ms(v) -> float | None:
