@@ -75,3 +75,19 @@ def test_registry_dispatch_table_matches_the_names():
     for eid in registry.list_encoders():
         if "<" not in eid:  # family patterns are placeholders, built-ins parse
             assert registry.is_encoder(eid) and str(registry.parse_encoder_id(eid)) == eid
+
+
+def test_timm_needs_weights_and_random_ones_are_seeded():
+    """``timm:<name>`` alone would score with new random weights each call: refused; ``@random`` is
+    one fixed network (seeded), the same on every call, and leaves the caller's RNG alone."""
+    with pytest.raises(ValueError, match="names no weights"):
+        create_encoder("timm:test_efficientnet")
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = create_encoder("timm:test_efficientnet@random")
+    assert torch.equal(torch.rand(1), before)  # the global generator was not consumed
+    b = create_encoder("timm:test_efficientnet@random")
+    x = torch.randint(0, 255, (1, a.spec.size, a.spec.size, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))

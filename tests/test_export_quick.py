@@ -16,7 +16,7 @@ pytest.importorskip("timm")
 from quasar.centroids.pack import CentroidPack, Head  # noqa: E402
 from quasar.runtime import Scorer  # noqa: E402
 
-ENCODER = "timm:test_efficientnet"
+ENCODER = "timm:test_efficientnet@random"
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_taps_see_exposure_and_colour(taps, skimage_photo_paths):
             assert cosd(e[k], d) / content > 2 * cosd(e[k][a:b], d[a:b]) / content_pooled, (kind, k)
 
 
-@pytest.mark.parametrize("eid", ["dinov2-s14+taps", "timm:resnet18+taps",
+@pytest.mark.parametrize("eid", ["dinov2-s14+taps", "timm:resnet18@random+taps",
                                  pytest.param("open_clip:RN50@{rn50}+taps", marks=pytest.mark.slow),
                                  pytest.param("open_clip:RN50*@{rn50}+taps", marks=pytest.mark.slow)])
 def test_taps_for_every_encoder_family(eid, request):

