@@ -24,8 +24,7 @@ def tiny_export(tmp_path_factory):
     from quasar.encoders import create_encoder
     from quasar.export.onnx_export import export_onnx
 
-    torch.manual_seed(0)  # random weights: the exporter builds its own encoder, seeded the same way below
-    enc = create_encoder(ENCODER)
+    enc = create_encoder(ENCODER)  # @random: seeded, so the exporter's own encoder is the same network
     rng = np.random.default_rng(0)
     heads = [Head(name, rng.normal(size=enc.embed_dim).astype(np.float32),
                   rng.normal(size=enc.embed_dim).astype(np.float32), logit_scale=20.0, bias=0.05 * i)
@@ -33,7 +32,6 @@ def tiny_export(tmp_path_factory):
     pack = CentroidPack(enc.encoder_id, enc.spec, heads)
     images = [rng.integers(0, 256, (120 + 20 * i, 160, 3), dtype=np.uint8) for i in range(3)]
     d = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
     fp32 = export_onnx(None, pack, d / "tiny-fp32.onnx")
     int8 = export_onnx(None, pack, d / "tiny-int8.onnx", precision="int8", calibration_images=images)
     return enc, pack, images, fp32, int8
