@@ -54,7 +54,7 @@ def assemble(*, opts, targets, batches, scenarios, workload, models, backends, r
         "settings": {"duration_s": s.duration_s, "min_queries": s.min_queries, "target_latency_ms": s.target_latency_ms,
                      "server_qps": s.server_qps, "multi_stream_samples": s.multi_stream_samples,
                      "repeat": opts.repeat, "batches": batches, "scenarios": scenarios, "modes": opts.modes,
-                     "workers": opts.workers, "threads": opts.threads},
+                     "workers": opts.workers, "threads": opts.threads, "native_lib": opts.native_lib},
         "workload": workload.describe(),
         "targets": [{"label": t.label, "model": t.name, "path": t.path, "precision": t.precision,
                      "backend": t.backend, "runtime_backend": backends.get(t.label)} for t in targets],
