@@ -40,6 +40,8 @@ FORBIDDEN = {
     # Ray on top of the runtime: scoring as it is, distributed; never the build stages.
     "quasar.scale": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
                      "quasar.testing"),
+    # The native library's ctypes binding: beside the runtime, as torch-free as it.
+    "quasar.nativelib": STAGES + ("quasar.cli", "quasar.testing", "torch", "onnx", "onnxruntime"),
     # `quasar perf` measures the runtime as users run it: torch-free, default models via a subprocess.
     "quasar.perf": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
                     "quasar.testing", "torch"),
@@ -90,7 +92,8 @@ def _all_modules() -> list[str]:
 
 # Layers checked by importing all their modules in a fresh interpreter; the two that import torch at
 # module level (a few seconds each) run with the slow tests, the static scan covers them in the fast loop.
-LAYERS = ["floor", "quasar.testing", "quasar.photos", "quasar.centroids", "quasar.runtime", "quasar.eval"]
+LAYERS = ["floor", "quasar.testing", "quasar.photos", "quasar.centroids", "quasar.runtime", "quasar.nativelib",
+          "quasar.eval"]
 TORCH_LAYERS = ["quasar.encoders", "quasar.export"]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from quasar import contract, limits, preprocess
+from quasar import contract, limits, nativelib, preprocess
 from quasar.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from quasar.runtime import prepare
 
@@ -55,6 +55,27 @@ def test_io_and_spec_constants_match():
     interps = _strings(re.search(r"kInterpolations = \{(.*?)\};", spec, re.S).group(1))
     assert tuple(interps) == tuple(preprocess.INTERPOLATIONS)
     assert f"kTinySide = {prepare.TINY_SIDE};" in (SRC / "prepare.cpp").read_text()
+
+
+def test_python_binding_matches_the_c_api():
+    """quasar.nativelib (ctypes) repeats quasar.h's API version, status codes, options struct and signatures."""
+    import ctypes
+
+    h = _text("native", "include", "quasar.h")
+    assert int(re.search(r"#define QUASAR_API_VERSION (\d+)", h).group(1)) == nativelib.API_VERSION
+    enum = re.search(r"typedef enum quasar_status \{(.*?)\} quasar_status;", h, re.S).group(1)
+    codes = {re.sub(r"^QUASAR_(ERR_)?", "", n): int(v) for n, v in re.findall(r"(QUASAR_\w+) = (\d+)", enum)}
+    assert codes == {s.name: s.value for s in nativelib.Status}
+    ctype = {"uint32_t": ctypes.c_uint32, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
+             "const char*": ctypes.c_char_p}
+    struct = re.search(r"typedef struct quasar_options \{(.*?)\} quasar_options;", h, re.S).group(1)
+    fields = [(n, ctype[t.strip()]) for t, n in re.findall(r"^\s*([\w ]+\*?)\s+(\w+);", struct, re.M)]
+    assert fields == list(nativelib.Options._fields_)
+    decls = {n: a for n, a in re.findall(r"QUASAR_API [^;(]*?\b(quasar_\w+)\(([^)]*)\);", h, re.S)}
+    for name, (_, argtypes) in nativelib._SIGNATURES.items():
+        assert name in decls, f"{name} is not in quasar.h"
+        params = [] if decls[name].strip() in ("", "void") else decls[name].split(",")
+        assert len(params) == len(argtypes), f"{name}: {len(params)} parameters in quasar.h, {len(argtypes)} bound"
 
 
 def test_native_version_comes_from_pyproject():

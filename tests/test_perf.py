@@ -175,8 +175,19 @@ def test_wrong_model_is_one_line(tmp_path, capsys):
 
 def test_wrong_backend_is_one_line(tiny, tmp_path, capsys):
     assert "unknown backend 'gpu-magic'" in _error_line(capsys, ["--model", tiny, "--backend", "gpu-magic"], tmp_path)
-    line = _error_line(capsys, ["--model", tiny, "--backend", "native"], tmp_path)
-    assert "native" in line and "not built" in line and "docs/perf.md" in line
+
+
+
+def test_native_backend_without_its_library_is_one_line(tiny, tmp_path, capsys, monkeypatch):
+    line = _error_line(capsys, ["--model", tiny, "--backend", "native", "--native-lib", "/nonexistent/libquasar.so"],
+                       tmp_path)
+    assert line == ("quasar: error: backend native cannot run: /nonexistent/libquasar.so: native library not found "
+                    "(the path given) (see docs/perf.md#the-native-backend)")
+    notlib = tmp_path / "libquasar.so"
+    notlib.write_text("not a library")
+    monkeypatch.setenv("QUASAR_NATIVE_LIB", str(notlib))
+    line = _error_line(capsys, ["--model", tiny, "--backend", "onnxruntime,native"], tmp_path)
+    assert f"backend native cannot run: {notlib}: cannot load the native library" in line
 
 
 def test_backend_missing_here_is_one_line(tiny, tmp_path, capsys):

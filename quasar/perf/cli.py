@@ -73,9 +73,13 @@ def register(subparsers) -> None:
     p.add_argument("--repeat", type=int, default=1, metavar="R",
                    help="repetitions of every test, configurations interleaved (medians and spread in the report)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="end to end: decode threads [default: the runtime's, one per core up to 8]")
+                   help="end to end: decode threads [default: the runtime's, one per core up to 8; native: one "
+                        "per core]")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="inference intra-op threads [default: the library's]")
+    p.add_argument("--native-lib", default=None, metavar="PATH",
+                   help="--backend native: the libquasar shared library [default: $QUASAR_NATIVE_LIB, else "
+                        "build/native/libquasar.so of this source tree, else the system's]")
     p.add_argument("--plots", choices=("png", "svg", "none"), default="png", help="plot format")
     p.add_argument("-o", "--out", default="perf-report", metavar="DIR",
                    help="report folder: report.json, report.md, plots/, loadgen/")
@@ -100,7 +104,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None):
                    precisions=flat(args.precision, []) or None, images=args.images, synthetic=args.synthetic,
                    count=args.count, batches=args.batch, scenarios=scen, modes=modes, settings=settings,
                    repeat=args.repeat, out=args.out, plots=args.plots, workers=args.workers, threads=args.threads,
-                   argv=argv)
+                   native_lib=args.native_lib, argv=argv)
 
 
 def command_line(args: argparse.Namespace) -> list[str]:

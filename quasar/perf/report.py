@@ -55,7 +55,7 @@ def assemble(*, opts, targets, batches, scenarios, workload, models, backends, r
                      "server_qps": s.server_qps, "server_confirm": s.server_confirm,
                      "multi_stream_samples": s.multi_stream_samples,
                      "repeat": opts.repeat, "batches": batches, "scenarios": scenarios, "modes": opts.modes,
-                     "workers": opts.workers, "threads": opts.threads},
+                     "workers": opts.workers, "threads": opts.threads, "native_lib": opts.native_lib},
         "workload": workload.describe(),
         "targets": [{"label": t.label, "model": t.name, "path": t.path, "precision": t.precision,
                      "backend": t.backend, "runtime_backend": backends.get(t.label)} for t in targets],

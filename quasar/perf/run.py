@@ -10,6 +10,9 @@ falls on all configurations alike.
 
 SingleStream sends one sample per query whatever the batch, so it runs once per target and mode, as
 batch 1 (on the Scorer loaded for the first batch size: a Scorer's batch size only caps its batches).
+
+``--backend native`` targets get no Python Scorer: the native library loads the model once
+(:class:`quasar.perf.native.NativeTarget`) and its own runners do the work.
 """
 
 from __future__ import annotations
@@ -83,11 +86,13 @@ class Options:
     plots: str = "png"  # png, svg or none
     workers: int | None = None
     threads: int | None = None
+    native_lib: str | None = None  # libquasar for --backend native (None: $QUASAR_NATIVE_LIB, the dev build, the system's)
     argv: list[str] | None = None
 
 
 class Engine:
-    """The loaded Scorers (one per target and batch size), runners and warm-up estimates."""
+    """The loaded Scorers (one per target and batch size; one NativeTarget per native target), runners and
+    warm-up estimates."""
 
     def __init__(self, opts: Options, workload, log) -> None:
         self.opts, self.workload, self.log = opts, workload, log
@@ -96,6 +101,14 @@ class Engine:
         self.estimates: dict[Config, object] = {}
 
     def scorer(self, target: Target, batch: int | None):
+        if target.backend == "native":  # the library loads the model once; the batch only sizes its calls
+            key = (target, None)
+            if key not in self.scorers:
+                from quasar.perf.native import NativeTarget
+
+                self.scorers[key] = NativeTarget(target.path, self.opts.native_lib, threads=self.opts.threads,
+                                                 workers=self.opts.workers)
+            return self.scorers[key]
         key = (target, batch)
         if key not in self.scorers:
             from quasar.runtime import Scorer
@@ -107,12 +120,33 @@ class Engine:
                 raise QuasarError(f"backend {target.backend} cannot run here: {e}") from None
         return self.scorers[key]
 
+    def admit_native(self, targets: list[Target]) -> None:
+        """Leave out (for every target alike) the images a native target's library cannot prepare."""
+        refused: dict[str, str] = {}
+        for t in targets:
+            if t.backend == "native":
+                for label, reason in self.scorer(t, None).refused(self.workload).items():
+                    refused.setdefault(label, f"{reason} [backend native]")
+        if refused:
+            for reason in refused.values():
+                self.log(f"skipping {reason}")
+            self.workload = self.workload.without(refused)
+
+    def backend_name(self, target: Target, batch: int) -> str:
+        s = self.scorer(target, batch)
+        return s.backend_name if target.backend == "native" else s.backend.name
+
     def runner(self, cfg: Config):
         if cfg not in self.runners:
             from quasar.perf.sut import EndToEnd, ModelOnly
 
             s = self.scorer(cfg.target, cfg.load_batch)
-            if cfg.mode == "end-to-end":
+            if cfg.target.backend == "native":
+                from quasar.perf.native import NativeEndToEnd, NativeModelOnly
+
+                cls = NativeEndToEnd if cfg.mode == "end-to-end" else NativeModelOnly
+                self.runners[cfg] = cls(s, self.workload, cfg.batch)
+            elif cfg.mode == "end-to-end":
                 self.runners[cfg] = EndToEnd(s, self.workload)
             else:
                 self.runners[cfg] = ModelOnly(s.backend, self.workload.tensors(s.spec), cfg.batch)
@@ -192,6 +226,8 @@ class Measurer:
     def measure(self, scenario: str, cfg: Config, rep: int) -> dict:
         base = os.path.join(self.opts.out, "loadgen", f"r{rep + 1}-{scenario}-{cfg.slug}")
         rec = {"scenario": scenario, "rep": rep + 1, "label": cfg.label, "config": cfg.describe(), "notes": []}
+        if self.engine.runner(cfg).note:
+            rec["notes"].append(self.engine.runner(cfg).note)
         t0 = time.perf_counter()
         if scenario == "server":
             self._server(cfg, rep, base, rec)
@@ -372,7 +408,7 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
     for m in opts.modes:
         if m not in MODES:
             raise QuasarError(f"unknown mode {m!r}; expected one of {', '.join(MODES)}")
-    targets = resolve_targets(opts.models, opts.backends, opts.precisions)
+    targets = resolve_targets(opts.models, opts.backends, opts.precisions, native_lib=opts.native_lib)
     if opts.images and opts.synthetic:
         raise QuasarError("give --images DIR or --synthetic HxW, not both")
     if opts.images:
@@ -386,6 +422,8 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
     engine = Engine(opts, wl, log)
     t_start, load_start = time.perf_counter(), os.getloadavg()[0]
     try:
+        engine.admit_native(targets)
+        wl = engine.workload
         batches = resolve_batches(opts, engine, targets)
         all_cfgs = list(dict.fromkeys(c for scen in scen_list for c in plan_configs(targets, opts.modes, batches, scen)))
         for cfg in all_cfgs:  # load everything first: what cannot run is refused before any measurement
@@ -403,7 +441,7 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
                     log(f"[{len(records)}/{total}] rep {rep + 1} {scen} {cfg.label}: {m['what']} {val}, "
                         f"LoadGen {rec['loadgen'].get('validity')} ({rec['seconds']:.0f} s)")
         model_infos = {t.name: model_description(engine.scorer(t, batches[0]).info) for t in targets}
-        backends = {t.label: engine.scorer(t, batches[0]).backend.name for t in targets}
+        backends = {t.label: engine.backend_name(t, batches[0]) for t in targets}
     finally:
         engine.close()
     rows, comparison = summarize_runs(records, targets)

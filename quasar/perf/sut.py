@@ -8,7 +8,8 @@ sample by sample as results come out:
 * :class:`EndToEnd`: the encoded bytes through :meth:`quasar.runtime.Scorer.score_items`, i.e. the
   runtime's own pipeline (decode threads, shape buckets of up to ``batch``, the backend);
 * :class:`ModelOnly`: the runtime-preprocessed uint8 tensors, stacked per shape into batches of up
-  to ``batch`` and run on the Scorer's backend (two batches in flight on CUDA backends).
+  to ``batch`` and run on the Scorer's backend (two batches in flight on CUDA backends);
+* the native library's own two runners (``--backend native``) are in :mod:`quasar.perf.native`.
 
 Besides LoadGen's own statistics, the SUT keeps every sample's latency as it saw it (query received
 -> answered) for the plots, tagged with the LoadGen run it belongs to (LoadGen calls :meth:`flush`
@@ -47,6 +48,7 @@ class Runner:
     """Process a group of samples, calling ``done`` for each finished sub-group."""
 
     mode = "runner"
+    note: str | None = None  # a caveat every test of this runner records (e.g. a batch the graph cannot take)
 
     def run(self, group: list[Entry], done: Done) -> None:
         raise NotImplementedError

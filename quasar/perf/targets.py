@@ -3,7 +3,8 @@
 Everything is resolved and checked before any measurement starts, so a wrong model, precision or
 backend is one line (a :class:`~quasar.errors.QuasarError`) and not a failure minutes into a run.
 
-Backends (``--backend``), each mapped onto the runtime's :func:`~quasar.runtime.backends.create_backend`:
+Backends (``--backend``), each mapped onto the runtime's :func:`~quasar.runtime.backends.create_backend`
+(``native`` excepted: the C++ library runs it all):
 
 =======================  =============================================================================
 ``onnxruntime``          ONNX Runtime on CPU (the default)
@@ -11,15 +12,19 @@ Backends (``--backend``), each mapped onto the runtime's :func:`~quasar.runtime.
 ``onnxruntime-tensorrt`` ONNX Runtime's TensorRT execution provider
 ``tensorrt``             a TensorRT engine file (``quasar export tensorrt``), run by TensorRT itself
 ``torch``                the fused graph rebuilt in PyTorch (needs the ``export`` extra)
-``native``               the project's C++ library, once it is built and registered (see below)
+``native``               the project's C++ library, libquasar (see below)
 ``auto``                 the runtime's own choice (CUDA when present, else CPU)
 =======================  =============================================================================
 
-**The native slot.** ``quasar perf`` drives backends only through the runtime's backend registry
-(:data:`quasar.runtime.backends.BACKENDS`): a backend there is measured end to end (the runtime's
-decode + its inference) and model only, like any other. The native library is not part of this
-build; until it registers a backend called ``native`` there, ``--backend native`` is refused with
-one line saying so (:func:`native_status`).
+**Native.** ``--backend native`` runs the native library (``native/``, C API ``quasar.h``) through
+its ctypes binding :mod:`quasar.nativelib`, not the runtime's backend registry: end to end is the
+library's own pipeline (``quasar_prepare_buffer`` on worker threads, ``quasar_score_images`` in
+batches), model only its ``quasar_score_images`` on images it prepared before the test
+(:mod:`quasar.perf.native`). The library is ``--native-lib PATH``, else ``$QUASAR_NATIVE_LIB``, else
+``build/native/libquasar.so`` of this source tree, else the system's; :func:`native_status` says in
+one line why it cannot run (not found, not loadable, another API version). Its OpenCV backend loads
+static graphs only (``quasar export onnx --static HxW``): another model is refused, naming the file and
+the library's reason, when the targets are loaded, before any measurement.
 """
 
 from __future__ import annotations
@@ -70,14 +75,16 @@ def backend_name(name: str) -> str:
     return key
 
 
-def native_status() -> str | None:
-    """None when the runtime has a ``native`` backend, else why ``--backend native`` cannot run."""
-    from quasar.runtime.backends import BACKENDS as RUNTIME_BACKENDS
+def native_status(library: str | None = None) -> str | None:
+    """None when the native library (``library``, or where :func:`quasar.nativelib.find_library` looks)
+    loads and speaks this API version, else why ``--backend native`` cannot run (one line)."""
+    from quasar.nativelib import load
 
-    if "native" in RUNTIME_BACKENDS:
-        return None
-    return (f"backend native is not available: the native library (libquasar / quasar-score) is not built or "
-            f"not registered with quasar.runtime.backends in this installation (see {NATIVE_DOC})")
+    try:
+        load(library)
+    except QuasarError as e:
+        return f"backend native cannot run: {e} (see {NATIVE_DOC})"
+    return None
 
 
 def default_model_for(precision: str) -> str:
@@ -123,10 +130,12 @@ def resolve_models(models: list[str], precisions: list[str] | None) -> list[tupl
     return out
 
 
-def resolve_targets(models: list[str], backends: list[str], precisions: list[str] | None) -> list[Target]:
-    """Every (model, precision) on every backend; refuses unknown or unavailable backends in one line."""
+def resolve_targets(models: list[str], backends: list[str], precisions: list[str] | None,
+                    native_lib: str | None = None) -> list[Target]:
+    """Every (model, precision) on every backend; refuses unknown or unavailable backends in one line
+    (``native_lib``: the native library's path, for ``native``)."""
     names = [backend_name(b) for b in backends]
-    if "native" in names and (reason := native_status()):
+    if "native" in names and (reason := native_status(native_lib)):
         raise QuasarError(reason)
     resolved = list(dict.fromkeys(resolve_models(models, precisions)))
     bases = [os.path.basename(path) for _, path, _ in resolved]

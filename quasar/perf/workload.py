@@ -42,6 +42,17 @@ class Workload:
         return {"source": self.source, "count": len(self.data), "mean_bytes": round(float(np.mean(sizes))),
                 "skipped": self.skipped}
 
+    def without(self, refused: dict[str, str]) -> Workload:
+        """This workload less the images labelled in ``refused`` (label -> "label: reason", kept in
+        ``skipped``); QuasarError when none is left."""
+        keep = [i for i, lab in enumerate(self.labels) if lab not in refused]
+        if not keep:
+            first = next(iter(refused.values()), "")
+            raise QuasarError(f"{self.source}: no image left that every backend can score ({len(refused)} refused; "
+                              f"first: {first})")
+        return Workload(self.source, [self.labels[i] for i in keep], [self.data[i] for i in keep],
+                        [*self.skipped, *refused.values()])
+
     def tensors(self, spec) -> list[np.ndarray]:
         """The runtime's preprocessed uint8 HxWx3 tensor of every image for ``spec`` (cached per spec)."""
         key = repr(spec)
