@@ -8,6 +8,7 @@ what LoadGen logged.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -329,22 +330,79 @@ def test_queries_needed_reads_loadgens_early_stopping_message():
 
 
 @pytest.mark.slow
-def test_server_confirm_valid_reruns_until_early_stopping_is_met(tiny, tmp_path):
-    """A fixed 100 QPS for 0.2 s is far too short for a p99; 'valid' reruns it with what LoadGen asks."""
+def test_server_confirm_valid_runs_enough_queries_for_a_p99(tiny, tmp_path):
+    """'valid': a Server test sends at least the 459 queries (x 1.15) early stopping needs for a p99."""
     out = tmp_path / "r"
     assert main(["perf", "--model", tiny, *FAST, "--scenario", "server", "--mode", "model-only", "--batch", "2",
-                 "--server-qps", "100", "--target-latency", "200", "--server-confirm", "valid", "--plots", "none",
+                 "--server-qps", "200", "--target-latency", "200", "--server-confirm", "valid", "--plots", "none",
                  "-o", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     (r,) = rep["runs"]
-    assert rep["settings"]["server_confirm"] == "valid"
-    assert any("too few for LoadGen's early stopping" in n for n in r["notes"]), r["notes"]
-    assert r["settings"]["min_query_count"] > 400  # the rerun's, sized from LoadGen's message
-    assert r["loadgen"]["query_count"] >= r["settings"]["min_query_count"]
+    assert rep["settings"]["server_confirm"] == "valid" and sc.early_stopping_queries() == 459
+    assert r["settings"]["min_query_count"] == 528 and r["loadgen"]["query_count"] >= 528
     assert r["loadgen"]["checks"]["early_stopping"] is True and r["loadgen"]["validity"] == "VALID"
+
+
+def test_server_confirm_valid_reruns_with_the_queries_loadgen_asks_for(monkeypatch):
+    """Queries over the bound raise what early stopping needs: the test is rerun with LoadGen's count x 1.15."""
+    from quasar.perf.run import Measurer, Options
+
+    def detail(valid: bool) -> dict:
+        es = ("* Run successful." if valid else
+              "* Run unsuccessful. * Processed 528 queries. * Would need to run at least 600 more queries, with ...")
+        return {"values": {"result_validity": "VALID" if valid else "INVALID", "early_stopping_met": valid,
+                           "result_perf_constraints_met": True, "early_stopping_result": es,
+                           "result_query_count": 1300 if valid else 528}, "messages": [], "errors": [], "warnings": []}
+
+    m = Measurer.__new__(Measurer)
+    m.opts = Options(settings=sc.Settings(server_confirm="valid"))
+    asked, log = [], []
+    m.log = log.append
+    monkeypatch.setattr(m, "_settings", lambda scen, cfg, server_qps, settings, **kw: (
+        asked.append(settings) or None, {"min_query_count": settings.min_queries}))
+    monkeypatch.setattr(m, "_test", lambda cfg, scen, base, ts: (detail(True), "sut"))
+    rec = {"notes": []}
+    used, d, sut = m._until_valid(None, 10.0, "base", rec, {}, detail(False), "first")
+    assert [s.min_queries for s in asked] == [math.ceil(1.15 * 1128)] and used["min_query_count"] == 1298
+    assert asked[0].max_duration_s == pytest.approx(1.5 * 129.8 + 10) and d["values"]["result_validity"] == "VALID"
+    assert "it needs about 1128" in rec["notes"][0] and log == rec["notes"]
 
 
 def test_server_confirm_is_checked(tiny, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["perf", "--model", tiny, *FAST, "--server-confirm", "maybe", "-o", str(tmp_path / "r")])
     assert "--server-confirm" in capsys.readouterr().err
+
+
+def test_server_search_halves_a_failing_start_twice(monkeypatch):
+    """A start that breaks the bound is searched again from half of it, then a quarter; then 'none'."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from quasar.perf.run import Measurer, Options
+
+    m = Measurer.__new__(Measurer)
+    m.opts, m.offline, m.log = Options(), {}, lambda _msg: None
+    m.engine = SimpleNamespace(estimate=lambda cfg: SimpleNamespace(throughput=40.0, latency_s=0.03))
+    m.opts.out = "."
+    starts = []
+
+    def settings(scen, cfg, server_qps, **kw):
+        starts.append(server_qps)
+        return None, {"search_decimals": 0, "target_qps": server_qps}
+
+    def test(cfg, scen, base, ts):
+        msgs = [f"FindPeakPerformance: Check validity of the base settings field: {starts[-1]:.6f}",
+                "FindPeakPerformance: Initial lower bound does not satisfy the latency constraint"]
+        sut = SimpleNamespace(samples=[], failed=0, first_error=None, latencies=lambda **kw: np.array([]))
+        return {"values": {"result_validity": "INVALID"}, "messages": msgs, "errors": [], "warnings": []}, sut
+
+    monkeypatch.setattr(m, "_settings", settings)
+    monkeypatch.setattr(m, "_test", test)
+    rec = {"notes": []}
+    cfg = type("Cfg", (), {"label": "x"})()  # hashable, like a Config
+    m._server(cfg, 0, "base", rec)
+    assert starts == [10.0, 5.0, 2.5] and rec["search"]["failed_starts"] == [10.0, 5.0]
+    assert rec["peak_qps"] is None and "searched again from 5" in rec["notes"][0]
+    assert "not even 2.5 QPS" in rec["notes"][-1]

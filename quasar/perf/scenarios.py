@@ -40,7 +40,15 @@ OFFLINE_MARGIN = 1.25  # expected QPS = this x the estimate, so the single query
 SERVER_CONFIRM = ("quick", "valid")
 VALID_RETRIES = 2  # --server-confirm valid: reruns of a Server test that early stopping found too short
 VALID_MARGIN = 1.15  # queries asked = this x what LoadGen said it needs (a rerun may see more misses)
-VALID_MAX_S = 900.0  # no rerun longer than this; the report says what it would have needed
+VALID_MAX_S = 900.0  # no Server test longer than this; the report says what a rerun would have needed
+ES_CONFIDENCE = 0.99  # LoadGen's early-stopping confidence
+SERVER_PERCENTILE = 0.99
+
+
+def early_stopping_queries(percentile: float = SERVER_PERCENTILE, confidence: float = ES_CONFIDENCE) -> int:
+    """The fewest queries LoadGen's early stopping accepts for ``percentile`` when none broke the bound:
+    the smallest n with percentile^n <= 1 - confidence (459 for a p99; LoadGen asks for more per miss)."""
+    return math.ceil(math.log(1 - confidence) / math.log(percentile))
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Settings:
     target_latency_ms: float = 100.0
     server_qps: float | None = None  # None: LoadGen's peak search
     multi_stream_samples: int = 8
-    server_confirm: str = "quick"  # "valid": rerun the reported Server test until early stopping is met
+    server_confirm: str = "quick"  # "valid": Server tests long enough for LoadGen's early stopping (see run.py)
     max_duration_s: float | None = None  # None: 2 x duration + 10 s
 
     @property
@@ -113,7 +121,7 @@ def test_settings(lg, scenario: str, s: Settings, n_samples: int, latency_s: flo
         ts.offline_expected_qps = used["expected_qps"] = round(OFFLINE_MARGIN * throughput, 3)
     else:
         ts.server_target_latency_ns = used["target_latency_ns"] = int(s.target_latency_ms * 1e6)
-        ts.server_target_latency_percentile = used["target_latency_percentile"] = 0.99
+        ts.server_target_latency_percentile = used["target_latency_percentile"] = SERVER_PERCENTILE
         ts.server_target_qps = used["target_qps"] = round(server_qps, 3)
         if find_peak:
             ts.server_find_peak_qps_decimals_of_precision = used["search_decimals"] = search_decimals(throughput)
