@@ -11,9 +11,11 @@
 The Server QPS is found by LoadGen's own search (``TestMode.FindPeakPerformance``: it doubles the
 QPS from a start until a run breaks the bound, then bisects), and then confirmed by one ordinary
 (``PerformanceOnly``) run at the QPS found, whose validity is the one reported. The search is bounded:
-it starts at a quarter of the Offline (or warm-up) throughput T and stops when its bounds are
-10^-d QPS apart, d chosen so that this is about 5 % of T or less (LoadGen takes no coarser step than
-1 QPS): about 3 + log2(T / 2 / step) tests of ``--duration`` each, 7 for T = 25 QPS.
+it starts at a quarter of the Offline (or warm-up) throughput T (then T/8 and T/16 when a start
+breaks the bound) and stops when its bounds are 10^-d QPS apart, d chosen so that this is about 5 %
+of T or less (LoadGen takes no coarser step than 1 QPS): about 3 + log2(T / 2 / step) tests of
+``--duration`` each, 7 for T = 25 QPS. ``--server-confirm valid`` makes each test long enough for
+LoadGen's early stopping of a p99 (:func:`early_stopping_queries`).
 
 LoadGen writes its own ``mlperf_log_summary.txt`` and ``mlperf_log_detail.txt`` for every test; they
 are kept beside the report, and :func:`read_detail` reads the detail log's ``:::MLLOG`` records.
