@@ -406,3 +406,15 @@ def test_server_search_halves_a_failing_start_twice(monkeypatch):
     assert starts == [10.0, 5.0, 2.5] and rec["search"]["failed_starts"] == [10.0, 5.0]
     assert rec["peak_qps"] is None and "searched again from 5" in rec["notes"][0]
     assert "not even 2.5 QPS" in rec["notes"][-1]
+
+
+def test_server_tests_are_never_capped_before_their_queries():
+    """At 1 QPS, 64 queries take 64 s: the cap (2 x 10 s + 10 s) is raised so no test ends early."""
+    lg = sc.require_loadgen()
+    s = sc.Settings(duration_s=10, min_queries=64)
+    _, used = sc.test_settings(lg, "server", s, 8, 0.05, 20.0, server_qps=1.0)
+    assert used["max_duration_ms"] == 1000 * (1.5 * 64 + 10)
+    _, used = sc.test_settings(lg, "server", s, 8, 0.05, 20.0, server_qps=50.0)
+    assert used["max_duration_ms"] == s.max_duration_ms == 30_000
+    _, used = sc.test_settings(lg, "single-stream", s, 8, 0.05, 20.0)
+    assert used["max_duration_ms"] == 30_000

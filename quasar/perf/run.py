@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -208,11 +209,20 @@ class Measurer:
 
         lg = self.lg
 
+        live = threading.Lock()
+        running = [True]
+
         def complete(entries) -> None:
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(e.id, 0, 0) for e in entries])
+            with live:  # never answer LoadGen once its test has returned (its query objects are gone)
+                if running[0]:
+                    lg.QuerySamplesComplete([lg.QuerySampleResponse(e.id, 0, 0) for e in entries])
 
         with SUT(self.engine.runner(cfg), complete) as sut:
-            detail = sc.run_test(lg, sut, self.n, ts, outdir)
+            try:
+                detail = sc.run_test(lg, sut, self.n, ts, outdir)
+            finally:
+                with live:
+                    running[0] = False
         if sut.failure is not None:
             raise QuasarError(f"{cfg.label}: inference failed during {scenario}: "
                               f"{type(sut.failure).__name__}: {sut.failure}")
@@ -414,6 +424,10 @@ def run(opts: Options, log: Callable[[str], None] | None = None) -> dict:
     from quasar.perf.targets import resolve_targets
 
     log = log or (lambda m: print(f"quasar perf: {m}", file=sys.stderr, flush=True))
+    import faulthandler
+
+    if not faulthandler.is_enabled():  # a crash inside LoadGen or a backend prints every thread's stack
+        faulthandler.enable()
     sc.require_loadgen()
     if opts.plots != "none":
         from quasar.extras import require

@@ -107,6 +107,12 @@ def test_settings(lg, scenario: str, s: Settings, n_samples: int, latency_s: flo
     ts.mode = lg.TestMode.FindPeakPerformance if find_peak else lg.TestMode.PerformanceOnly
     ts.min_duration_ms = int(1000 * s.duration_s)
     ts.max_duration_ms = s.max_duration_ms
+    if scenario == "server" and server_qps:
+        # Long enough for min_queries at the lowest rate this test (or search) runs, so that no test ends
+        # early at the cap: LoadGen moving on from a capped FindPeakPerformance step crashed a run here
+        # (segmentation fault, once, in an end-to-end search at 1.36 QPS).
+        need_s = 1.5 * s.min_queries / server_qps + 10
+        ts.max_duration_ms = max(ts.max_duration_ms, int(1000 * min(need_s, VALID_MAX_S)))
     ts.performance_sample_count_override = n_samples
     used: dict = {"mode": "FindPeakPerformance" if find_peak else "PerformanceOnly",
                   "min_duration_ms": ts.min_duration_ms, "max_duration_ms": ts.max_duration_ms}
