@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from quasar.perf.scenarios import SERVER_CONFIRM  # stdlib only: building the parser stays light
+
 DESCRIPTION = """\
 Latency and throughput of any QUASAR model on any backend, driven by MLPerf LoadGen's scenarios:
   single-stream  one image at a time: p50/p90/p99 latency (the camera-app case)
@@ -65,7 +67,7 @@ def register(subparsers) -> None:
                    help="Server: the p99 latency bound the QPS search keeps")
     p.add_argument("--server-qps", type=float, default=None, metavar="Q",
                    help="Server: test this QPS only, instead of LoadGen's search for the highest one")
-    p.add_argument("--server-confirm", choices=("quick", "valid"), default="quick",
+    p.add_argument("--server-confirm", choices=SERVER_CONFIRM, default=SERVER_CONFIRM[0],
                    help="Server: 'valid' reruns the reported test (the QPS found, or --server-qps) with the queries "
                         "LoadGen's early stopping says a p99 needs (hundreds: minutes at a low QPS), so that LoadGen "
                         "can call it VALID; 'quick' runs it once for --duration")

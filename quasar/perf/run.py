@@ -237,8 +237,8 @@ class Measurer:
     def measure(self, scenario: str, cfg: Config, rep: int) -> dict:
         base = os.path.join(self.opts.out, "loadgen", f"r{rep + 1}-{scenario}-{cfg.slug}")
         rec = {"scenario": scenario, "rep": rep + 1, "label": cfg.label, "config": cfg.describe(), "notes": []}
-        if self.engine.runner(cfg).note:
-            rec["notes"].append(self.engine.runner(cfg).note)
+        if note := self.engine.runner(cfg).note:
+            rec["notes"].append(note)
         t0 = time.perf_counter()
         if scenario == "server":
             self._server(cfg, rep, base, rec)
@@ -273,14 +273,14 @@ class Measurer:
 
     def _server_settings(self) -> sc.Settings:
         """Every Server test's settings: with ``--server-confirm valid``, at least the queries LoadGen's
-        early stopping needs for a p99 without a miss (x 1.15), each test up to 900 s. Short tests
+        early stopping needs for a p99 without a miss (x 1.15); :func:`~quasar.perf.scenarios.test_settings`
+        gives each test the time they take at its rate (up to 900 s). Short tests
         under-sample the tail: a search of 10 s tests found 9.2 QPS for fp32 model only on 2 cores,
         where a 528-query test at that rate had a p99 of 128 ms."""
         s = self.opts.settings
         if s.server_confirm != "valid":
             return s
-        return replace(s, min_queries=max(s.min_queries, math.ceil(sc.VALID_MARGIN * sc.early_stopping_queries())),
-                       max_duration_s=sc.VALID_MAX_S)
+        return replace(s, min_queries=max(s.min_queries, math.ceil(sc.VALID_MARGIN * sc.early_stopping_queries())))
 
     def _server(self, cfg: Config, rep: int, base: str, rec: dict) -> None:
         fixed = self.opts.settings.server_qps
@@ -358,8 +358,7 @@ class Measurer:
                 rec["notes"].append(f"early stopping needs about {needed} queries at {qps:.4g} QPS ({seconds:.0f} s), "
                                     f"more than --server-confirm valid runs ({sc.VALID_MAX_S:g} s); not rerun")
                 break
-            longer = replace(s, min_queries=max(s.min_queries, queries),
-                             max_duration_s=min(sc.VALID_MAX_S, 1.5 * max(s.duration_s, seconds) + 10))
+            longer = replace(s, min_queries=max(s.min_queries, queries))  # test_settings sizes its duration cap
             rec["notes"].append(f"Server test at {qps:.4g} QPS: {summary['query_count']} queries were too few for "
                                 f"LoadGen's early stopping (it needs about {needed}); rerun with {queries} queries "
                                 f"(--server-confirm valid)")

@@ -63,12 +63,11 @@ class Settings:
     server_qps: float | None = None  # None: LoadGen's peak search
     multi_stream_samples: int = 8
     server_confirm: str = "quick"  # "valid": Server tests long enough for LoadGen's early stopping (see run.py)
-    max_duration_s: float | None = None  # None: 2 x duration + 10 s
 
     @property
     def max_duration_ms(self) -> int:
         """A cap, so a slow model cannot hold one SingleStream test for min_queries x its latency."""
-        return int(1000 * (self.max_duration_s or 2 * self.duration_s + 10))
+        return int(1000 * (2 * self.duration_s + 10))
 
 
 def require_loadgen():
