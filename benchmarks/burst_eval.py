@@ -41,19 +41,20 @@ THRESHOLDS = np.round(np.arange(0.50, 0.995, 0.005), 3)
 ENCODER = "effnet-lite0+taps"
 
 
-def build_split(photos, split: str, root: Path, limit: int | None) -> tuple[list, list[str]]:
-    """Frames (metadata only kept) and JPEG paths of the roll made from ``photos`` of ``split``."""
+def build_split(photos, split: str, root: Path, limit: int | None, mild: bool = False) -> tuple[list, list[str]]:
+    """Frames (metadata only kept) and JPEG paths of the roll made from ``photos`` of ``split``
+    (``mild``: every degraded frame at level 1)."""
     import cv2
 
     chosen = [p for p in photos if p.split == split]
     if limit:
         chosen = chosen[:limit]
-    folder = root / split
+    folder = root / (split + ("-mild" if mild else ""))
     imgs = []
     for p in chosen:
         bgr = cv2.imread(p.path, cv2.IMREAD_COLOR)
         imgs.append((p.name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-    frames = make_roll(imgs)
+    frames = make_roll(imgs, mild=mild)
     manifest = folder / "manifest.json"
     want = [[f.burst, f.index, f.keeper, f.degradation, f.time.isoformat()] for f in frames]
     if manifest.exists() and json.loads(manifest.read_text()) == want:
@@ -67,10 +68,12 @@ def build_split(photos, split: str, root: Path, limit: int | None) -> tuple[list
 
 
 def score(paths: list[str], cache: Path, embeddings: bool = True):
-    """Scores (dict of head -> array) and embeddings [N, D], cached by the file list."""
+    """Scores (dict of head -> array) and embeddings [N, D], cached by the file list and the default
+    model's pack hash (a new default model is scored again)."""
+    from quasar.centroids.pack import CentroidPack
     from quasar.runtime import Scorer
 
-    key = cache.with_suffix(".npz")
+    key = cache.with_name(f"{cache.name}-{CentroidPack.load('default').content_hash[7:19]}.npz")
     if key.exists():
         z = np.load(key, allow_pickle=False)
         if list(z["paths"]) == paths:
@@ -82,7 +85,7 @@ def score(paths: list[str], cache: Path, embeddings: bool = True):
         raise SystemExit(f"{bad[0].source}: {bad[0].error}")
     heads = list(recs[0].scores)
     scores = {h: np.array([r.scores[h] for r in recs]) for h in heads}
-    emb = np.stack([r.embedding for r in recs])
+    emb = np.stack([r.embedding for r in recs]) if embeddings else np.zeros((len(recs), 0), np.float32)
     np.savez(key, paths=np.array(paths), heads=np.array(heads), emb=emb,
              **{f"score_{h}": v for h, v in scores.items()})
     return scores, emb
@@ -226,10 +229,20 @@ def main(argv=None) -> int:
     heads = {h: keeper_metrics(truth, truth, keeper, v)["keeper_true_groups"]
              for h, v in data["heldout"]["scores"].items()}
     degr = by_degradation(truth, keeper, degradation, data["heldout"]["scores"]["quality"])
+    # 3. close calls: the held-out photos again, every degraded frame at level 1 (true groups: ranking only)
+    meta, paths = build_split(photos, "heldout", root, limit, mild=True)
+    q_mild = score(paths, root / f"heldout-mild{'-quick' if args.quick else ''}", embeddings=False)[0]["quality"]
+    names = sorted({m["burst"] for m in meta})
+    m_truth = np.array([names.index(m["burst"]) for m in meta])
+    m_keeper = np.array([m["keeper"] for m in meta])
+    mild = {**keeper_metrics(m_truth, m_truth, m_keeper, q_mild),
+            "clean_beats_degraded": by_degradation(m_truth, m_keeper, np.array([m["degradation"] for m in meta]),
+                                                   q_mild)}
     timing = grouping_timing(len(view_columns(ENCODER, chosen["view"], dim) if VIEWS[chosen["view"]] else range(dim)))
     cost = embedding_cost(3 if args.quick else 10)
     result = {"machine": machine_info(), "chosen": chosen, "validation": selection, "test": test,
-              "keeper_by_head_true_groups": heads, "clean_beats_degraded": degr, "grouping_timing": timing,
+              "keeper_by_head_true_groups": heads, "clean_beats_degraded": degr, "mild_level1": mild,
+              "grouping_timing": timing,
               "embedding_cost_s": cost,
               "frames": {s: len(data[s]["paths"]) for s in data}, "quick": args.quick}
     RESULTS.mkdir(exist_ok=True)
@@ -263,6 +276,12 @@ def markdown(r: dict) -> str:
         f"N={t['n']}, D={t['dim']}: 2 s window {t['window_2s_s']} s" + (f", all pairs {t['all_pairs_s']} s"
                                                                          if "all_pairs_s" in t else "")
         for t in r["grouping_timing"])]
+    if "mild_level1" in r:
+        m = r["mild_level1"]
+        lines += ["", f"Mild bursts (the held-out photos again, every degraded frame at level 1, true groups): clean "
+                      f"frame ranked first in {m['keeper_true_groups']:.3f} of {m['multi_bursts']} bursts (chance "
+                      f"{m['chance']:.3f}); clean above a frame with: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in m["clean_beats_degraded"].items())]
     c = r["embedding_cost_s"]
     lines += ["", f"Model only, batch 4 x 384x512, 2 threads, median of {c['rounds']} interleaved rounds: scores only "
               f"{c['scores only']} ms, scores + embedding {c['scores + embedding']} ms (one forward pass)."]

@@ -63,8 +63,10 @@ def _warp(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(img, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def make_burst(image: np.ndarray, name: str, start: dt.datetime = START, size: int | None = None) -> list[Frame]:
-    """The frames of one burst of ``image`` (RGB uint8), deterministic in ``name``."""
+def make_burst(image: np.ndarray, name: str, start: dt.datetime = START, size: int | None = None,
+               mild: bool = False) -> list[Frame]:
+    """The frames of one burst of ``image`` (RGB uint8), deterministic in ``name``; ``mild``: every
+    degraded frame at level 1 (barely visible), the close calls of a real burst."""
     from quasar.centroids.distortions import distort
 
     rng = _rng(name)
@@ -77,6 +79,7 @@ def make_burst(image: np.ndarray, name: str, start: dt.datetime = START, size: i
         if i != keeper:
             kind, levels = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
             level = int(rng.choice(levels))
+            level = 1 if mild else level
             img = distort(img, kind, level)
             deg = f"{kind}:{level}"
         frames.append(Frame(name, i, i == keeper, deg, img, t))
@@ -84,12 +87,12 @@ def make_burst(image: np.ndarray, name: str, start: dt.datetime = START, size: i
     return frames
 
 
-def make_roll(photos: list[tuple[str, np.ndarray]]) -> list[Frame]:
+def make_roll(photos: list[tuple[str, np.ndarray]], mild: bool = False) -> list[Frame]:
     """A camera roll: one burst per (name, RGB image), in the given order, bursts 1..10 minutes apart."""
     frames: list[Frame] = []
     t = START
     for name, image in photos:
-        burst = make_burst(image, name, t)
+        burst = make_burst(image, name, t, mild=mild)
         frames += burst
         t = burst[-1].time + dt.timedelta(seconds=float(_rng(name + "/gap").uniform(60, 600)))
     return frames

@@ -9,7 +9,10 @@ All in one run, on the same images, with 95 % bootstrap confidence intervals ove
 (b) **leave-one-family-out**: for each head family, the default recipe is refitted on the anchors
     without that family's types, and its ``quality`` head scores that family's held-out images, the
     honest measure of distortions the model never saw;
-(c) **baselines** side by side: the former default pack (effnet-lite0 pooled embedding, six types,
+(c) **baselines** side by side: the previous default (issue 8's six softmin-combined family heads,
+    ``benchmarks/baselines/default_quality_v2.qpack.json``), the paper's **plain QUASAR** (one
+    Mean-centroid head, pristine vs every distorted anchor, on the same tapped encoder and anchors),
+    the former default pack (effnet-lite0 pooled embedding, six types,
     Mean centroids: ``benchmarks/baselines/default_quality_v1.qpack.json``), BRISQUE (pip
     ``brisque`` 0.2.0, LIVE-trained SVM), NIQE (fitted on the *anchor* pristine photos, since its
     original parameters cannot be downloaded here) and the variance of the Laplacian;
@@ -19,6 +22,14 @@ All in one run, on the same images, with 95 % bootstrap confidence intervals ove
 (e) the exported graphs through ONNX Runtime on 8 held-out photos x 25 types x 3 levels: SRCC of
     int8 and of the former default against the default fp32, and the time per image of each (one
     worker, timed in turn, three rounds: compare ratios within the run).
+
+(f) **close calls** for every method and type (same photo, same type): P(pristine scores above level
+    1), P(pristine above level 2) and P(level k above level k+1), with CIs over photos; the
+    ``--explain`` confusion matrix (single distortions at levels 3-5: is the lowest family head the
+    true family?); and what a ``quality`` score reads (held-out pristine median, 10th and 90th
+    percentile; mean at each level), the numbers the README quotes.
+
+Types: the 25 KADID types and the camera defects beyond them (optics, white balance, mixtures).
 
 Scores of (a) and (b) come from cached ``effnet-lite0+taps`` embeddings and the pack's own numpy
 head (:meth:`CentroidPack.score_embeddings`, which equals the graph to 1e-5); the former default
@@ -44,11 +55,14 @@ import numpy as np
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
 from quasar.centroids.families import (
+    MIXTURE_TYPES,
     QUALITY_HEADS,
     AnchorGrid,
     HeadConfig,
+    fit_head,
     fit_quality,
     grid_scores,
+    pair_wins,
     pooled_srcc,
     within_srcc,
 )
@@ -61,8 +75,12 @@ from quasar.photos import balanced, fetch_photos
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 FORMER_PACK = HERE / "baselines" / "default_quality_v1.qpack.json"
+# The default of issue 8 (six ridge family heads over the 25 KADID types, combined by softmin): the
+# "before" of the close-call work, scored from the same embeddings.
+PREVIOUS_PACK = HERE / "baselines" / "default_quality_v2.qpack.json"
 JPEG_QUALITIES = (95, 92, 85, 75, 50)
-FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts}
+FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts} | {t: "mixture" for t in MIXTURE_TYPES}
+CLOSE_CALLS = (("pristine>L1", 0, 1), ("pristine>L2", 0, 2))
 
 
 # --------------------------------------------------------------------------- metrics with CIs
@@ -86,7 +104,58 @@ def summary(scores: np.ndarray, grid: AnchorGrid, types: list[str], n_boot: int,
     out["mean_per_type"] = ci(lambda b: per[b].mean())
     out["min_type"] = float(per.mean(0).min())
     out["pooled"] = ci(lambda b: pooled_srcc(sub[b], grid.levels))
+    out["close_calls"] = close_call_summary(sub, types, ci)
     return out
+
+
+def close_call_summary(sub: np.ndarray, types: list[str], ci) -> dict:
+    """Pairwise accuracies (same photo, same type): P(pristine > level 1), P(pristine > level 2) and
+    P(level k > level k + 1) averaged over k, overall, per family and per type, with CIs over photos."""
+    wins = {name: pair_wins(sub, a, b) for name, a, b in CLOSE_CALLS}  # [P, T]
+    n = sub.shape[-1]
+    wins["steps"] = np.mean([pair_wins(sub, k, k + 1) for k in range(1, n - 1)], axis=0)
+    fams = sorted({FAMILY_OF[t] for t in types})
+    out = {}
+    for name, w in wins.items():
+        out[name] = {"all": ci(lambda b, w=w: w[b].mean()),
+                     "per_family": {f: ci(lambda b, w=w, f=f: w[b][:, [FAMILY_OF[t] == f for t in types]].mean())
+                                    for f in fams},
+                     "per_type": {t: float(w[:, j].mean()) for j, t in enumerate(types)}}
+    return out
+
+
+def explain_confusion(pack: CentroidPack, grid: AnchorGrid, levels: tuple[int, ...] = (3, 4, 5)) -> dict:
+    """For single distortions at ``levels``: how often the lowest family head is the true family
+    (``quasar score --explain``'s ``reason``), and the whole confusion matrix (rows: true family)."""
+    fams = list(QUALITY_HEADS)
+    idx = [pack.output_names.index(f) for f in fams]
+    types = [t for t in grid.types if t in FAMILY_OF and FAMILY_OF[t] != "mixture"]
+    ti = grid.type_index(types)
+    li = [grid.levels.index(v) for v in levels]
+    e = grid.distorted[:, ti][:, :, li].reshape(-1, grid.distorted.shape[-1]).astype(np.float64)
+    fam_scores = pack.score_embeddings(e)[1][:, idx]
+    pred = np.asarray(fams)[fam_scores.argmin(-1)].reshape(len(grid.photos), len(types), len(levels))
+    truth = np.asarray([FAMILY_OF[t] for t in types])[None, :, None]
+    matrix = {f: {g: int(((truth == f) & (pred == g)).sum()) for g in fams} for f in fams}
+    per_family = {f: float((pred == truth)[:, [FAMILY_OF[t] == f for t in types]].mean()) for f in fams}
+    return {"levels": list(levels), "accuracy": float((pred == truth).mean()), "per_family": per_family,
+            "matrix": matrix}
+
+
+def score_scale(sc: np.ndarray, grid: AnchorGrid) -> dict:
+    """What a ``quality`` score reads on held-out photos: the spread of pristine scores (median, 10th and
+    90th percentile, mean) and the mean at each distortion level over every type."""
+    pristine = sc[:, 0, 0]
+    return {"pristine": {"median": float(np.median(pristine)), "p10": float(np.percentile(pristine, 10)),
+                         "p90": float(np.percentile(pristine, 90)), "mean": float(pristine.mean())},
+            "level_means": {str(v): float(sc[:, :, k + 1].mean()) for k, v in enumerate(grid.levels)}}
+
+
+def plain_quasar(anchor_g: AnchorGrid, types: list[str]):
+    """The paper's method on the same tapped encoder and anchors: one Mean-centroid head (pristine vs
+    every distorted anchor), calibrated like the shipped heads; returns its logit function."""
+    head = fit_head(anchor_g, "quality", types, np.ones(len(anchor_g.photos), bool), HeadConfig("centroid", 0.0, 1))
+    return head.logits
 
 
 # --------------------------------------------------------------------------- classical baselines
@@ -245,6 +314,8 @@ def run(args) -> dict:
         qi = pack.output_names.index("quality")
         sc = grid_scores(held_grid, lambda e: pack.score_embeddings(e)[1][:, qi])
         report["results"]["default (quality head)"] = summary(sc, held_grid, types, args.bootstrap)
+        report["score_scale"] = score_scale(sc, held_grid)
+        report["explain"] = explain_confusion(pack, held_grid)
         cfg = HeadConfig(**{k: v for k, v in pack.head("quality").aggregation.items() if k != "method"})
         report["default_config"] = cfg.to_dict()
         # the family heads on their own types: does each head see its family?
@@ -255,6 +326,14 @@ def run(args) -> dict:
             fam[name] = summary(s_h, held_grid, list(ts), 0)["mean_per_type"][0]
         report["family_heads_on_own_types"] = fam
     cfg = cfg or HeadConfig()
+    previous = CentroidPack.load(PREVIOUS_PACK)
+    pq = previous.output_names.index("quality")
+    report["results"]["previous default (issue 8: 6 families, softmin)"] = summary(
+        grid_scores(held_grid, lambda e: previous.score_embeddings(e)[1][:, pq]), held_grid, types, args.bootstrap)
+    # the paper's plain QUASAR (Mean centroids) on the same encoder and anchors, beside the shipped heads
+    plain = plain_quasar(anchor_g, types)
+    report["results"]["plain QUASAR (Mean centroids, same anchors)"] = summary(
+        grid_scores(held_grid, plain), held_grid, types, args.bootstrap)
     # (b) leave one family out, refitted on anchors only
     lofo_scores = np.full((len(held_grid.photos), len(types), 6), np.nan)
     for fam, ts in QUALITY_HEADS.items():
@@ -263,7 +342,8 @@ def run(args) -> dict:
         s = grid_scores(held_grid, model.quality_logit)
         idx = held_grid.type_index(list(ts))
         lofo_scores[:, idx] = s[:, idx]
-    report["results"]["default recipe, leave-one-family-out"] = summary(lofo_scores, held_grid, types, args.bootstrap)
+    single = [t for t in types if FAMILY_OF[t] != "mixture"]  # a mixture belongs to no one family
+    report["results"]["default recipe, leave-one-family-out"] = summary(lofo_scores, held_grid, single, args.bootstrap)
     # (c) baselines
     former = CentroidPack.load(FORMER_PACK)
     layout = dict((n, (a, b)) for n, a, b in enc.backbone.layout)
@@ -305,14 +385,43 @@ def to_markdown(r: dict) -> str:
     fams = list(next(iter(r["results"].values()))["per_family"])
     lines += ["| method | mean per-type SRCC | pooled SRCC | worst type | " + " | ".join(fams) + " |",
               "|---|---|---|---|" + "---|" * len(fams)]
+    def cell(d: dict, key: str, f: str = "{:.2f}") -> str:
+        v = d.get(key)
+        return "—" if v is None else f.format(v[0] if isinstance(v, list) else v)
+
     for name, v in r["results"].items():
         lines.append(f"| {name} | {fmt(v['mean_per_type'])} | {fmt(v['pooled'])} | {v['min_type']:.2f} | "
-                     + " | ".join(f"{v['per_family'][f][0]:.2f}" for f in fams) + " |")
+                     + " | ".join(cell(v["per_family"], f) for f in fams) + " |")
+    lines += ["", "Close calls (same photo, same distortion type; 95 % CIs over photos): P(pristine scores above "
+              "level 1), P(pristine above level 2), P(level k above level k+1) averaged over k:", "",
+              "| method | pristine > L1 | pristine > L2 | steps | " + " | ".join(f"{f} > L1" for f in fams) + " |",
+              "|---|---|---|---|" + "---|" * len(fams)]
+    for name, v in r["results"].items():
+        cc = v["close_calls"]
+        lines.append(f"| {name} | {fmt(cc['pristine>L1']['all'])} | {fmt(cc['pristine>L2']['all'])} | "
+                     f"{fmt(cc['steps']['all'])} | "
+                     + " | ".join(cell(cc["pristine>L1"]["per_family"], f) for f in fams) + " |")
+    if "explain" in r:
+        ex = r["explain"]
+        heads = list(ex["matrix"])
+        lines += ["", f"`--explain` (the lowest family head) on single distortions at levels "
+                      f"{', '.join(map(str, ex['levels']))}: the true family named {ex['accuracy']:.3f} of the time. "
+                      "Rows: true family; columns: the head named.", "",
+                  "| true \\ named | " + " | ".join(heads) + " | accuracy |", "|---|" + "---|" * (len(heads) + 1)]
+        for f in heads:
+            lines.append(f"| {f} | " + " | ".join(str(ex["matrix"][f][g]) for g in heads)
+                         + f" | {ex['per_family'][f]:.2f} |")
+    if "score_scale" in r:
+        sc = r["score_scale"]
+        p = sc["pristine"]
+        lines += ["", f"Default `quality` on held-out photos: pristine median {p['median']:.2f}, 10th percentile "
+                      f"{p['p10']:.2f}, 90th percentile {p['p90']:.2f}, mean {p['mean']:.2f}; mean at levels 1..5: "
+                      + ", ".join(f"{v:.2f}" for v in sc["level_means"].values()) + "."]
     names = list(r["results"])
     lines += ["", "Per type (mean within-photo SRCC):", "",
               "| type | family | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for t in r["types"]:
-        lines.append(f"| {t} | {FAMILY_OF[t]} | " + " | ".join(f"{r['results'][n]['per_type'][t][0]:.2f}" for n in names)
+        lines.append(f"| {t} | {FAMILY_OF[t]} | " + " | ".join(cell(r['results'][n]['per_type'], t) for n in names)
                      + " |")
     if "model_checks" in r:
         mc = r["model_checks"]

@@ -1,4 +1,5 @@
-"""The 25 KADID-type distortions: shape, determinism, and strictly graded severity per type."""
+"""The 25 KADID-type distortions and the camera defects beyond them: shape, determinism, and strictly graded
+severity per type."""
 
 import cv2
 import numpy as np
@@ -7,6 +8,7 @@ from skimage.metrics import structural_similarity
 
 from quasar.centroids.distortions import (
     ANCHOR_TYPES,
+    CAMERA_FAMILIES,
     DISTORTIONS,
     FAMILIES,
     HELDOUT_TYPES,
@@ -25,6 +27,8 @@ KADID_TYPES = {
     "jitter", "non_eccentricity_patch", "pixelate", "quantization", "color_block",
     "high_sharpen", "contrast_change",
 }
+CAMERA_TYPES = {"vignetting", "chromatic_aberration", "haze", "white_balance",
+                "low_light", "shaken_compressed", "night_phone"}
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +39,18 @@ def img():
 
 
 def test_taxonomy():
-    assert set(DISTORTIONS) == KADID_TYPES and len(DISTORTIONS) == 25
+    from quasar.centroids.distortions import KADID_TYPES as kadid
+
+    assert set(DISTORTIONS) == KADID_TYPES | CAMERA_TYPES and len(DISTORTIONS) == 32
+    assert set(kadid) == KADID_TYPES and len(kadid) == 25
     assert [t for fam in FAMILIES.values() for t in fam] == list(DISTORTIONS)
-    assert len(FAMILIES) == 7 and all(TYPE_FAMILY[t] == f for f, ts in FAMILIES.items() for t in ts)
-    assert set(ANCHOR_TYPES) == KADID_TYPES and HELDOUT_TYPES == ()
+    assert len(FAMILIES) == 10 and all(TYPE_FAMILY[t] == f for f, ts in FAMILIES.items() for t in ts)
+    assert {t for ts in CAMERA_FAMILIES.values() for t in ts} == CAMERA_TYPES
+    assert set(ANCHOR_TYPES) == KADID_TYPES | CAMERA_TYPES and HELDOUT_TYPES == ()
     assert set(OLD_NAMES.values()) <= KADID_TYPES and not set(OLD_NAMES) & KADID_TYPES
 
 
-@pytest.mark.parametrize("kind", sorted(KADID_TYPES))
+@pytest.mark.parametrize("kind", sorted(KADID_TYPES | CAMERA_TYPES))
 def test_deterministic_and_strictly_graded(img, kind):
     before = img.copy()
     outs = [distort(img, kind, lv) for lv in LEVELS]

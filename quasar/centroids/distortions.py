@@ -13,8 +13,11 @@ contrast change) one direction is used: ``mean_shift`` brightens, ``contrast_cha
 contrast. ``darken`` / ``brighten`` cover the other photometric direction. Names of the former
 eleven-type set are accepted by :func:`distort` through ``OLD_NAMES``.
 
-``ANCHOR_TYPES`` (all 25 types) and ``HELDOUT_TYPES`` (empty) are kept for callers of the former
-anchor / held-out split.
+``CAMERA_FAMILIES`` adds camera defects outside KADID's taxonomy: ``optics`` (vignetting, lateral
+chromatic aberration, haze / veiling glare), ``white_balance`` (a warm or cool cast) and ``mixture``
+(a dim noisy frame, a shaken compressed one, a dark denoised compressed one). ``KADID_TYPES`` are the
+25 KADID types; ``ANCHOR_TYPES`` (all 32 types) and ``HELDOUT_TYPES`` (empty) are kept for callers of
+the former anchor / held-out split.
 """
 
 from __future__ import annotations
@@ -294,6 +297,82 @@ def contrast_change(img: np.ndarray, level: int) -> np.ndarray:
     return _u8(m + keep * (f - m))
 
 
+# --- camera defects beyond the KADID taxonomy ---------------------------------------------------
+# Optics, white balance and mixtures of two or three defects (real photos rarely carry one alone).
+
+def _radius(img: np.ndarray) -> np.ndarray:
+    """Distance of every pixel from the centre, 1.0 at the corners: [H, W] float32."""
+    h, w = img.shape[:2]
+    y = (np.arange(h, dtype=np.float32) - (h - 1) / 2) / (h / 2)
+    x = (np.arange(w, dtype=np.float32) - (w - 1) / 2) / (w / 2)
+    return np.sqrt((y[:, None] ** 2 + x[None, :] ** 2) / 2.0)
+
+
+def vignetting(img: np.ndarray, level: int) -> np.ndarray:
+    """Light fall-off toward the corners (in linear light): gain 1 - k r^2 with r = 1 at the corners,
+    k = (0.25, 0.4, 0.55, 0.7, 0.85)."""
+    k = (0.25, 0.4, 0.55, 0.7, 0.85)[level - 1]
+    lin = (img.astype(np.float32) / 255.0) ** 2.2
+    lin *= (1.0 - k * _radius(img) ** 2)[:, :, None]
+    return _u8(255.0 * lin ** (1 / 2.2))
+
+
+def chromatic_aberration(img: np.ndarray, level: int) -> np.ndarray:
+    """Lateral colour fringes: red magnified and blue shrunk about the centre so that at the corners
+    they move by d = (1, 2, 3.5, 5.5, 8) px at 512 in opposite directions."""
+    d = (1.0, 2.0, 3.5, 5.5, 8.0)[level - 1] * _scale(img)
+    h, w = img.shape[:2]
+    half_diag = 0.5 * float(np.hypot(h, w))
+    out = img.copy()
+    for ch, sign in ((0, 1.0), (2, -1.0)):
+        s = 1.0 + sign * d / half_diag
+        m = np.float32([[s, 0, (1 - s) * (w - 1) / 2], [0, s, (1 - s) * (h - 1) / 2]])
+        out[:, :, ch] = cv2.warpAffine(img[:, :, ch], m, (w, h), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def haze(img: np.ndarray, level: int) -> np.ndarray:
+    """Veiling glare / haze: a bright veil added, x + a (0.92*255 - x) with a = (0.1, 0.2, 0.32, 0.46, 0.62),
+    strongest toward the top of the frame (the veil fades to 60 % at the bottom)."""
+    a = (0.1, 0.2, 0.32, 0.46, 0.62)[level - 1]
+    h = img.shape[0]
+    ramp = (1.0 - 0.4 * np.linspace(0.0, 1.0, h, dtype=np.float32))[:, None, None]
+    f = img.astype(np.float32)
+    return _u8(f + a * ramp * (0.92 * 255.0 - f))
+
+
+def white_balance(img: np.ndarray, level: int) -> np.ndarray:
+    """White-balance cast: red and blue gains 1 +- c, c = (0.08, 0.15, 0.24, 0.35, 0.5), in linear light;
+    warm (red up, blue down) or cool, the direction drawn once per image shape."""
+    c = (0.08, 0.15, 0.24, 0.35, 0.5)[level - 1]
+    sign = 1.0 if _rng(img, 0, 41).random() < 0.5 else -1.0
+    lin = (img.astype(np.float32) / 255.0) ** 2.2
+    lin[..., 0] *= 1.0 + sign * c
+    lin[..., 2] *= 1.0 - sign * c
+    return _u8(255.0 * np.clip(lin, 0.0, 1.0) ** (1 / 2.2))
+
+
+def low_light(img: np.ndarray, level: int) -> np.ndarray:
+    """A dim, noisy frame: ``darken`` at this level plus Gaussian noise, sd = (3, 6, 12, 20, 32)."""
+    sd = (3, 6, 12, 20, 32)[level - 1]
+    noise = _rng(img, level, 43).normal(0.0, sd, img.shape)
+    return _u8(darken(img, level).astype(np.float32) + noise)
+
+
+def shaken_compressed(img: np.ndarray, level: int) -> np.ndarray:
+    """A shaken, compressed frame: ``motion_blur`` at this level, then JPEG at quality (70, 45, 25, 14, 8)."""
+    q = (70, 45, 25, 14, 8)[level - 1]
+    return _codec(motion_blur(img, level), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, q])
+
+
+def night_phone(img: np.ndarray, level: int) -> np.ndarray:
+    """Three defects: ``darken`` and ``denoise`` (noise smeared by denoising) at this level, then JPEG at
+    quality (80, 60, 40, 25, 15)."""
+    q = (80, 60, 40, 25, 15)[level - 1]
+    return _codec(denoise(darken(img, level), level), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, q])
+
+
 DISTORTIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     f.__name__: f for f in (
         gaussian_blur, lens_blur, motion_blur,
@@ -303,6 +382,8 @@ DISTORTIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
         brighten, darken, mean_shift,
         jitter, non_eccentricity_patch, pixelate, quantization, color_block,
         high_sharpen, contrast_change,
+        vignetting, chromatic_aberration, haze, white_balance,
+        low_light, shaken_compressed, night_phone,
     )
 }
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -314,6 +395,14 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "spatial": ("jitter", "non_eccentricity_patch", "pixelate", "quantization", "color_block"),
     "sharpness_contrast": ("high_sharpen", "contrast_change"),
 }
+# Camera defects outside KADID's taxonomy: lens optics, white balance, and mixtures of defects.
+CAMERA_FAMILIES: dict[str, tuple[str, ...]] = {
+    "optics": ("vignetting", "chromatic_aberration", "haze"),
+    "white_balance": ("white_balance",),
+    "mixture": ("low_light", "shaken_compressed", "night_phone"),
+}
+KADID_TYPES: tuple[str, ...] = tuple(t for types in FAMILIES.values() for t in types)
+FAMILIES = {**FAMILIES, **CAMERA_FAMILIES}
 TYPE_FAMILY: dict[str, str] = {t: fam for fam, types in FAMILIES.items() for t in types}
 # Names of the former eleven-type set -> the KADID type that replaced them.
 OLD_NAMES: dict[str, str] = {

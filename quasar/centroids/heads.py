@@ -88,6 +88,52 @@ def ridge_direction(emb: np.ndarray, target: np.ndarray, alpha: float,
     return _whitened_solve(xs, xs.T @ ((t - tm) * np.sqrt(w)) / len(e), alpha)
 
 
+def standardizer(x: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted per-dimension mean and standard deviation of rows ``x`` [n, D]; deviations are floored
+    at 5 % of their median, so near-constant dimensions are not blown up."""
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mu = w @ x
+    sd = np.sqrt(np.maximum(w @ (x * x) - mu * mu, 0.0))
+    return mu, np.maximum(sd, 0.05 * float(np.median(sd)) + 1e-12)
+
+
+def rank_direction(emb: np.ndarray, target: np.ndarray, weights: np.ndarray, better: np.ndarray,
+                   worse: np.ndarray, pair_weights: np.ndarray, lam: float, iters: int = 400) -> np.ndarray:
+    """A direction that ranks pairs of anchors of the same photo: row ``better[i]`` above row ``worse[i]``.
+
+    Minimises, over the standardised rows ``x = (e - mu) / sd``,
+    ``sum_i pw_i log(1 + exp(-(x_b - x_w) . v)) + sum_j w_j (x_j . v + c - t_j)^2 + lam |v|^2``
+    (pairwise logistic loss, a ridge regression of the level target that keeps different photos on
+    one scale, both with normalised weights) by L-BFGS from zero: convex, deterministic. Returns the
+    direction over the raw embedding (``v / sd``); the bias is left to :func:`calibrate`.
+    """
+    from scipy.optimize import minimize
+
+    mu, sd = standardizer(emb, weights)
+    x = ((emb - mu) / sd).astype(np.float32)
+    t = np.asarray(target, np.float64)
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    pw = np.asarray(pair_weights, np.float64) / np.sum(pair_weights)
+    n, d = x.shape
+
+    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
+        v, c = p[:d], p[d]
+        z = (x @ v.astype(np.float32)).astype(np.float64)
+        m = z[better] - z[worse]
+        r = z + c - t
+        f = float(pw @ np.logaddexp(0.0, -m) + w @ (r * r) + lam * (v @ v))
+        s = pw * _sigmoid(-m)  # d/dm of the pairwise loss is -s
+        g_rows = 2.0 * w * r - np.bincount(better, s, n) + np.bincount(worse, s, n)
+        g = (x.T @ g_rows.astype(np.float32)).astype(np.float64) + 2.0 * lam * v
+        return f, np.concatenate([g, [2.0 * float(w @ r)]])
+
+    p0 = np.zeros(d + 1)
+    p0[d] = float(w @ t)
+    res = minimize(loss, p0, jac=True, method="L-BFGS-B", options={"maxiter": iters})
+    return res.x[:d] / sd
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 

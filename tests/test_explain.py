@@ -1,0 +1,18 @@
+"""The ``reason`` of ``quasar score --explain``: the weakest family head, or nothing when none is low."""
+
+from quasar.runtime.explain import REASON_BELOW, family_heads, reason
+
+
+def test_family_heads_are_what_the_combine_heads_summarise():
+    heads = ("sharpness", "noise", "exposure", "quality")
+    assert family_heads(heads, [("mean", (0, 1, 2))]) == ("sharpness", "noise", "exposure")
+    assert family_heads(heads, []) == ()
+
+
+def test_reason_names_the_weakest_family_only_when_it_is_low():
+    fams = ("sharpness", "noise", "exposure")
+    low = {"sharpness": 0.9, "noise": REASON_BELOW - 0.2, "exposure": REASON_BELOW - 0.1, "quality": 0.3}
+    assert reason(low, fams) == "noise"
+    fine = {"sharpness": 0.9, "noise": REASON_BELOW + 0.01, "exposure": 0.8}
+    assert reason(fine, fams) == ""
+    assert reason({}, fams) == "" and reason(low, ()) == ""
