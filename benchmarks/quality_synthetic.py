@@ -133,7 +133,7 @@ def explain_confusion(pack: CentroidPack, grid: AnchorGrid, levels: tuple[int, .
     ti = grid.type_index(types)
     li = [grid.levels.index(v) for v in levels]
     e = grid.distorted[:, ti][:, :, li].reshape(-1, grid.distorted.shape[-1]).astype(np.float64)
-    fam_scores = pack.score_embeddings(e)[1][:, idx]
+    fam_scores = pack.score_embeddings(e)[0][:, idx]
     pred = np.asarray(fams)[fam_scores.argmin(-1)].reshape(len(grid.photos), len(types), len(levels))
     truth = np.asarray([FAMILY_OF[t] for t in types])[None, :, None]
     matrix = {f: {g: int(((truth == f) & (pred == g)).sum()) for g in fams} for f in fams}
@@ -314,7 +314,8 @@ def run(args) -> dict:
         qi = pack.output_names.index("quality")
         sc = grid_scores(held_grid, lambda e: pack.score_embeddings(e)[1][:, qi])
         report["results"]["default (quality head)"] = summary(sc, held_grid, types, args.bootstrap)
-        report["score_scale"] = score_scale(sc, held_grid)
+        report["score_scale"] = score_scale(grid_scores(held_grid, lambda e: pack.score_embeddings(e)[0][:, qi]),
+                                            held_grid)
         report["explain"] = explain_confusion(pack, held_grid)
         cfg = HeadConfig(**{k: v for k, v in pack.head("quality").aggregation.items() if k != "method"})
         report["default_config"] = cfg.to_dict()
