@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 from burst_sets import make_roll, write_frames
-from quasar_bench.machine import machine_info
 
 from quasar.cull.group import group, rank
 from quasar.cull.views import VIEWS, apply_view, view_columns
+from quasar.machine import machine_info
 from quasar.paths import cache_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
