@@ -343,3 +343,31 @@ def test_export_ort_without_onnx_is_one_line(tiny, tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
     assert r.returncode == 2 and r.stderr.splitlines() == [
         "quasar: error: quasar export ort needs onnx, which is not installed: pip install 'quasar-engine[export]'"]
+
+
+def test_cull_resume_scores_only_what_is_new(roll, tmp_path, monkeypatch, capsys):
+    import quasar.runtime.scorer as scorer
+
+    real = scorer.Scorer.score_items
+    scored: list[str] = []
+
+    def counting(self, items):
+        for rec in real(self, items):
+            scored.append(rec.source)
+            if len(scored) == 3 and stop:  # the third is lost with the interrupt
+                raise KeyboardInterrupt
+            yield rec
+
+    monkeypatch.setattr(scorer.Scorer, "score_items", counting)
+    out = tmp_path / "c.csv"
+    argv = [str(roll), "-o", str(out), "--resume"]
+    stop = True
+    assert _cull(argv, tmp_path) == 130  # interrupted after two photos
+    assert not out.exists() and len(open(str(out) + ".scores.jsonl").readlines()) == 2
+    stop = False
+    scored.clear()
+    assert _cull(argv, tmp_path) == 0
+    assert len(scored) == 2  # four photos (the link is the first one): two were already scored
+    first = out.read_text()
+    scored.clear()
+    assert _cull(argv, tmp_path) == 0 and scored == [] and out.read_text() == first

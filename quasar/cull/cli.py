@@ -53,6 +53,10 @@ def register(subparsers) -> None:
                    help="how --keep-to/--drop-to place files; a photo already there is left alone, so a re-run "
                         "adds nothing, and a file that any kept entry resolves to is never moved")
     p.add_argument("--report", metavar="HTML", default=None, help="also write a visual report with the groups")
+    p.add_argument("--resume", action="store_true",
+                   help="keep every photo's scores and embedding in OUT.scores.jsonl as they are computed and "
+                        "reuse those already there: an interrupted cull, or a re-run after adding photos, scores "
+                        "only what is new (needs -o OUT; delete OUT.scores.jsonl when done)")
     p.add_argument("--workers", type=positive_int, default=None, help="decode threads (default: cores, at most 8)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="images per inference batch")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -64,19 +68,26 @@ def check_outputs(args: argparse.Namespace) -> None:
     import os
 
     from quasar.runtime.cli import check_outputs as check_files
+    from quasar.runtime.outfile import check_output
     from quasar.runtime.pathtext import encode_text
 
     check_files(args)
     for opt, folder in (("--keep-to", args.keep_to), ("--drop-to", args.drop_to)):
         if folder is not None and os.path.exists(folder) and not os.path.isdir(folder):
             raise QuasarError(f"{encode_text(folder)}: {opt} names a file, not a folder")
+    if args.resume and args.output == "-":
+        raise QuasarError("--resume needs an output file (-o OUT): the scores are kept beside it")
+    if args.resume:
+        from quasar.cull.run import SCORES_SUFFIX
+
+        check_output(args.output + SCORES_SUFFIX, args.paths)
     if args.keep_to and args.drop_to and os.path.realpath(args.keep_to) == os.path.realpath(args.drop_to):
         raise QuasarError("--keep-to and --drop-to name the same folder")
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    from quasar.cull.run import cull, place, unique_items, write_rows
+    from quasar.cull.run import cull, place, score_resumable, unique_items, write_rows
     from quasar.runtime.cli import _quiet_opencv
     from quasar.runtime.progress import make_bar, progress_enabled
     from quasar.runtime.scorer import Scorer
@@ -98,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
                 yield rec
 
         try:
-            result = cull(records(), encoder=scorer.info.encoder, heads=scorer.heads, head=args.head,
+            reused = 0
+            if args.resume:
+                recs, reused = score_resumable(scorer, items, args.output, bar.update)
+            else:
+                recs = records()
+            result = cull(recs, encoder=scorer.info.encoder, heads=scorer.heads, head=args.head,
                           threshold=args.threshold, window=args.window, view=args.view, keep=args.keep)
         finally:
             bar.close()
@@ -115,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         where = "" if placed is None else (f"; placed {placed['kept']} kept, {placed['dropped']} dropped ({args.how})"
                                            + (f", {placed['present']} already there" if placed["present"] else ""))
+        if args.resume and reused:
+            print(f"quasar cull: {reused} photos' scores reused from {args.output}.scores.jsonl", file=sys.stderr)
         print(f"quasar cull: {n - failed} photos in {result.groups} groups, {kept} kept, {failed} failed "
               f"(view {result.view}, threshold {result.threshold:.3f}"
               f"{'' if result.window is None else f', window {result.window:g} s'}; "

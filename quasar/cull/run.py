@@ -141,6 +141,55 @@ def unique_items(items: Iterable) -> list:
     return out
 
 
+SCORES_SUFFIX = ".scores.jsonl"  # beside OUT with --resume: every photo's scores and embedding
+
+
+def read_scored(path: str) -> dict[str, object]:
+    """The records of a ``--resume`` scores file (JSON Lines of ``quasar score --embeddings``), by resume key."""
+    from quasar.runtime.pathtext import decode_text, resume_key
+    from quasar.runtime.scorer import ScoreRecord
+
+    found: dict[str, object] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                source = decode_text(d["path"])
+                emb = d.get("embedding")
+                scores = {k: float(v) for k, v in d.items()
+                          if k not in ("path", "error", "embedding") and isinstance(v, (int, float))}
+                found[resume_key(source)] = ScoreRecord(
+                    source, scores, error=d.get("error"),
+                    embedding=None if emb is None else np.asarray(emb, np.float32))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise QuasarError(f"{path}: cannot resume from it ({e}); delete it or drop --resume") from None
+    return found
+
+
+def score_resumable(scorer, items: list, out: str, on_record: Callable[[], None] | None = None):
+    """Records for ``items``: those already in ``out`` + :data:`SCORES_SUFFIX` as they were, the others
+    scored now and appended to it row by row (locked, in place), so an interrupted cull loses nothing."""
+    from quasar.runtime.output import open_writer
+    from quasar.runtime.pathtext import resume_key
+
+    side = out + SCORES_SUFFIX
+    writer, done = open_writer(side, "jsonl", scorer.heads, resume=True, embeddings=True)
+    try:
+        old = read_scored(side) if done else {}
+        todo = [it for it in items if resume_key(it.label) not in old]
+        fresh = {}
+        for rec in scorer.score_items(todo):
+            writer.write(rec)
+            fresh[resume_key(rec.source)] = rec
+            if on_record is not None:
+                on_record()
+    finally:
+        writer.close()
+    return [old.get(k) or fresh[k] for k in (resume_key(it.label) for it in items)], len(items) - len(todo)
+
+
 def _iso(t: float | None) -> str:
     return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 

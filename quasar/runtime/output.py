@@ -157,8 +157,8 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
     fmt = infer_format(out, fmt)
     if fmt not in FORMATS:
         raise QuasarError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
-    if embeddings and resume:
-        raise QuasarError("--embeddings cannot be combined with --resume (write a new output file)")
+    if embeddings and resume and fmt == "csv":  # the .npy side file is written whole at the end
+        raise QuasarError("--embeddings cannot be combined with --resume in CSV (write JSONL, or a new output file)")
     if embeddings and fmt == "csv" and out == "-":
         raise QuasarError("--embeddings with CSV needs an output file (-o OUT.csv writes OUT.csv.embeddings.npy), "
                           "or use JSONL")
@@ -175,7 +175,8 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
         if existing:
             notes = repair_tail(out)
-            done = read_done(out, fmt, columns(heads, margins))
+            want = columns(heads, margins) + (["embedding"] if embeddings else [])  # (JSONL only here)
+            done = read_done(out, fmt, want)
             existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
         # --resume appends in place, each row durable at once; else a temporary file (quasar.runtime.outfile)
         output = Output(out, what="results", append=resume, lock=lock)
