@@ -10,6 +10,7 @@
 #include <random>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -49,9 +50,13 @@ bool is_device(const std::string& out) {
 void check_output(const std::string& out, const std::vector<std::string>& inputs) {
     if (out == "-") return;
     size_t slash = out.rfind('/');
-    if (has_image_extension(slash == std::string::npos ? out : out.substr(slash + 1)))
-        throw CliError(encode_text(out) + ": the output has an image file extension; refusing to write over what may "
-                                          "be a photo (name it .csv or .jsonl)");
+    std::string name = slash == std::string::npos ? out : out.substr(slash + 1);
+    if (has_image_extension(name)) {
+        std::string ext = name.substr(name.rfind('.'));
+        for (auto& c : ext) c = char(std::tolower(uint8_t(c)));
+        throw CliError(encode_text(out) + ": the output has an image file extension (" + ext +
+                       "); refusing to write over what may be a photo (name it .csv, .jsonl or .html)");
+    }
     struct stat so, si;
     if (::stat(out.c_str(), &so) == 0 && S_ISDIR(so.st_mode))
         throw CliError(encode_text(out) + ": is a directory; give a file name for the output");
