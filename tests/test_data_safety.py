@@ -371,3 +371,34 @@ def test_cull_resume_scores_only_what_is_new(roll, tmp_path, monkeypatch, capsys
     first = out.read_text()
     scored.clear()
     assert _cull(argv, tmp_path) == 0 and scored == [] and out.read_text() == first
+
+
+# --------------------------------------------------------------------------- fuzz: names embedded in the report
+
+def _names():
+    from hypothesis import strategies as st
+
+    special = st.sampled_from(["<", ">", "&", "</script>", "<!--", "<script>", "\u2028", "\u2029", "\\", '"',
+                               "\udcff", "\udc80", "\n", "\x00", "]]>", "'"])
+    return st.lists(st.one_of(st.text(max_size=8), special), max_size=8).map("".join)
+
+
+def test_fuzz_report_json_block_holds_any_name():
+    """Whatever a file name holds (markup, JS line separators, bytes that are not UTF-8), the report's data
+    block has no '<' or '>', is valid UTF-8, and parses back to the name as the results file writes it."""
+    from hypothesis import given, settings
+
+    from quasar.report.page import _json_block
+    from quasar.runtime.pathtext import encode_text
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(_names())
+    def check(name):
+        shown = encode_text(name)
+        block = _json_block("quasar-data", {"photos": [[shown]]})
+        body = block.split(">", 1)[1].rsplit("</script>", 1)[0]
+        assert "<" not in body and ">" not in body and "\u2028" not in body and "\u2029" not in body
+        body.encode("utf-8")  # strict: no lone surrogates reach the page
+        assert json.loads(body)["photos"][0][0] == shown
+
+    check()

@@ -133,6 +133,15 @@ def main() -> int:
         check(a.returncode == b.returncode == 2 and "PID 4242" in a.stderr and "PID 4242" in b.stderr,
               f"a held lock: one line naming its PID ({b.stderr.strip()})")
         check(not [n for n in os.listdir(tmp) if n.endswith(".tmp")], "no temporary file left behind")
+        # -r follows a symlinked folder only inside the scanned folder: a link to / is not walked.
+        os.makedirs(os.path.join(tmp, "walk", "sub"))
+        shutil.copy(os.path.join(tmp, photo), os.path.join(tmp, "walk", "sub", "a.png"))
+        os.symlink("/", os.path.join(tmp, "walk", "rootfs"))
+        os.symlink("sub", os.path.join(tmp, "walk", "again"))
+        a, b = both(["walk", "-r", *m, "-q"], tmp)
+        rows = [line.split(",")[0] for line in b.stdout.splitlines()[1:]]
+        check(a.returncode == b.returncode == 0 and a.stdout == b.stdout and rows == ["walk/again/a.png"],
+              f"-r: a link to / is not followed, a link inside is, once ({rows})")
         v = subprocess.run(nat + ["--version"], capture_output=True, text=True)
         check(v.returncode == 0 and "backends: opencv-dnn" in v.stdout, f"--version names the backends ({v.stdout.strip()})")
     print(f"cli_test: {len(failures)} failures")
