@@ -10,9 +10,11 @@ shell reports for Unix tools that stop on a closed pipe.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import warnings
 
 from quasar import __version__
 from quasar.errors import QuasarError, one_line
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        rc = args.func(args)
+        with quiet_stderr(getattr(args, "quiet", False)):
+            rc = args.func(args)
     except QuasarError as e:
         print(f"quasar: error: {one_line(str(e))}", file=sys.stderr)
         return 2
@@ -65,6 +68,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 EXIT_BROKEN_PIPE = 141
+
+
+@contextlib.contextmanager
+def quiet_stderr(quiet: bool):
+    """``-q``: Python warnings (numpy's RuntimeWarnings...) are ignored, and what C libraries write to
+    file descriptor 2 themselves (libpng's "libpng warning: ...") goes to /dev/null; ``sys.stderr``
+    keeps the real stderr, so the one-line error of a failed run is still shown."""
+    if not quiet:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            redirect = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):  # captured (tests): nothing native to silence
+            redirect = False
+        if not redirect:
+            yield
+            return
+        old = sys.stderr
+        old.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old.encoding, errors=old.errors)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.close()
+            except OSError:
+                pass
+            sys.stderr = old
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _detach_stdout() -> None:

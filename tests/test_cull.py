@@ -118,11 +118,15 @@ def _result(tmp_path, names_keep):
 def test_place_keeps_names_and_avoids_collisions(tmp_path, how):
     result = _result(tmp_path, [("a.jpg", True), ("a.jpg", True), ("b.jpg", False)])
     counts = place(result, str(tmp_path / "keep"), str(tmp_path / "drop"), how)
-    assert counts == {"kept": 2, "dropped": 1}
+    assert counts == {"kept": 2, "dropped": 1, "present": 0}
     assert sorted(os.listdir(tmp_path / "keep")) == ["a-1.jpg", "a.jpg"]
     assert os.listdir(tmp_path / "drop") == ["b.jpg"]
     assert (tmp_path / "keep" / "a-1.jpg").read_bytes() == b"xx"
     assert os.path.exists(result.rows[0].path) == (how != "move")
+    if how != "move":  # placing again finds every photo already there (issue 21: no a-2.jpg, no b-1.jpg)
+        assert place(result, str(tmp_path / "keep"), str(tmp_path / "drop"), how) == {
+            "kept": 0, "dropped": 0, "present": 3}
+        assert sorted(os.listdir(tmp_path / "keep")) == ["a-1.jpg", "a.jpg"]
 
 
 @pytest.mark.slow

@@ -1,9 +1,16 @@
 #include "output.hpp"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <random>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -11,8 +18,94 @@
 
 #include "json.hpp"
 #include "pathtext.hpp"
+#include "walk.hpp"
 
 namespace quasar_cli {
+
+namespace {
+
+// os.path.realpath for a path that may not exist yet: its folder resolved, its name kept.
+std::string real_path(const std::string& p) {
+    char buf[PATH_MAX];
+    if (::realpath(p.c_str(), buf)) return buf;
+    size_t slash = p.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+    std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+    if (::realpath(dir.c_str(), buf)) return path_join(buf, name);
+    return abspath(p);
+}
+
+std::pair<std::string, std::string> split_dir(const std::string& real) {
+    size_t slash = real.rfind('/');
+    return {slash == 0 ? "/" : real.substr(0, slash), real.substr(slash + 1)};
+}
+
+bool is_device(const std::string& out) {
+    struct stat st;
+    return ::stat(out.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+void check_output(const std::string& out, const std::vector<std::string>& inputs) {
+    if (out == "-") return;
+    size_t slash = out.rfind('/');
+    std::string name = slash == std::string::npos ? out : out.substr(slash + 1);
+    if (has_image_extension(name)) {
+        std::string ext = name.substr(name.rfind('.'));
+        for (auto& c : ext) c = char(std::tolower(uint8_t(c)));
+        throw CliError(encode_text(out) + ": the output has an image file extension (" + ext +
+                       "); refusing to write over what may be a photo (name it .csv, .jsonl or .html)");
+    }
+    struct stat so, si;
+    if (::stat(out.c_str(), &so) == 0 && S_ISDIR(so.st_mode))
+        throw CliError(encode_text(out) + ": is a directory; give a file name for the output");
+    bool exists = ::stat(out.c_str(), &so) == 0;
+    for (const auto& in : inputs) {
+        bool same = exists && ::stat(in.c_str(), &si) == 0 ? (so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+                                                           : real_path(out) == real_path(in);
+        if (same)
+            throw CliError(encode_text(out) + ": the output is also an input (" + encode_text(in) +
+                           "); refusing to write over it");
+    }
+}
+
+OutputLock::OutputLock(const std::string& out) {
+    auto [dir, base] = split_dir(real_path(out));
+    path_ = path_join(dir, "." + base + ".lock");
+    while (true) {
+        int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            throw CliError(encode_text(out) + ": cannot lock the output (" + encode_text(path_) + "): " + std::strerror(errno));
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            char buf[32] = {0};
+            ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+            std::string pid(buf, n > 0 ? size_t(n) : 0);
+            while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+            if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) pid = "unknown";
+            ::close(fd);
+            throw CliError(encode_text(out) + ": in use by another quasar run (PID " + pid +
+                           "); wait for it to end or write to another file");
+        }
+        struct stat a, b;
+        if (::fstat(fd, &a) == 0 && ::stat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino) {
+            fd_ = fd;
+            break;
+        }
+        ::close(fd);  // the holder removed it between our open and flock: lock the new one
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::write(fd_, pid.data(), pid.size()) < 0) {
+        // the PID is only for the message of a second run
+    }
+}
+
+void OutputLock::release() {
+    if (fd_ < 0) return;
+    ::unlink(path_.c_str());
+    ::close(fd_);
+    fd_ = -1;
+}
 
 namespace {
 
@@ -197,6 +290,7 @@ RowWriter::RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::strin
 
 RowWriter::~RowWriter() {
     if (owns_ && f_) std::fclose(f_);
+    if (!tmp.empty()) ::unlink(tmp.c_str());
 }
 
 void RowWriter::put(const std::string& text) {
@@ -210,11 +304,11 @@ void RowWriter::put(const std::string& text) {
 void RowWriter::write(const Row& r) {
     std::string path = encode_text(r.path);
     if (fmt_ == "csv") {
-        std::vector<std::string> fields = {path};
+        std::vector<std::string> fields = {csv_cell(path)};
         for (size_t i = 0; i < heads_.size(); ++i) fields.push_back(r.ok ? fmt6(r.scores[i]) : "");
         if (margins_)
             for (size_t i = 0; i < heads_.size(); ++i) fields.push_back(r.ok ? fmt6(r.margins[i]) : "");
-        fields.push_back(r.ok ? "" : encode_text(r.error));
+        fields.push_back(r.ok ? "" : csv_cell(encode_text(r.error)));
         put(csv_row(fields));
         return;
     }
@@ -230,8 +324,25 @@ void RowWriter::write(const Row& r) {
 void RowWriter::close() {
     if (!owns_ || !f_) return;
     int rc = std::fclose(f_);
+    int err = errno;
     f_ = nullptr;
-    if (rc != 0 && !failed_) throw CliError(encode_text(name_) + ": cannot write results: " + std::strerror(errno));
+    if (!tmp.empty()) {
+        std::string t = tmp;
+        tmp.clear();
+        if (rc != 0 || failed_) {
+            ::unlink(t.c_str());  // the rows did not all reach the file: the output stays as it was
+        } else {
+            struct stat st;
+            if (::stat(target.c_str(), &st) == 0) ::chmod(t.c_str(), st.st_mode & 07777);
+            if (::rename(t.c_str(), target.c_str()) != 0) {
+                rc = -1;
+                err = errno;
+                ::unlink(t.c_str());
+            }
+        }
+    }
+    if (lock) lock->release();
+    if (rc != 0 && !failed_) throw CliError(encode_text(name_) + ": cannot write results: " + std::strerror(err));
 }
 
 std::vector<std::string> repair_tail(const std::string& path) {
@@ -281,7 +392,7 @@ std::set<std::string> read_done(const std::string& path, const std::string& fmt,
                 throw CliError(path + ":" + std::to_string(r.line) + ": row has " + std::to_string(r.fields.size()) +
                                " fields, expected " + std::to_string(want.size()) +
                                " (damaged file); use another output file or drop --resume");
-            done.insert(resume_key(decode_text(r.fields[0])));
+            done.insert(resume_key(decode_text(csv_uncell(r.fields[0]))));
         }
         return done;
     }
@@ -327,6 +438,10 @@ RowWriter* open_writer(const std::string& out, const std::string& fmt_in, const 
         return new RowWriter(stdout, false, fmt, heads, margins, true, "<stdout>");
     }
     struct stat st;
+    if (::stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw CliError(encode_text(out) + ": is a directory; give a file name for the results");
+    // locked before reading what is done; see quasar/runtime/outfile.py (a device is written as it is)
+    std::unique_ptr<OutputLock> lock(is_device(out) ? nullptr : new OutputLock(out));
     bool existing = resume && ::stat(out.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
     std::vector<std::string> notes;
     if (existing) {
@@ -334,13 +449,38 @@ RowWriter* open_writer(const std::string& out, const std::string& fmt_in, const 
         done = read_done(out, fmt, columns(heads, margins));
         existing = ::stat(out.c_str(), &st) == 0 && st.st_size > 0;
     }
-    if (::stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-        throw CliError(encode_text(out) + ": is a directory; give a file name for the results");
-    FILE* f = std::fopen(out.c_str(), existing ? "ab" : "wb");
+    // --resume appends in place (each row durable at once); otherwise a temporary file renamed into place
+    std::string tmp, target;
+    FILE* f = nullptr;
+    if (resume || !lock) {
+        f = std::fopen(out.c_str(), resume ? "ab" : "wb");
+    } else {
+        target = real_path(out);
+        auto [dir, base] = split_dir(target);
+        std::random_device rd;
+        for (int tries = 0; tries < 100 && !f; ++tries) {
+            char suffix[32];
+            std::snprintf(suffix, sizeof suffix, ".%d-%08x.tmp", int(::getpid()), unsigned(rd()));
+            tmp = path_join(dir, "." + base + suffix);
+            int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd >= 0) f = ::fdopen(fd, "wb");
+            else if (errno != EEXIST) break;
+        }
+    }
     if (!f) throw CliError(encode_text(out) + ": cannot write results: " + std::strerror(errno));
-    RowWriter* w = new RowWriter(f, true, fmt, heads, margins, !existing, out);
+    std::unique_ptr<RowWriter> w;
+    try {
+        w.reset(new RowWriter(f, true, fmt, heads, margins, !existing, out));
+    } catch (...) {
+        std::fclose(f);
+        if (!tmp.empty()) ::unlink(tmp.c_str());
+        throw;
+    }
+    w->tmp = tmp;
+    w->target = target;
+    w->lock = std::move(lock);
     w->notes = notes;
-    return w;
+    return w.release();
 }
 
 }  // namespace quasar_cli

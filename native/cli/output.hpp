@@ -2,6 +2,7 @@
 // resumable; byte for byte the format of `quasar score` (quasar/runtime/output.py).
 #pragma once
 #include <cstdio>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -29,13 +30,32 @@ std::vector<std::string> columns(const std::vector<std::string>& heads, bool mar
 std::string infer_format(const std::string& out, const std::string& fmt);
 std::string py_list_repr(const std::vector<std::string>& v);
 
+// The output rules of quasar/runtime/outfile.py: refuse, before anything is written, an output that
+// is one of the inputs (the same file), has an image extension or is a folder (CliError, one line).
+void check_output(const std::string& out, const std::vector<std::string>& inputs);
+
+// An exclusive flock on ".OUT.lock" beside OUT (the same file Python's OutputLock uses, so the two CLIs
+// exclude each other); a second run gets a CliError naming the holder's PID. Released by release().
+class OutputLock {
+public:
+    explicit OutputLock(const std::string& out);
+    ~OutputLock() { release(); }
+    void release();
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
 class RowWriter {
 public:
     RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::string> heads, bool margins, bool header, std::string name);
     ~RowWriter();
     void write(const Row& row);
-    void close();
+    void close();  // a temporary file is renamed over the output (removed instead after a failed write)
     std::vector<std::string> notes;  // what --resume repaired
+    std::string tmp, target;         // written through a temporary file: its name and the file it replaces
+    std::unique_ptr<OutputLock> lock;
 
 private:
     void put(const std::string& text);

@@ -127,4 +127,11 @@ std::string resume_key(const std::string& path) {
     return abspath(path);
 }
 
+std::string csv_cell(const std::string& text) {
+    if (!text.empty() && std::string("=+-@\t\r'").find(text[0]) != std::string::npos) return "'" + text;
+    return text;
+}
+
+std::string csv_uncell(const std::string& cell) { return !cell.empty() && cell[0] == '\'' ? cell.substr(1) : cell; }
+
 }  // namespace quasar_cli

@@ -13,5 +13,9 @@ std::string resume_key(const std::string& path);  // "<...>" labels are kept as 
 std::string normpath(const std::string& path);     // os.path.normpath (POSIX)
 std::string abspath(const std::string& path);      // os.path.abspath (POSIX)
 std::string path_join(const std::string& dir, const std::string& name);
+// A CSV text cell safe for spreadsheets (pathtext.py csv_cell): one leading ' before = + - @ \t \r or ';
+// csv_uncell removes one again.
+std::string csv_cell(const std::string& text);
+std::string csv_uncell(const std::string& cell);
 
 }  // namespace quasar_cli

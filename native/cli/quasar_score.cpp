@@ -37,7 +37,7 @@ std::atomic<bool> g_interrupted{false};
 void on_sigint(int) { g_interrupted = true; }
 
 const char* kUsage =
-    "usage: quasar-score [-h] [--version] [-r] [--model FILE] [-o OUT] [--format {csv,jsonl}]\n"
+    "usage: quasar-score [-h] [--version] [-r] [--follow-links] [--model FILE] [-o OUT] [--format {csv,jsonl}]\n"
     "                    [--batch-size N] [--workers N] [--threads N] [--backend {auto,opencv,tensorrt,onnxruntime}]\n"
     "                    [--resume] [--margins] [--explain] [--max-pixels N] [--no-reduced-decode] [--strict] [-q]\n"
     "                    PATH [PATH ...]\n";
@@ -53,9 +53,13 @@ const char* kHelp =
     "  -h, --help            show this help message and exit\n"
     "  --version             print the version and the backends built in, and exit\n"
     "  -r, --recursive       descend into sub-folders\n"
+    "  --follow-links        with -r, follow every symlinked sub-folder (default: only those pointing\n"
+    "                        inside the folder being scanned)\n"
     "  --model FILE          fused ONNX model (a static graph for OpenCV DNN) or TensorRT engine\n"
     "                        (default: $QUASAR_MODEL)\n"
-    "  -o, --output OUT      out.csv, out.jsonl or - for stdout (CSV) (default: -)\n"
+    "  -o, --output OUT      out.csv, out.jsonl or - for stdout (CSV) (default: -); refused when it is an\n"
+    "                        input or has an image extension; written through a temporary file (with\n"
+    "                        --resume: appended in place) and locked while written\n"
     "  --format {csv,jsonl}  override the format inferred from OUT\n"
     "  --batch-size N        images per inference call (default and maximum: the graph's batch)\n"
     "  --workers N           decode/preprocess threads (default: CPU cores, at most 8)\n"
@@ -77,6 +81,7 @@ const char* kHelp =
 
 struct Args {
     std::vector<std::string> paths;
+    bool follow_links = false;
     bool recursive = false, resume = false, margins = false, explain = false, no_reduced = false, strict = false,
          quiet = false;
     std::string model, output = "-", format, backend = "auto";
@@ -122,6 +127,8 @@ Args parse(int argc, char** argv) {
             std::exit(0);
         } else if (s == "-r" || s == "--recursive") {
             a.recursive = true;
+        } else if (s == "--follow-links") {
+            a.follow_links = true;
         } else if (s == "--resume") {
             a.resume = true;
         } else if (s == "--margins") {
@@ -226,6 +233,7 @@ int run(const Args& a) {
         model = env;
     }
     if (a.resume && a.output == "-") throw CliError("--resume needs an output file (-o FILE), not stdout");
+    check_output(a.output, a.paths);  // before the model loads: an output that is an input is never touched
     quasar::Options o;
     o.backend = a.backend;
     o.threads = a.threads;
@@ -254,7 +262,7 @@ int run(const Args& a) {
     const int bs = std::max(1, a.batch_size ? std::min(a.batch_size, scorer->batch_size()) : scorer->batch_size());
     const int workers = a.workers ? a.workers : std::max(1, std::min(8, int(std::thread::hardware_concurrency())));
     const size_t max_inflight = size_t(2 * workers + 2);
-    Walker walker(a.paths, a.recursive);
+    Walker walker(a.paths, a.recursive, a.follow_links);
     Pool pool(workers);
     std::deque<std::shared_ptr<Job>> inflight;
     long n = 0, skipped = 0, warned = 0;

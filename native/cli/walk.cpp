@@ -23,6 +23,23 @@ bool is_dir(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool is_link(const std::string& p) {
+    struct stat st;
+    return ::lstat(p.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+std::string real(const std::string& p) {
+    char buf[PATH_MAX];
+    return ::realpath(p.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+bool inside(const std::string& target, const std::string& root) {
+    if (target.empty() || root.empty()) return false;
+    if (target == root) return true;
+    std::string prefix = root == "/" ? root : root + "/";
+    return target.compare(0, prefix.size(), prefix) == 0;
+}
+
 }  // namespace
 
 bool has_image_extension(const std::string& name) {
@@ -78,7 +95,10 @@ void Walker::list(const Dir& d) {
     anc.push_back(key);
     for (const auto& n : names) {
         std::string p = path_join(d.path, n);
-        if (is_dir(p)) f.subdirs.push_back({p, anc});
+        if (is_dir(p)) {
+            if (!follow_links_ && is_link(p) && !inside(real(p), root_real_)) continue;
+            f.subdirs.push_back({p, anc});
+        }
         else if (has_image_extension(n)) f.files.push_back({p, ""});
     }
     if (!recursive_) f.subdirs.clear();
@@ -119,6 +139,7 @@ bool Walker::next(Item& out) {
         folder_empty_ = true;
         folder_ = p;
         seen_.clear();
+        root_real_ = real(p);
         list({p, {}});
     }
 }

@@ -97,6 +97,51 @@ def main() -> int:
         a, b = both(["missing.png", *m, "--format", "jsonl", "-q"], tmp)
         check(a.stdout.replace(" ", "") == b.stdout.replace(" ", "") and b.stdout.startswith('{"path": "missing.png", "quality": null'),
               f"JSON Lines error row ({b.stdout.strip()[:100]})")
+        # Issue 21: an output that is an input (the same file, not just spelling) or has an image extension is
+        # refused before anything is written, by both CLIs, with the same line.
+        first = sorted(os.listdir(imgs))[0]
+        photo = os.path.join("imgs", first)
+        before = open(os.path.join(tmp, photo), "rb").read()
+        os.link(os.path.join(tmp, photo), os.path.join(tmp, "alias.csv"))
+        for out in (photo, "./" + photo, "alias.csv", "new.png"):
+            a, b = both([photo, *m, "-o", out, "-q"], tmp)
+            check(a.returncode == b.returncode == 2 and "refusing" in b.stderr and len(b.stderr.splitlines()) == 1
+                  and a.stderr.strip() == b.stderr.strip().replace("quasar-score:", "quasar:"),
+                  f"-o {out}: refused, one line, like Python ({b.stderr.strip()})")
+            check(open(os.path.join(tmp, photo), "rb").read() == before and not os.path.exists(os.path.join(tmp, "new.png")),
+                  f"-o {out}: the photo is untouched")
+        # Formula-like names get a leading ' in CSV, the same in both CLIs, and --resume still matches them.
+        for name in ("=SUM(1).png", "-x.png", "@y.png"):
+            shutil.copy(os.path.join(tmp, photo), os.path.join(tmp, name))
+        for tool, cmd in (("python", py), ("native", nat)):
+            out = f"{tool}-f.csv"
+            subprocess.run(cmd + [*m, "-o", out, "-q", "--", "=SUM(1).png", "-x.png"], env=env, cwd=tmp, check=True)
+            r = subprocess.run(cmd + [*m, "-o", out, "--resume", "-q", "--", "=SUM(1).png", "-x.png", "@y.png"],
+                               env=env, cwd=tmp, capture_output=True, text=True)
+            paths = [line.split(",")[0] for line in open(os.path.join(tmp, out)).read().splitlines()[1:]]
+            check(r.returncode == 0 and paths == ["'=SUM(1).png", "'-x.png", "'@y.png"],
+                  f"{tool}: formula cells neutralised and resumed once each ({paths})")
+        # A second run on an output whose lock is held names the holder; no temporary file is left behind.
+        import fcntl
+
+        lock = os.path.join(tmp, ".locked.csv.lock")
+        with open(lock, "w") as f:
+            f.write("4242\n")
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_EX)
+            a, b = both([photo, *m, "-o", "locked.csv", "--resume", "-q"], tmp)
+        check(a.returncode == b.returncode == 2 and "PID 4242" in a.stderr and "PID 4242" in b.stderr,
+              f"a held lock: one line naming its PID ({b.stderr.strip()})")
+        check(not [n for n in os.listdir(tmp) if n.endswith(".tmp")], "no temporary file left behind")
+        # -r follows a symlinked folder only inside the scanned folder: a link to / is not walked.
+        os.makedirs(os.path.join(tmp, "walk", "sub"))
+        shutil.copy(os.path.join(tmp, photo), os.path.join(tmp, "walk", "sub", "a.png"))
+        os.symlink("/", os.path.join(tmp, "walk", "rootfs"))
+        os.symlink("sub", os.path.join(tmp, "walk", "again"))
+        a, b = both(["walk", "-r", *m, "-q"], tmp)
+        rows = [line.split(",")[0] for line in b.stdout.splitlines()[1:]]
+        check(a.returncode == b.returncode == 0 and a.stdout == b.stdout and rows == ["walk/again/a.png"],
+              f"-r: a link to / is not followed, a link inside is, once ({rows})")
         v = subprocess.run(nat + ["--version"], capture_output=True, text=True)
         check(v.returncode == 0 and "backends: opencv-dnn" in v.stdout, f"--version names the backends ({v.stdout.strip()})")
     print(f"cli_test: {len(failures)} failures")

@@ -11,6 +11,13 @@ Rows (CSV or JSONL): ``group``, ``rank`` (0 = best), ``keep`` (1/0), ``similarit
 group's best photo, in the view), ``group_size``, ``path``, one column per head, ``capture_time``
 (ISO 8601 as the EXIF says, empty when unknown), ``error``; ordered by group, then rank.
 ``quasar report`` reads the file and shows the groups.
+
+Safety of the user's files: :func:`unique_items` resolves the inputs to real files (symlinks and hard
+links followed: one (device, inode) is one photo) and keeps one entry per file before grouping, so
+a photo given twice or through a link is never its own near-duplicate. :func:`place` never moves or
+replaces a file that any kept row resolves to, and is idempotent: a file already in the target
+folder (the same file, a link to it, or an identical copy) is left as it is, so running the same
+cull again adds nothing.
 """
 
 from __future__ import annotations
@@ -107,6 +114,82 @@ def cull(records: Iterable, *, encoder: str, heads: tuple[str, ...], head: str =
     return CullResult(ok + failed, heads, view, float(threshold), window)
 
 
+def unique_items(items: Iterable) -> list:
+    """``items`` (:class:`quasar.runtime.sources.Item`) with one entry per real file, in order.
+
+    Entries are the same file when their paths resolve to one (device, inode); of those, the first
+    that is not a symlink is kept (else the first). Items that are not readable files pass as they are.
+    """
+    out: list = []
+    where: dict[tuple[int, int], int] = {}
+    for it in items:
+        key = None
+        if it.path is not None:
+            try:
+                st = os.stat(it.path)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = None
+        if key is None:
+            out.append(it)
+            continue
+        if key not in where:
+            where[key] = len(out)
+            out.append(it)
+        elif os.path.islink(out[where[key]].path) and not os.path.islink(it.path):
+            out[where[key]] = it
+    return out
+
+
+SCORES_SUFFIX = ".scores.jsonl"  # beside OUT with --resume: every photo's scores and embedding
+
+
+def read_scored(path: str) -> dict[str, object]:
+    """The records of a ``--resume`` scores file (JSON Lines of ``quasar score --embeddings``), by resume key."""
+    from quasar.runtime.pathtext import decode_text, resume_key
+    from quasar.runtime.scorer import ScoreRecord
+
+    found: dict[str, object] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                source = decode_text(d["path"])
+                emb = d.get("embedding")
+                scores = {k: float(v) for k, v in d.items()
+                          if k not in ("path", "error", "embedding") and isinstance(v, (int, float))}
+                found[resume_key(source)] = ScoreRecord(
+                    source, scores, error=d.get("error"),
+                    embedding=None if emb is None else np.asarray(emb, np.float32))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise QuasarError(f"{path}: cannot resume from it ({e}); delete it or drop --resume") from None
+    return found
+
+
+def score_resumable(scorer, items: list, out: str, on_record: Callable[[], None] | None = None):
+    """Records for ``items``: those already in ``out`` + :data:`SCORES_SUFFIX` as they were, the others
+    scored now and appended to it row by row (locked, in place), so an interrupted cull loses nothing."""
+    from quasar.runtime.output import open_writer
+    from quasar.runtime.pathtext import resume_key
+
+    side = out + SCORES_SUFFIX
+    writer, done = open_writer(side, "jsonl", scorer.heads, resume=True, embeddings=True)
+    try:
+        old = read_scored(side) if done else {}
+        todo = [it for it in items if resume_key(it.label) not in old]
+        fresh = {}
+        for rec in scorer.score_items(todo):
+            writer.write(rec)
+            fresh[resume_key(rec.source)] = rec
+            if on_record is not None:
+                on_record()
+    finally:
+        writer.close()
+    return [old.get(k) or fresh[k] for k in (resume_key(it.label) for it in items)], len(items) - len(todo)
+
+
 def _iso(t: float | None) -> str:
     return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
@@ -119,66 +202,119 @@ def write_rows(result: CullResult, out: str, fmt: str | None = None) -> None:
     """Write the rows as CSV or JSONL (``out`` ``-``: stdout, CSV unless ``fmt``)."""
     import sys
 
+    from quasar.runtime.outfile import Output
     from quasar.runtime.output import infer_format
-    from quasar.runtime.pathtext import encode_text
+    from quasar.runtime.pathtext import csv_cell, encode_text
 
     fmt = infer_format(out, fmt)
     cols = columns(result.heads)
-    stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")
+    output = None if out == "-" else Output(out, what="results")
+    stream = sys.stdout if output is None else output.stream
     try:
         writer = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if writer is not None:
             writer.writerow(cols)
         for r in result.rows:
+            path, error = encode_text(r.path), None if r.error is None else encode_text(r.error)
+            if writer is not None:
+                path, error = csv_cell(path), None if error is None else csv_cell(error)
             values = {"group": r.group, "rank": r.rank, "keep": int(r.keep) if r.group is not None else None,
                       "similarity": None if r.similarity is None else round(r.similarity, 6),
-                      "group_size": r.group_size or None, "path": encode_text(r.path),
+                      "group_size": r.group_size or None, "path": path,
                       **{h: (None if h not in r.scores else round(r.scores[h], 6)) for h in result.heads},
-                      "capture_time": _iso(r.time) or None,
-                      "error": None if r.error is None else encode_text(r.error)}
+                      "capture_time": _iso(r.time) or None, "error": error}
             if writer is not None:
                 writer.writerow(["" if values[c] is None else values[c] for c in cols])
             else:
                 stream.write(json.dumps({c: values[c] for c in cols}, ensure_ascii=False, allow_nan=False) + "\n")
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
-        else:
-            stream.flush()
+    except OSError as e:
+        if output is not None:
+            output.discard()
+        raise QuasarError(f"{encode_text(out)}: cannot write results: {e.strerror or e}") from None
+    except BaseException:
+        if output is not None:
+            output.discard()
+        raise
+    if output is None:
+        stream.flush()
+    else:
+        output.commit()
 
 
 def place(result: CullResult, keep_to: str | None, drop_to: str | None, how: str = "symlink") -> dict[str, int]:
     """Put the kept photos into ``keep_to`` and/or the dropped ones into ``drop_to`` (``how``: one of ``HOW``).
 
-    Names are kept; a name already taken in the folder gets ``-1``, ``-2``... before its extension.
-    Returns how many files went where. A file that cannot be placed raises QuasarError naming it.
+    Names are kept; a name already taken in the folder by another file gets ``-1``, ``-2``... before
+    its extension. A photo already there (see :func:`_already_there`) is left alone and not counted
+    again, so re-running a cull changes nothing. A dropped row that resolves to the same file as a
+    kept row is never moved (nor placed). Returns how many files were placed where, and how many
+    were already there (``present``). A file that cannot be placed raises QuasarError naming it.
     """
     if how not in HOW:
         raise QuasarError(f"unknown --how {how!r}; expected one of {HOW}")
-    counts = {"kept": 0, "dropped": 0}
+    kept_files = {k for r in result.rows if r.group is not None and r.keep and (k := _file_key(r.path))}
+    counts = {"kept": 0, "dropped": 0, "present": 0}
     for folder, want, key in ((keep_to, True, "kept"), (drop_to, False, "dropped")):
         if folder is None:
             continue
-        os.makedirs(folder, exist_ok=True)
-        taken = set(os.listdir(folder))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise QuasarError(f"{folder}: cannot create the folder: {e.strerror or e}") from None
         for r in result.rows:
             if r.group is None or r.keep != want:
                 continue
-            name = _free_name(os.path.basename(r.path), taken)
-            taken.add(name)
-            _place_one(r.path, os.path.join(folder, name), how)
+            if not want and _file_key(r.path) in kept_files:
+                continue  # the same file is kept under another name: never move it away
+            dst = _destination(r.path, folder, how)
+            if dst is None:
+                counts["present"] += 1
+                continue
+            _place_one(r.path, dst, how)
             counts[key] += 1
     return counts
 
 
-def _free_name(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _already_there(src: str, dst: str, how: str) -> bool:
+    """Whether ``dst`` already is ``src`` as ``how`` would place it: the same file (a link, a hard link)
+    or, for ``copy``, a regular file with the same bytes; a symlink counts when it points at ``src``."""
+    if os.path.islink(dst) and os.path.realpath(dst) == os.path.realpath(src):
+        return True
+    try:
+        if os.path.samefile(src, dst):
+            return True
+    except OSError:
+        return False
+    if how in ("copy", "move") and os.path.isfile(dst) and not os.path.islink(dst):
+        import filecmp
+
+        try:
+            return filecmp.cmp(src, dst, shallow=False)
+        except OSError:
+            return False
+    return False
+
+
+def _destination(src: str, folder: str, how: str) -> str | None:
+    """A free name in ``folder`` for ``src`` (``name``, ``stem-1.ext``...), or None when it is already there."""
+    name = os.path.basename(src)
     stem, ext = os.path.splitext(name)
-    k = 1
-    while f"{stem}-{k}{ext}" in taken:
+    k = 0
+    while True:
+        dst = os.path.join(folder, name if k == 0 else f"{stem}-{k}{ext}")
+        if not os.path.lexists(dst):
+            return dst
+        if _already_there(src, dst, how):
+            return None
         k += 1
-    return f"{stem}-{k}{ext}"
 
 
 def _place_one(src: str, dst: str, how: str) -> None:

@@ -137,6 +137,9 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
 
 def _cmd_ort(args: argparse.Namespace) -> int:
+    from quasar.extras import require
+
+    require("onnx", "export", "quasar export ort")
     from quasar.export.ort_format import export_ort
 
     t0 = time.perf_counter()

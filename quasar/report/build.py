@@ -4,6 +4,11 @@
 ``thumbs="files"`` writes them into ``<report>_files/`` beside it (a smaller page that opens faster
 for 10,000 photos; keep the folder with the page). Generation time and file size at 1,000 and
 10,000 photos: ``benchmarks/report_bench.py``.
+
+Names and messages go onto the page as :func:`quasar.runtime.pathtext.encode_text` writes them in
+result files (a name that is not UTF-8 shows its bytes as ``\\xNN``), so any file name can be shown;
+the page is written through :func:`quasar.runtime.outfile.write_whole` (locked, a temporary file
+renamed into place: a failure leaves no empty or partial report).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from quasar.errors import QuasarError
 from quasar.report.data import ReportData
 from quasar.report.page import render
 from quasar.report.thumbs import FORMATS, THUMB_SIDE, make_thumbs
+from quasar.runtime.outfile import write_whole
+from quasar.runtime.pathtext import encode_text
 
 THUMB_MODES = ("embed", "files")
 BINS = 20
@@ -71,7 +78,7 @@ def build_report(data: ReportData, out: str, *, thumbs: str = "embed", workers: 
         os.makedirs(files_dir, exist_ok=True)
     for i, t in zip(scored, make_thumbs((data.photos[i].file for i in scored), workers, side, fmt), strict=True):
         if t.data is None:
-            thumb_err[i] = f"no preview: {t.error}"
+            thumb_err[i] = encode_text(f"no preview: {t.error}")
             continue
         thumb_bytes += len(t.data)
         if thumbs == "embed":
@@ -85,7 +92,8 @@ def build_report(data: ReportData, out: str, *, thumbs: str = "embed", workers: 
     rows = []
     for i, p in enumerate(data.photos):
         k, w, h = thumb_of.get(i, (-1, 0, 0))
-        rows.append([p.path, [p.scores.get(hd) for hd in data.heads], k, w, h, p.error, p.group, p.rank,
+        rows.append([encode_text(p.path), [p.scores.get(hd) for hd in data.heads], k, w, h,
+                     None if p.error is None else encode_text(p.error), p.group, p.rank,
                      p.keep, p.similarity, thumb_err.get(i), i])
     failed = len(data.photos) - len(scored)
     hists = "".join(histogram_svg(hd, np.array([p.scores[hd] for p in data.photos if hd in p.scores]))
@@ -95,15 +103,11 @@ def build_report(data: ReportData, out: str, *, thumbs: str = "embed", workers: 
         f"{len(scored)} photos scored, {failed} failed"
         + (f", {groups} groups" if data.has_groups else "")
         + f" · heads: {', '.join(data.heads)} · scores 0..1, higher is better"
-        + (f" · from {data.source}" if data.source else "")
+        + (f" · from {encode_text(data.source)}" if data.source else "")
         + f" · quasar-engine {__version__}, {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
-    page = render(title=data.title, summary=summary, histograms=hists,
+    page = render(title=encode_text(data.title), summary=summary, histograms=hists,
                   data={"heads": data.heads, "sort": sort, "groups": data.has_groups, "photos": rows},
                   thumbs=uris, has_groups=data.has_groups, failed=failed)
-    try:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as e:
-        raise QuasarError(f"{out}: cannot write the report: {e.strerror or e}") from None
+    write_whole(out, page, what="report")
     return {"photos": len(data.photos), "failed": failed, "bytes": len(page.encode()), "thumb_bytes": thumb_bytes,
             "seconds": time.perf_counter() - t0, "thumbs": thumbs}

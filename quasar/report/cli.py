@@ -18,8 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("results", metavar="SCORES", help="results file (.csv or .jsonl) from quasar score or quasar cull")
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="the report to write")
     p.add_argument("--images", metavar="ROOT", default=None,
-                   help="folder the results' relative paths are relative to (default: the current folder, "
-                        "then the results file's folder)")
+                   help="folder the results' relative paths are relative to; only image files under it are "
+                        "read for thumbnails (a results file may name any file) (default: the results file's folder)")
     p.add_argument("--sort", metavar="HEAD", default=None, help="head to sort by first (default: quality)")
     p.add_argument("--thumbs", choices=("embed", "files"), default="embed",
                    help="embed: thumbnails inside the HTML (one file); files: into HTML_files/ beside it")
@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from quasar.report.build import build_report
     from quasar.report.data import read_results
     from quasar.runtime.cli import _quiet_opencv
+    from quasar.runtime.outfile import check_output
 
+    check_output(args.output, [args.results], what="report", report=True)
     _quiet_opencv()
     data = read_results(args.results, args.images)
     stats = build_report(data, args.output, thumbs=args.thumbs, workers=args.workers, side=args.thumb_size,

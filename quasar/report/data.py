@@ -3,9 +3,15 @@
 A results file is CSV or JSONL with a ``path`` column, an ``error`` column and one column per head;
 ``<head>_margin`` columns are ignored; ``quasar cull``'s ``group``, ``rank``, ``keep``,
 ``similarity``, ``group_size`` and ``capture_time`` columns, when present, make the report show the
-groups. Paths are decoded with :func:`quasar.runtime.pathtext.decode_text` (the writer's escaping)
-and resolved for the thumbnails: relative paths against ``--images ROOT`` when given, else the
-current directory, else the results file's folder.
+groups. Paths are decoded with :func:`quasar.runtime.pathtext.decode_text` (the writer's escaping;
+in CSV after :func:`~quasar.runtime.pathtext.csv_uncell`) and resolved for the thumbnails.
+
+A results file may come from anyone, and its paths name files to open: :func:`read_results` reads
+(for thumbnails) only files with an image extension (:data:`quasar.io.files.IMAGE_EXTENSIONS`) whose
+real location (symlinks resolved) is inside ROOT: ``--images ROOT``, by default the results file's
+folder. A relative path is looked up under ROOT (as written, then by its base name); an absolute path
+is used only when it lies under ROOT. Anything else gets no thumbnail ("not under ROOT"). ``quasar
+score --report`` and ``quasar cull --report`` show the files that very run read, without this limit.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def _int(v) -> int | None:
 
 
 def _rows(path: str):
-    """(columns, rows as dicts) of a CSV or JSONL results file; QuasarError naming the file and line."""
+    """(columns, rows as dicts, whether CSV) of a CSV or JSONL results file; QuasarError naming the file and line."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
@@ -89,49 +95,69 @@ def _rows(path: str):
                 if k not in cols:
                     cols.append(k)
             rows.append(d)
-        return cols, rows
+        return cols, rows, False
     reader = csv.DictReader(text.splitlines())
     cols = list(reader.fieldnames or [])
     if "path" not in cols:
         raise QuasarError(f"{path}: no 'path' column (is this a quasar score/cull results file?)")
     try:
-        return cols, list(reader)
+        return cols, list(reader), True
     except csv.Error as e:
         raise QuasarError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
 
 
-def resolve(path: str, images_root: str | None, results_dir: str) -> str | None:
-    """Where the file written as ``path`` is now (see the module docstring), or None if nowhere."""
-    candidates = []
-    if images_root:
-        if not os.path.isabs(path):
-            candidates.append(os.path.join(images_root, path))
-        candidates.append(os.path.join(images_root, os.path.basename(path)))
-    candidates += [path, os.path.join(results_dir, path)]
+def _under(path: str, root_real: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def resolve(path: str, root: str | None, results_dir: str = "", confine: bool = True) -> str | None:
+    """Where the image file written as ``path`` is (see the module docstring), or None.
+
+    ``confine``: only image files under ``root`` (default ``results_dir``); without it (the paths of
+    this very run) ``path`` itself, then ``root``/``path``, are tried.
+    """
+    root = root or results_dir
+    if not confine:
+        for c in (path, os.path.join(root, path)):
+            if os.path.isfile(c):
+                return c
+        return None
+    from quasar.io.files import IMAGE_EXTENSIONS
+
+    if os.path.splitext(path)[1].lower() not in IMAGE_EXTENSIONS:
+        return None
+    root_real = os.path.realpath(root)
+    candidates = [path] if os.path.isabs(path) else [os.path.join(root, path)]
+    candidates.append(os.path.join(root, os.path.basename(path)))
     for c in candidates:
-        if os.path.isfile(c):
+        if _under(c, root_real) and os.path.isfile(c):
             return c
     return None
 
 
-def read_results(path: str, images_root: str | None = None) -> ReportData:
-    """A ``quasar score`` or ``quasar cull`` results file (CSV or JSONL) as :class:`ReportData`."""
-    from quasar.runtime.pathtext import decode_text
+def read_results(path: str, images_root: str | None = None, confine: bool = True) -> ReportData:
+    """A ``quasar score`` or ``quasar cull`` results file (CSV or JSONL) as :class:`ReportData`.
+
+    ``images_root`` and ``confine``: which files may be read for thumbnails (see the module docstring).
+    """
+    from quasar.runtime.pathtext import csv_uncell, decode_text
 
     if not os.path.isfile(path):
         raise QuasarError(f"{path}: results file not found")
-    cols, rows = _rows(path)
+    cols, rows, is_csv = _rows(path)
+    text_cell = csv_uncell if is_csv else (lambda v: v)
     heads = [c for c in cols if c not in NON_HEAD_COLUMNS and not c.endswith("_margin")]
     base = os.path.dirname(os.path.abspath(path))
     photos = []
     for d in rows:
-        shown = decode_text(str(d.get("path", "")))
+        shown = decode_text(text_cell(str(d.get("path", ""))))
         error = d.get("error") or None
         keep = d.get("keep")
         photos.append(Photo(
-            path=shown, file=resolve(shown, images_root, base),
+            path=shown, file=resolve(shown, images_root, base, confine),
             scores={h: v for h in heads if (v := _float(d.get(h))) is not None},
-            error=None if error is None else decode_text(str(error)),
+            error=None if error is None else decode_text(text_cell(str(error))),
             group=_int(d.get("group")), rank=_int(d.get("rank")),
             keep=None if keep in (None, "") else bool(_int(keep)), similarity=_float(d.get("similarity"))))
     return ReportData(photos, heads, title=f"QUASAR report: {os.path.basename(path)}", source=path)

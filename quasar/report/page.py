@@ -107,8 +107,21 @@ render();})();
 """
 
 
+# Inside <script> the HTML parser still reacts to "</script", "<!--" and "<script": every "<" (and ">", "&",
+# and the JS line separators) in the JSON is written as a \uXXXX escape, which JSON.parse reads back unchanged.
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_for_script(value) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element whatever strings it holds."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in _JSON_ESCAPES.items():
+        text = text.replace(ch, esc)
+    return text
+
+
 def _json_block(element_id: str, value) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    text = json_for_script(value)
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 

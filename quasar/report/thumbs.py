@@ -5,6 +5,10 @@ the bomb guard are exactly as when scoring) with a minimum shape of the thumbnai
 large JPEGs decode at 1/2..1/8 scale; then ``cv2.resize`` with ``INTER_AREA`` and WebP (or JPEG)
 encoding. OpenCV releases the GIL, so ``workers`` threads run in parallel; at most ``2 * workers``
 decodes are in flight, so memory stays bounded whatever the number of photos.
+
+A thumbnail's error never quotes the file's bytes (the decoder's "not an image: unrecognised file
+signature b'...'" does, for ``quasar score``): a report of an untrusted results file must not show
+the start of whatever file it names.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ def make_thumb(path: str | None, side: int = THUMB_SIDE, fmt: str = "webp",
             return Thumb(None, error="cannot encode the thumbnail")
         return Thumb(buf.tobytes(), img.shape[1], img.shape[0])
     except ImageError as e:
-        return Thumb(None, error=str(e))
+        reason = str(e)
+        return Thumb(None, error="not an image" if reason.startswith("not an image") else reason)
     except MemoryError:
         return Thumb(None, error="out of memory")
 

@@ -46,6 +46,7 @@ def register(subparsers) -> None:
         epilog=SCORE_MEANING + "\n\n" + EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    add_follow_links(p)
     p.add_argument("--model", metavar="FILE", default=None,
                    help="fused ONNX model or TensorRT engine (default: $QUASAR_MODEL, else the built-in model)")
     p.add_argument("-o", "--output", default="-", metavar="OUT",
@@ -100,6 +101,24 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+FOLLOW_LINKS_HELP = ("with -r, follow every symlinked sub-folder (default: only those pointing inside the folder "
+                     "being scanned, each real folder listed once, so a link to / cannot walk the whole disk)")
+
+
+def add_follow_links(p) -> None:
+    p.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse outputs that could destroy an input (quasar.runtime.outfile), before any work starts."""
+    from quasar.runtime.outfile import check_output
+
+    check_output(args.output, args.paths, what="output")
+    report = getattr(args, "report", None)
+    if report:
+        check_output(report, [*args.paths, args.output], what="report", report=True)
+
+
 def _quiet_opencv() -> None:
     """OpenCV logs every undecodable file on stderr; the CLI reports them itself."""
     try:
@@ -121,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
+    check_outputs(args)
     _quiet_opencv()
     if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch):
         raise QuasarError("--address, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
@@ -152,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
     def todo():
         nonlocal skipped
-        for item in iter_items(args.paths, args.recursive):
+        for item in iter_items(args.paths, args.recursive, follow_links=args.follow_links):
             if done and resume_key(item.label) in done:
                 skipped += 1
                 continue
@@ -161,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     show = progress_enabled(args.output, args.quiet)
     total = None
     if show:  # a listing-only count for the bar's total and ETA (None: too many files to count cheaply)
-        total = count_inputs(args.paths, args.recursive, skip=(lambda p: resume_key(p) in done) if done else None)
+        total = count_inputs(args.paths, args.recursive, follow_links=args.follow_links, skip=(lambda p: resume_key(p) in done) if done else None)
     bar = make_bar(total, show)
     failures: list[tuple[str, str]] = []
     warned = 0
@@ -212,7 +232,8 @@ def _write_report(report: str, args: argparse.Namespace, heads, shown: list) -> 
     from quasar.report.build import build_report
     from quasar.report.data import from_records, read_results
 
-    data = from_records(shown, heads) if args.output == "-" else read_results(args.output)
+    # the paths are the ones this run was given (and read): no need to confine them to a folder
+    data = from_records(shown, heads) if args.output == "-" else read_results(args.output, confine=False)
     stats = build_report(data, report, workers=args.workers)
     if not args.quiet:
         print(f"quasar score: report {report}: {stats['photos']} photos, {stats['bytes'] / 2**20:.1f} MiB, "

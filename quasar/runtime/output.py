@@ -3,7 +3,8 @@
 Each row is flushed as soon as it is written, so an interrupted run keeps everything it scored.
 Text fields (the path and the error) are written through :func:`quasar.runtime.pathtext.encode_text`:
 always valid UTF-8 on one line, with undecodable bytes and control characters as ``\\xNN``, so every
-file gets its row. CSV fields are quoted by the csv module where needed; JSON is written with
+file gets its row; in CSV a path or error cell that a spreadsheet would run as a formula gets a
+leading ``'`` (:func:`~quasar.runtime.pathtext.csv_cell`, stripped again when read back). CSV fields are quoted by the csv module where needed; JSON is written with
 ``allow_nan=False`` (scores are finite by then: a non-finite score is a per-file error).
 
 ``--resume`` reads the rows already present and matches them by
@@ -13,7 +14,9 @@ header) and refused with one line otherwise. Columns: ``path``, one per head (P(
 ``<head>_margin``, then ``error`` (empty / null when the image was scored). With ``embeddings``
 (``quasar score --embeddings``) JSONL rows get an ``embedding`` list (null on failure) and a CSV gets
 a side file ``OUT.embeddings.npy`` (float32 [rows, D] in row order, NaN rows for failures), written
-when the file is closed. A write error (a full
+when the file is closed. The output is locked for the run and, without ``--resume``, written
+through a temporary file renamed into place; with ``--resume`` rows are appended in place
+(:mod:`quasar.runtime.outfile` says why). A write error (a full
 disk) is a :class:`~quasar.errors.QuasarError` naming the file; a closed pipe raises
 ``BrokenPipeError`` for the CLI to end quietly.
 """
@@ -28,7 +31,8 @@ import sys
 from typing import TextIO
 
 from quasar.errors import QuasarError
-from quasar.runtime.pathtext import decode_text, encode_text, resume_key
+from quasar.runtime.outfile import Output, OutputLock, is_device
+from quasar.runtime.pathtext import csv_cell, csv_uncell, decode_text, encode_text, resume_key
 from quasar.runtime.scorer import ScoreRecord
 
 FORMATS = ("csv", "jsonl")
@@ -62,6 +66,7 @@ class RowWriter:
         self.notes: list[str] = []  # what --resume repaired, for the CLI to report
         self.columns = columns(heads, margins)
         self._failed = False
+        self.output: Output | None = None  # set by open_writer: committed (or discarded) by close()
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if header and self._csv is not None:
             self._guarded(lambda: self._csv.writerow(self.columns))
@@ -82,10 +87,10 @@ class RowWriter:
         path = encode_text(rec.source)
         error = None if rec.error is None else encode_text(rec.error)
         if self._csv is not None:
-            row = [path] + [_fmt(rec.scores.get(h)) for h in self.heads]
+            row = [csv_cell(path)] + [_fmt(rec.scores.get(h)) for h in self.heads]
             if self.margins:
                 row += [_fmt(rec.margins.get(h)) for h in self.heads]
-            self._guarded(lambda: self._csv.writerow(row + [error or ""]))
+            self._guarded(lambda: self._csv.writerow(row + [csv_cell(error or "")]))
             if self.embeddings:
                 self._npy_rows.append(rec.embedding)
             return
@@ -100,15 +105,27 @@ class RowWriter:
         self._guarded(lambda: self.stream.write(line))
 
     def close(self) -> None:
-        if self.embeddings and self._csv is not None and self.owns:
-            self._write_npy()
-        if not self.owns:
-            return
+        """Close (a temporary file: renamed into place unless a write failed) and release the lock."""
         try:
-            self.stream.close()
-        except OSError as e:
-            if not self._failed:  # after a failed write the same error was already reported
-                raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
+            if self.embeddings and self._csv is not None and self.owns and not self._failed:
+                self._write_npy()
+            if not self.owns:
+                return
+            if self.output is not None:
+                if self._failed:  # the rows did not all reach the file: OUT stays as it was
+                    self.output.discard()
+                else:
+                    self.output.commit()
+                return
+            try:
+                self.stream.close()
+            except OSError as e:
+                if not self._failed:  # after a failed write the same error was already reported
+                    raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
+        except BaseException:
+            if self.output is not None:
+                self.output.discard()
+            raise
 
 
     def _write_npy(self) -> None:
@@ -120,10 +137,13 @@ class RowWriter:
             if e is not None:
                 out[i] = e
         path = self.name + EMBEDDINGS_SUFFIX
+        f = Output(path, what="embeddings", binary=True)
         try:
-            np.save(path, out)
+            np.save(f.stream, out)
         except OSError as e:
+            f.discard()
             raise QuasarError(f"{path}: cannot write embeddings: {e.strerror or e}") from None
+        f.commit()
 
 
 def _fmt(v: float | None) -> str:
@@ -137,8 +157,8 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
     fmt = infer_format(out, fmt)
     if fmt not in FORMATS:
         raise QuasarError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
-    if embeddings and resume:
-        raise QuasarError("--embeddings cannot be combined with --resume (write a new output file)")
+    if embeddings and resume and fmt == "csv":  # the .npy side file is written whole at the end
+        raise QuasarError("--embeddings cannot be combined with --resume in CSV (write JSONL, or a new output file)")
     if embeddings and fmt == "csv" and out == "-":
         raise QuasarError("--embeddings with CSV needs an output file (-o OUT.csv writes OUT.csv.embeddings.npy), "
                           "or use JSONL")
@@ -146,18 +166,31 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         if resume:
             raise QuasarError("--resume needs an output file (-o FILE), not stdout")
         return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False, embeddings=embeddings), set()
-    done: set[str] = set()
-    notes: list[str] = []
-    existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
-    if existing:
-        notes = repair_tail(out)
-        done = read_done(out, fmt, columns(heads, margins))
-        existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
+    if os.path.isdir(out):
+        raise QuasarError(f"{encode_text(out)}: is a directory; give a file name for the results")
+    lock = None if is_device(out) else OutputLock(out).acquire()  # before reading what is done
     try:
-        stream = open(out, "a" if existing else "w", encoding="utf-8", newline="")
-    except IsADirectoryError:
-        raise QuasarError(f"{out}: is a directory; give a file name for the results") from None
-    writer = RowWriter(stream, fmt, heads, margins, header=not existing, owns=True, name=out, embeddings=embeddings)
+        done: set[str] = set()
+        notes: list[str] = []
+        existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
+        if existing:
+            notes = repair_tail(out)
+            want = columns(heads, margins) + (["embedding"] if embeddings else [])  # (JSONL only here)
+            done = read_done(out, fmt, want)
+            existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
+        # --resume appends in place, each row durable at once; else a temporary file (quasar.runtime.outfile)
+        output = Output(out, what="results", append=resume, lock=lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    try:
+        writer = RowWriter(output.stream, fmt, heads, margins, header=not existing, owns=True, name=out,
+                           embeddings=embeddings)
+    except BaseException:
+        output.discard()
+        raise
+    writer.output = output
     writer.notes = notes
     return writer, done
 
@@ -216,7 +249,7 @@ def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
                 if len(row) != len(want):
                     raise QuasarError(f"{path}:{rows.line_num}: row has {len(row)} fields, expected {len(want)} "
                                       "(damaged file); use another output file or drop --resume")
-                done.add(resume_key(decode_text(row[0])))
+                done.add(resume_key(decode_text(csv_uncell(row[0]))))
         except csv.Error as e:
             raise QuasarError(f"{path}:{rows.line_num}: malformed CSV ({e}); cannot resume from it") from None
         return done

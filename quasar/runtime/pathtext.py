@@ -11,6 +11,14 @@ written in this form:
   written ``\\xNN`` (two lower-case hex digits), so a row is always one line.
 
 ``decode_text(encode_text(p)) == p`` for every path Python can give (``os.fsdecode`` of any bytes).
+In CSV files (not JSON Lines) a text cell that a spreadsheet would take for a formula (one starting
+with ``=``, ``+``, ``-`` or ``@``; a tab or carriage return cannot start one, being escaped above)
+gets a single quote in front, as common CSV exporters do (OWASP's "CSV injection" advice), so
+``=HYPERLINK(...).jpg`` shows as text. To keep this reversible a cell that itself starts with
+``'`` gets one more: :func:`csv_cell` adds one quote, :func:`csv_uncell` removes one, and
+``csv_uncell(csv_cell(t)) == t`` for every text. Readers (``--resume``, ``quasar report``) strip
+it back before matching paths. Number cells (scores, margins such as ``-0.25``) are left alone.
+
 Rows are matched on ``--resume`` by :func:`resume_key`: the decoded path made absolute and
 normalised (``photos/a.jpg``, ``./photos/a.jpg`` and ``/home/me/photos/a.jpg`` are one key), with
 symlinks left as they are; relative paths are resolved against the current directory.
@@ -55,6 +63,19 @@ def decode_text(text: str) -> str:
         pos = m.end()
     parts.append(text[pos:].encode("utf-8", "surrogateescape"))
     return os.fsdecode(b"".join(parts))
+
+
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_cell(text: str) -> str:
+    """An encoded text cell made safe for spreadsheets: a leading ``'`` before a formula character (or a ``'``)."""
+    return "'" + text if text.startswith(CSV_FORMULA_START) else text
+
+
+def csv_uncell(cell: str) -> str:
+    """The text :func:`csv_cell` was given (one leading ``'`` removed)."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def resume_key(path: str) -> str:

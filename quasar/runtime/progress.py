@@ -39,7 +39,7 @@ class _GiveUp(Exception):
 
 def count_inputs(paths: Iterable[str], recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS,
                  skip: Callable[[str], bool] | None = None, cap: int = COUNT_CAP,
-                 seconds: float = COUNT_SECONDS) -> int | None:
+                 seconds: float = COUNT_SECONDS, follow_links: bool = False) -> int | None:
     """How many rows scoring ``paths`` will give, less those whose label ``skip`` says are done;
     None when the walk lists more than ``cap`` directory entries or takes over ``seconds``.
 
@@ -59,7 +59,7 @@ def count_inputs(paths: Iterable[str], recursive: bool, extensions: frozenset[st
     total = 0
     try:
         for p in paths:
-            for item in iter_path(p, recursive, extensions, on_listing=budget):
+            for item in iter_path(p, recursive, extensions, on_listing=budget, follow_links=follow_links):
                 total += 0 if skip is not None and skip(item.label) else 1
     except _GiveUp:
         return None

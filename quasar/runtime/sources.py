@@ -31,23 +31,24 @@ class Item:
     array_order: str = "RGB"
 
 
-def iter_items(inputs, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[Item]:
+def iter_items(inputs, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS,
+               follow_links: bool = False) -> Iterator[Item]:
     """Flatten ``inputs`` lazily into items.
 
     ``inputs`` is a path (str/PathLike; a folder is listed, recursively with ``recursive``), bytes,
     a numpy image (HxW[xC]; uint8, uint16 or float 0..1) or batch (NxHxWxC), a PIL image, a torch
     tensor (CHW or an NCHW batch, float 0..1 as pyiqa takes them; see :mod:`quasar.runtime.inputs`),
-    or any iterable of those.
+    or any iterable of those. ``follow_links``: see :func:`walk_folder`.
     """
     counters = {"bytes": 0, "array": 0}
-    yield from _expand(inputs, recursive, extensions, counters, top=True)
+    yield from _expand(inputs, recursive, extensions, counters, top=True, follow_links=follow_links)
 
 
-def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterator[Item]:
+def _expand(x, recursive: bool, extensions, counters: dict, top: bool, follow_links: bool = False) -> Iterator[Item]:
     if isinstance(x, Item):
         yield x
     elif isinstance(x, (str, os.PathLike)):
-        yield from iter_path(os.fspath(x), recursive, extensions)
+        yield from iter_path(os.fspath(x), recursive, extensions, follow_links=follow_links)
     elif isinstance(x, (bytes, bytearray, memoryview)):
         yield Item(f"<bytes {counters['bytes']}>", data=x)
         counters["bytes"] += 1
@@ -62,26 +63,26 @@ def _expand(x, recursive: bool, extensions, counters: dict, top: bool) -> Iterat
             yield Item(f"<{kind} {k}>", array=a) if error is None else Item(f"<{kind} {k}>", error=error)
     elif top and isinstance(x, Iterable) and not isinstance(x, Mapping):
         for y in x:
-            yield from _expand(y, recursive, extensions, counters, top=False)
+            yield from _expand(y, recursive, extensions, counters, top=False, follow_links=follow_links)
     else:
         raise TypeError(f"cannot score a {type(x).__name__}: pass paths, bytes, numpy arrays, PIL images, "
                         "torch tensors or a list of them")
 
 
 def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS,
-              on_listing: Callable[[int], None] | None = None) -> Iterator[Item]:
+              on_listing: Callable[[int], None] | None = None, follow_links: bool = False) -> Iterator[Item]:
     """A file path as one item (even if missing: the error is reported per file); a folder's images.
 
     Every path named explicitly yields at least one item: a folder with no image files in it (a
     folder called ``photos.jpg/``, an empty folder, sub-folders only without ``recursive``) yields
-    one error item saying so, instead of silently contributing nothing. ``on_listing``: see
-    :func:`walk_folder`.
+    one error item saying so, instead of silently contributing nothing. ``on_listing`` and
+    ``follow_links``: see :func:`walk_folder`.
     """
     if not os.path.isdir(path):
         yield Item(path, path=path)
         return
     empty = True
-    for item in walk_folder(path, recursive, extensions, on_listing):
+    for item in walk_folder(path, recursive, extensions, on_listing, follow_links):
         empty = False
         yield item
     if empty:
@@ -90,16 +91,24 @@ def iter_path(path: str, recursive: bool = False, extensions: frozenset[str] = I
 
 
 def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_EXTENSIONS,
-                on_listing: Callable[[int], None] | None = None) -> Iterator[Item]:
+                on_listing: Callable[[int], None] | None = None, follow_links: bool = False) -> Iterator[Item]:
     """Image files under ``root`` in sorted order, one directory listing in memory at a time.
 
-    Symlinks are followed. Each real directory is listed once: a symlink back to one of its own
-    ancestors (a loop) yields an error item naming the link; a second route to an already listed
-    directory is skipped silently, so no file is scored twice. ``on_listing`` is called with the
+    Symlinked files are read. A symlinked sub-folder is followed only when its target is inside
+    ``root`` (resolved: ``root``'s own real folder or below it), so a link to ``/`` or to another
+    user's tree cannot make a scan walk the whole disk; with ``follow_links`` every symlinked
+    folder is followed. Each real directory is listed once either way: a symlink back to one of its
+    own ancestors (a loop) yields an error item naming the link; a second route to an already
+    listed directory is skipped silently, so no file is scored twice. ``on_listing`` is called with the
     number of entries of each directory as it is listed (the progress bar's cheap count uses it to
     give up on huge trees by raising).
     """
     seen: set[tuple[int, int]] = set()
+    real_root = os.path.realpath(root)
+
+    def inside_root(link: str) -> bool:
+        target = os.path.realpath(link)
+        return target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def listdir(d: str, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Item]:
         try:
@@ -129,7 +138,8 @@ def walk_folder(root: str, recursive: bool, extensions: frozenset[str] = IMAGE_E
             except OSError:
                 is_dir = False
             if is_dir:
-                subdirs.append(e.path)
+                if follow_links or not e.is_symlink() or inside_root(e.path):
+                    subdirs.append(e.path)
             elif Path(e.name).suffix.lower() in extensions:
                 yield Item(e.path, path=e.path)
         if recursive:
