@@ -357,8 +357,12 @@ def test_score_explain_shows_the_heads_a_combine_head_summarises(tmp_path, ancho
     header = out.read_text().splitlines()[0].split(",")
     header_x = out_x.read_text().splitlines()[0].split(",")
     assert header == ["path", "quality", "average", "error"]
-    assert header_x == ["path", *case.pack.output_names, "error"] and len(header_x) == 6
+    assert header_x == ["path", *case.pack.output_names, "reason", "error"] and len(header_x) == 7
     rows = [ln.split(",") for ln in out_x.read_text().splitlines()[1:]]
     rows_s = [ln.split(",") for ln in out.read_text().splitlines()[1:]]
+    from quasar.runtime.explain import reason
+
+    families = case.pack.output_names[:2]  # the heads the combine heads summarise
     for r, rs in zip(rows, rows_s, strict=True):
         assert r[3:5] == rs[1:3], "the combine heads are the same with and without --explain"
+        assert r[5] == reason(dict(zip(families, map(float, r[1:3]), strict=True)), families)

@@ -23,8 +23,10 @@ import os
 from dataclasses import dataclass, field
 
 from quasar.errors import QuasarError
+from quasar.runtime.explain import REASON_COLUMN
 
-NON_HEAD_COLUMNS = frozenset({"path", "error", "group", "rank", "keep", "similarity", "group_size", "capture_time"})
+NON_HEAD_COLUMNS = frozenset({"path", "error", REASON_COLUMN, "group", "rank", "keep", "similarity", "group_size",
+                              "capture_time"})
 
 
 @dataclass

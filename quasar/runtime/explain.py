@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 REASON_BELOW = 0.6  # on the heads' scale 1 - level/5: level 2 reads 0.6
+REASON_COLUMN = "reason"  # the results-file column (after the head columns, before ``error``)
 
 
 def family_heads(heads: Sequence[str], combine: Sequence[tuple[str, Sequence[int]]]) -> tuple[str, ...]:

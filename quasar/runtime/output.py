@@ -31,6 +31,7 @@ import sys
 from typing import TextIO
 
 from quasar.errors import QuasarError
+from quasar.runtime.explain import REASON_COLUMN, reason
 from quasar.runtime.outfile import Output, OutputLock, is_device
 from quasar.runtime.pathtext import csv_cell, csv_uncell, decode_text, encode_text, resume_key
 from quasar.runtime.scorer import ScoreRecord
@@ -47,10 +48,13 @@ def infer_format(path: str, fmt: str | None) -> str:
     return "csv"
 
 
-def columns(heads: tuple[str, ...], margins: bool) -> list[str]:
+def columns(heads: tuple[str, ...], margins: bool, reasons: tuple[str, ...] = ()) -> list[str]:
+    """The columns of a results file; ``reasons`` (the family heads, ``--explain``) adds ``reason``."""
     cols = ["path", *heads]
     if margins:
         cols += [f"{h}_margin" for h in heads]
+    if reasons:
+        cols.append(REASON_COLUMN)
     return cols + ["error"]
 
 
@@ -58,13 +62,14 @@ class RowWriter:
     """Writes one row per :class:`ScoreRecord` and flushes it."""
 
     def __init__(self, stream: TextIO, fmt: str, heads: tuple[str, ...], margins: bool, header: bool,
-                 owns: bool, name: str = "<stdout>", embeddings: bool = False) -> None:
+                 owns: bool, name: str = "<stdout>", embeddings: bool = False, reasons: tuple[str, ...] = ()) -> None:
         self.stream, self.fmt, self.heads, self.margins, self.owns = stream, fmt, heads, margins, owns
+        self.reasons = reasons
         self.name = name
         self.embeddings = embeddings
         self._npy_rows: list = []  # CSV with embeddings: one entry per row, written by close()
         self.notes: list[str] = []  # what --resume repaired, for the CLI to report
-        self.columns = columns(heads, margins)
+        self.columns = columns(heads, margins, reasons)
         self._failed = False
         self.output: Output | None = None  # set by open_writer: committed (or discarded) by close()
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
@@ -90,6 +95,8 @@ class RowWriter:
             row = [csv_cell(path)] + [_fmt(rec.scores.get(h)) for h in self.heads]
             if self.margins:
                 row += [_fmt(rec.margins.get(h)) for h in self.heads]
+            if self.reasons:
+                row.append(reason(rec.scores, self.reasons) if rec.ok else "")
             self._guarded(lambda: self._csv.writerow(row + [csv_cell(error or "")]))
             if self.embeddings:
                 self._npy_rows.append(rec.embedding)
@@ -98,6 +105,8 @@ class RowWriter:
         d.update({h: rec.scores.get(h) for h in self.heads})
         if self.margins:
             d.update({f"{h}_margin": rec.margins.get(h) for h in self.heads})
+        if self.reasons:
+            d[REASON_COLUMN] = reason(rec.scores, self.reasons) if rec.ok else None
         d["error"] = error
         if self.embeddings:
             d["embedding"] = None if rec.embedding is None else [float(f"{v:.6g}") for v in rec.embedding.tolist()]
@@ -151,9 +160,11 @@ def _fmt(v: float | None) -> str:
 
 
 def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool = False,
-                resume: bool = False, embeddings: bool = False) -> tuple[RowWriter, set[str]]:
+                resume: bool = False, embeddings: bool = False,
+                reasons: tuple[str, ...] = ()) -> tuple[RowWriter, set[str]]:
     """Open ``out`` (``-``: stdout) for writing; with ``resume``, also return the
-    :func:`~quasar.runtime.pathtext.resume_key` of every path already done."""
+    :func:`~quasar.runtime.pathtext.resume_key` of every path already done. ``reasons``: the family
+    heads whose weakest one the ``reason`` column names (:mod:`quasar.runtime.explain`)."""
     fmt = infer_format(out, fmt)
     if fmt not in FORMATS:
         raise QuasarError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
@@ -165,7 +176,8 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
     if out == "-":
         if resume:
             raise QuasarError("--resume needs an output file (-o FILE), not stdout")
-        return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False, embeddings=embeddings), set()
+        return RowWriter(sys.stdout, fmt, heads, margins, header=True, owns=False, embeddings=embeddings,
+                         reasons=reasons), set()
     if os.path.isdir(out):
         raise QuasarError(f"{encode_text(out)}: is a directory; give a file name for the results")
     lock = None if is_device(out) else OutputLock(out).acquire()  # before reading what is done
@@ -175,7 +187,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
         if existing:
             notes = repair_tail(out)
-            want = columns(heads, margins) + (["embedding"] if embeddings else [])  # (JSONL only here)
+            want = columns(heads, margins, reasons) + (["embedding"] if embeddings else [])  # (JSONL only here)
             done = read_done(out, fmt, want)
             existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
         # --resume appends in place, each row durable at once; else a temporary file (quasar.runtime.outfile)
@@ -186,7 +198,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         raise
     try:
         writer = RowWriter(output.stream, fmt, heads, margins, header=not existing, owns=True, name=out,
-                           embeddings=embeddings)
+                           embeddings=embeddings, reasons=reasons)
     except BaseException:
         output.discard()
         raise
