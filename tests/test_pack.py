@@ -83,7 +83,7 @@ def test_validate_rejects_nan_and_duplicates(tmp_path):
 def test_default_pack_ships():
     p = CentroidPack.load("default")
     assert p.encoder == "effnet-lite0+taps" and p.embed_dim == 4198 and p.format_version == 2
-    assert p.output_names == ["sharpness", "noise", "compression", "exposure", "color", "spatial", "quality"]
+    assert p.output_names == ["sharpness", "noise", "compression", "exposure", "color", "spatial", "optics", "quality"]
     assert all(h.anchors["kind"] == "synthetic" and h.logit_scale_policy == "levels" for h in p.heads)
 
 
