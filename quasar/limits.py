@@ -10,3 +10,7 @@ MAX_LOGIT_SCALE = 1000.0  # logit scales must be finite with 0 < s <= 1000 (cali
 # Preprocessing specs of fused models (quasar.contract)
 MIN_SPEC_SIZE = 16  # a crop size / long-side cap / short side below 16 px is not a real model input
 MAX_SPEC_SIZE = 8192
+
+# Fused model files (quasar.onnx_meta, quasar.contract; mirrored in native/src/onnx_reader.hpp)
+MAX_METADATA_VALUE_BYTES = 64 << 10  # one metadata_props entry (key + value) over 64 KiB: the model is refused unread
+MAX_METADATA_ENTRIES = 256  # metadata_props entries; the exporter writes 13
