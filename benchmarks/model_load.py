@@ -10,7 +10,8 @@ Times, over ``--repeat`` runs each (median and min, seconds):
         --native-model build/native/test-data/default-static-64x64.onnx --lib build/native/libquasar.so \
         --label after --out benchmarks/results/model_load.json
 
-Results are merged into ``--out`` under ``--label`` (e.g. ``before`` / ``after``), with the machine.
+Wall and CPU seconds are both recorded, with the 1-minute load average (wall time on a shared machine
+mostly measures the other jobs). Results are merged into ``--out`` under ``--label`` (e.g. ``before`` / ``after``), with the machine.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ def _cpu() -> dict:
 
 def _times(fn, repeat: int) -> dict:
     fn()  # warm the page cache and imports
-    ts = []
+    ts, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
-    return {"median_s": round(statistics.median(ts), 5), "min_s": round(min(ts), 5), "runs": repeat}
+        cpu.append(time.process_time() - c0)
+    # CPU seconds of this process too: on a shared, loaded machine wall time mostly measures the others
+    return {"median_s": round(statistics.median(ts), 5), "min_s": round(min(ts), 5),
+            "cpu_median_s": round(statistics.median(cpu), 5), "cpu_min_s": round(min(cpu), 5), "runs": repeat,
+            "load_average": os.getloadavg()[0]}
 
 
 def main() -> int:

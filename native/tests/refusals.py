@@ -93,6 +93,23 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     out["nan_weights"] = os.path.join(tmp, "nan_weights.onnx")
     with open(out["nan_weights"], "wb") as f:
         f.write(nan_weights_model_bytes())
+    # The good export with NaN in one encoder weight and a valid digest: the old native CLI scored it 0.055, rc 0
+    from quasar.contract import MODEL_SHA256_KEY, seal_model_bytes
+
+    m = onnx.ModelProto()
+    m.CopyFrom(base)
+    w = next(t for t in m.graph.initializer if not t.name.startswith("quasar.") and t.data_type == 1
+             and len(t.raw_data) >= 64)
+    raw = bytearray(w.raw_data)
+    raw[0:4] = b"\x00\x00\xc0\x7f"  # float32 NaN
+    w.raw_data = bytes(raw)
+    keep = [(p.key, p.value) for p in m.metadata_props if p.key != MODEL_SHA256_KEY]
+    del m.metadata_props[:]
+    for k, v in keep:
+        m.metadata_props.add(key=k, value=v)
+    out["nan_encoder_weights"] = os.path.join(tmp, "nan_encoder_weights.onnx")
+    with open(out["nan_encoder_weights"], "wb") as f:
+        f.write(seal_model_bytes(m.SerializeToString()))
     out["fifo"] = os.path.join(tmp, "model.fifo")
     os.mkfifo(out["fifo"])
     out["missing"] = os.path.join(tmp, "nowhere.onnx")
