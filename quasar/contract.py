@@ -21,7 +21,7 @@ signature: whoever rewrites graph, metadata and hashes together is not detected)
   ``len(key) | key | len(value) | value`` (lengths 8-byte little-endian). Every byte that gives the
   outputs their meaning (heads, pack hash, encoder, spec, scales) is covered, and a re-save that keeps
   the content (``onnx.load`` then ``onnx.save``) keeps the digest. A file without it is refused
-  (exported before it existed: re-export it). The exporter appends it last (:func:`seal_model_bytes`);
+  (exported before it existed: re-export it). The exporter appends it last (:func:`seal_model_bytes`, through :func:`quasar.export.metadata.seal_model`);
 * no float initializer holds NaN, none is kept in an external file (the digest would not cover it);
 * ``quasar.head_sha256`` = ``sha256:`` + the sha256 over every initializer whose name starts with
   ``quasar.``, in name order, each fed as ``len(name) | name (UTF-8) | len(data) | data`` with the

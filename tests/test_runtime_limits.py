@@ -235,15 +235,19 @@ def test_sixteen_bit_rgba_png_conversion_stays_near_thirteen_bytes_per_pixel():
 
 
 def corrupted_model(path, **kwargs) -> str:
-    """The tiny model with a NaN bias in its conv layer: metadata and head intact, every score NaN."""
+    """The tiny model with an infinite bias in its conv layer, resealed: metadata, head and digest intact,
+    every score NaN (inf / inf in the normalisation). NaN weights are refused at load instead."""
     import onnx
     from onnx import numpy_helper
+
+    from quasar.testing import resealed
 
     m = onnx.load_from_string(tiny_model_bytes(**kwargs))
     for t in m.graph.initializer:
         if t.name == "conv_b":
-            t.CopyFrom(numpy_helper.from_array(np.full(tuple(t.dims), np.nan, np.float32), "conv_b"))
-    onnx.save(m, path)
+            t.CopyFrom(numpy_helper.from_array(np.full(tuple(t.dims), np.inf, np.float32), "conv_b"))
+    with open(path, "wb") as f:
+        f.write(resealed(m))
     return str(path)
 
 

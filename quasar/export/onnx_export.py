@@ -37,17 +37,15 @@ from quasar.centroids.pack import CentroidPack, PackError
 from quasar.contract import (
     HEAD_SHA256_KEY,
     INPUT_NAME,
-    MODEL_SHA256_KEY,
     OUTPUT_NAMES,
     PRECISIONS,
     fused_metadata,
     head_sha256_of_protos,
-    seal_model_bytes,
 )
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
-from quasar.export.metadata import producer_version, write_metadata
+from quasar.export.metadata import producer_version, seal_model, write_metadata
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
@@ -61,22 +59,6 @@ def refresh_head_sha256(path: str) -> None:
     model = onnx.load(path)
     write_metadata(model, {HEAD_SHA256_KEY: head_sha256_of_protos(model.graph.initializer)})
     onnx.save(model, path)
-
-
-def seal_model(path: str) -> None:
-    """Write the model digest (``quasar.model_sha256``, :func:`quasar.contract.model_sha256`) into the
-    finished file, as its last step, and check the file as the runtime will load it."""
-    from quasar.runtime.model import load_model_info
-
-    model = onnx.load(path)
-    props = [(p.key, p.value) for p in model.metadata_props if p.key != MODEL_SHA256_KEY]
-    del model.metadata_props[:]
-    for k, v in props:
-        model.metadata_props.add(key=k, value=v)
-    data = seal_model_bytes(model.SerializeToString())
-    with open(path, "wb") as f:
-        f.write(data)
-    load_model_info(path)
 
 
 def load_pack(pack: CentroidPack | str | os.PathLike, allow_unhashed: bool = False) -> CentroidPack:
