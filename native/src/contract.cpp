@@ -563,6 +563,48 @@ std::string read_model_file(const std::string& path) {
     return bytes;
 }
 
+// The metadata bounds from the file's top-level fields alone, before the whole file is read (a 200 MB
+// metadata value is refused after a few small reads). Anything malformed is left to the full reader.
+static void prescan_metadata(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return;
+    auto varint = [&f](uint64_t& v) {
+        v = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            int c = f.get();
+            if (c == EOF) return false;
+            v |= uint64_t(c & 0x7F) << shift;
+            if (!(c & 0x80)) return true;
+        }
+        return false;
+    };
+    size_t entries = 0;
+    uint64_t tag, n;
+    while (varint(tag)) {
+        int wire = int(tag & 7);
+        if (wire == 0) {
+            if (!varint(n)) return;
+        } else if (wire == 1 || wire == 5) {
+            f.seekg(wire == 1 ? 8 : 4, std::ios::cur);
+        } else if (wire == 2) {
+            if (!varint(n) || n > (uint64_t(1) << 40)) return;
+            if ((tag >> 3) == 14) {
+                if (n > kMaxMetadataValueBytes || ++entries > kMaxMetadataEntries)
+                    throw model_error(path + ": " + (n > kMaxMetadataValueBytes
+                                                          ? "a metadata entry of " + std::to_string(n) + " bytes is over the " +
+                                                                std::to_string(kMaxMetadataValueBytes) + "-byte limit"
+                                                          : "more than " + std::to_string(kMaxMetadataEntries) +
+                                                                " metadata entries") +
+                                      "; refusing this model");
+            }
+            f.seekg(std::streamoff(n), std::ios::cur);
+        } else {
+            return;
+        }
+        if (!f) return;
+    }
+}
+
 ModelInfo load_model_info(const std::string& path, std::string* bytes_out) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) throw model_error(path + ": model file not found");
@@ -577,6 +619,7 @@ ModelInfo load_model_info(const std::string& path, std::string* bytes_out) {
         if (bytes_out) *bytes_out = std::move(bytes);
         return info;
     }
+    prescan_metadata(path);
     std::string bytes = read_model_file(path);
     std::map<std::string, std::string> meta;
     try {

@@ -110,6 +110,16 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     out["nan_encoder_weights"] = os.path.join(tmp, "nan_encoder_weights.onnx")
     with open(out["nan_encoder_weights"], "wb") as f:
         f.write(seal_model_bytes(m.SerializeToString()))
+    # A 200 MB metadata value (zeros, sparse on disk): refused from its length, before it is read
+    from quasar.contract import _varint_bytes
+    from quasar.testing import tiny_model_bytes
+
+    big = 200 << 20
+    entry_head = b"\x0a\x0bquasar.note\x12" + _varint_bytes(big)
+    out["metadata_200mb"] = os.path.join(tmp, "metadata_200mb.onnx")
+    with open(out["metadata_200mb"], "wb") as f:
+        f.write(tiny_model_bytes() + b"\x72" + _varint_bytes(len(entry_head) + big) + entry_head)
+        f.truncate(f.tell() + big)
     out["fifo"] = os.path.join(tmp, "model.fifo")
     os.mkfifo(out["fifo"])
     out["missing"] = os.path.join(tmp, "nowhere.onnx")
