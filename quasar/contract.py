@@ -13,6 +13,16 @@ port can all read the same rules.
 Integrity (checked when the runtime loads a model; catches corruption and careless edits, it is no
 signature: whoever rewrites graph, metadata and hashes together is not detected):
 
+* ``quasar.model_sha256`` = ``sha256:`` + the sha256 of the whole model but this one entry
+  (:func:`model_sha256`): ``quasar-model-sha256/1\n``, then every top-level ``ModelProto`` field other
+  than ``metadata_props`` as its bytes in the file (tag, length, payload: graph with nodes, every
+  initializer, inputs and outputs; opsets; producer; doc string), in file order, then the number of
+  metadata entries other than the digest and each such entry, sorted by (key, value) bytes, as
+  ``len(key) | key | len(value) | value`` (lengths 8-byte little-endian). Every byte that gives the
+  outputs their meaning (heads, pack hash, encoder, spec, scales) is covered, and a re-save that keeps
+  the content (``onnx.load`` then ``onnx.save``) keeps the digest. A file without it is refused
+  (exported before it existed: re-export it). The exporter appends it last (:func:`seal_model_bytes`, through :func:`quasar.export.metadata.seal_model`);
+* no float initializer holds NaN, none is kept in an external file (the digest would not cover it);
 * ``quasar.head_sha256`` = ``sha256:`` + the sha256 over every initializer whose name starts with
   ``quasar.``, in name order, each fed as ``len(name) | name (UTF-8) | len(data) | data`` with the
   lengths as 8-byte little-endian integers and ``data`` the tensor's values as raw little-endian
@@ -43,7 +53,15 @@ from typing import TYPE_CHECKING
 
 from quasar.errors import QuasarError, one_line
 from quasar.limits import MAX_LOGIT_SCALE, MAX_SPEC_SIZE, MIN_SPEC_SIZE
-from quasar.onnx_meta import DTYPE_NAMES, NotOnnx, Tensor, parse_tensor, read_initializers
+from quasar.onnx_meta import (
+    DTYPE_NAMES,
+    NotOnnx,
+    Tensor,
+    model_layout,
+    open_model,
+    parse_tensor,
+    read_initializers,
+)
 
 if TYPE_CHECKING:
     from quasar.preprocess import PreprocessSpec
@@ -71,6 +89,8 @@ LOGIT_SCALES_INITIALIZER = "quasar.logit_scales"  # [K]
 LOGIT_SCALES_KEY = "quasar.logit_scales"
 COMBINE_KEY = "quasar.combine"  # JSON [[rule, [base columns]], ...], one per combine head (format 2)
 HEAD_SHA256_KEY = "quasar.head_sha256"
+MODEL_SHA256_KEY = "quasar.model_sha256"  # the digest of the whole file but itself (model_sha256)
+MODEL_SHA256_DOMAIN = b"quasar-model-sha256/1\n"
 # What every reader needs; an engine sidecar written by another tool may hold only these.
 REQUIRED_KEYS = ("quasar.format", "quasar.format_version", "quasar.heads", "quasar.preprocess", "quasar.encoder",
                  "quasar.input_layout", "quasar.dynamic_size")
@@ -270,6 +290,70 @@ def _json(meta: Mapping[str, str], key: str, bad):
 # ----------------------------------------------------------------------------------------- graph integrity
 
 
+def model_sha256(source: str | os.PathLike | bytes) -> tuple[str, int]:
+    """(``sha256:<hex>`` digest of a model file or its bytes as documented above, the number of
+    :data:`MODEL_SHA256_KEY` entries it holds, which the digest leaves out); NotOnnx if malformed."""
+    ranges, entries = model_layout(source)
+    h = hashlib.sha256(MODEL_SHA256_DOMAIN)
+    with open_model(source) as (f, _):
+        for start, end in ranges:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise NotOnnx("truncated field")
+                h.update(chunk)
+                left -= len(chunk)
+    own = MODEL_SHA256_KEY.encode()
+    kept = sorted((k, v) for k, v in entries if k != own)
+    h.update(len(kept).to_bytes(8, "little"))
+    for k, v in kept:
+        h.update(len(k).to_bytes(8, "little"))
+        h.update(k)
+        h.update(len(v).to_bytes(8, "little"))
+        h.update(v)
+    return "sha256:" + h.hexdigest(), len(entries) - len(kept)
+
+
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def seal_model_bytes(model_bytes: bytes) -> bytes:
+    """A serialized model with its :data:`MODEL_SHA256_KEY` entry appended (protobuf merges a field
+    appended to a message, so this is the same model plus one ``metadata_props`` entry); any digest
+    entry already there is a ValueError (remove it before changing a sealed model)."""
+    digest, n = model_sha256(model_bytes)
+    if n:
+        raise ValueError(f"the model already has a {MODEL_SHA256_KEY} entry")
+    k, v = MODEL_SHA256_KEY.encode(), digest.encode()
+    entry = b"\x0a" + _varint_bytes(len(k)) + k + b"\x12" + _varint_bytes(len(v)) + v
+    return model_bytes + b"\x72" + _varint_bytes(len(entry)) + entry  # field 14 (metadata_props), wire type 2
+
+
+def check_model_sha256(path: str, meta: Mapping[str, str], bad) -> None:
+    """The recorded :data:`MODEL_SHA256_KEY` is the file's digest; ``bad(msg)`` makes the exception."""
+    recorded = meta.get(MODEL_SHA256_KEY)
+    if recorded is None:
+        raise bad(f"no {MODEL_SHA256_KEY} in the metadata (exported by an older QUASAR, or edited)")
+    try:
+        actual, entries = model_sha256(path)
+    except (NotOnnx, OSError) as e:
+        raise bad(f"cannot read the model to check its digest ({e})") from None
+    if entries != 1:
+        raise bad(f"{entries} {MODEL_SHA256_KEY} entries in the metadata")
+    if recorded != actual:
+        raise bad(f"{MODEL_SHA256_KEY} {recorded[:23]!r}... does not match the file ({actual[:23]}...): "
+                  "the graph or its metadata was changed after export")
+
+
 def head_sha256(tensors: Mapping[str, bytes]) -> str:
     """``sha256:<hex>`` over (name, raw little-endian data) pairs in name order, length-prefixed."""
     h = hashlib.sha256()
@@ -359,7 +443,7 @@ def check_graph(path: str, meta: Mapping[str, str], spec: PreprocessSpec) -> Non
     if not _ENCODER_ID.fullmatch(encoder):
         raise bad(f"quasar.encoder {encoder[:80]!r} is not an encoder id")
     try:
-        graph = read_initializers(path, HEAD_PREFIX)
+        graph = read_initializers(path, HEAD_PREFIX, scan=True)
     except (NotOnnx, OSError) as e:
         raise QuasarError(f"{path}: cannot read the graph's initializers ({e})") from None
     precision = meta.get("quasar.precision")
@@ -375,6 +459,12 @@ def check_graph(path: str, meta: Mapping[str, str], spec: PreprocessSpec) -> Non
         raise bad(f"{HEAD_SHA256_KEY} {recorded[:23]!r}... does not match the graph's head initializers "
                   f"({actual[:23]}...): the graph or its metadata was changed after export")
     _check_logit_scales(graph.tensors.get(LOGIT_SCALES_INITIALIZER), meta, bad)
+    if graph.external:
+        raise bad(f"initializer {graph.external[0][:80]!r} keeps its data in an external file, "
+                  f"which {MODEL_SHA256_KEY} does not cover")
+    if graph.nan:
+        raise bad(f"initializer {graph.nan[0][:80]!r} holds NaN values (corrupted weights)")
+    check_model_sha256(path, meta, bad)
 
 
 def _check_logit_scales(tensor: Tensor | None, meta: Mapping[str, str], bad) -> None:

@@ -12,6 +12,7 @@ Malformed input raises :class:`NotOnnx`, never anything else.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -19,11 +20,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from quasar.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
+
 _METADATA_PROPS = 14  # ModelProto.metadata_props: repeated StringStringEntryProto {key = 1; value = 2}
 
 
 class NotOnnx(ValueError):
     """The bytes are not a protobuf ModelProto."""
+
+
+class MetadataTooLarge(NotOnnx):
+    """A ``metadata_props`` entry, or their number, is over the documented bound (:mod:`quasar.limits`)."""
+
+
+def check_metadata_entry(n: int, count: int) -> None:
+    """Refuse the ``count``-th metadata entry of ``n`` bytes before reading it (the bounds of :mod:`quasar.limits`)."""
+    if n > MAX_METADATA_VALUE_BYTES:
+        raise MetadataTooLarge(f"a metadata entry of {n} bytes is over the {MAX_METADATA_VALUE_BYTES}-byte limit")
+    if count > MAX_METADATA_ENTRIES:
+        raise MetadataTooLarge(f"more than {MAX_METADATA_ENTRIES} metadata entries")
 
 
 def _varint(f: BinaryIO) -> int | None:
@@ -78,7 +93,7 @@ def read_metadata_props(path: str | os.PathLike) -> dict[str, str]:
     """``metadata_props`` of an ONNX file as a dict; raises :class:`NotOnnx` for non-protobuf data."""
     size = os.path.getsize(path)
     props: dict[str, str] = {}
-    seen_fields = 0
+    seen_fields = entries = 0
     with open(path, "rb") as f:
         while True:
             tag = _varint(f)
@@ -99,6 +114,8 @@ def read_metadata_props(path: str | os.PathLike) -> dict[str, str]:
                 if n is None or f.tell() + n > size:
                     raise NotOnnx("field runs past the end of the file")
                 if field == _METADATA_PROPS:
+                    entries += 1
+                    check_metadata_entry(n, entries)
                     k, v = _entry(f.read(n))
                     props[k] = v
                 else:
@@ -111,6 +128,71 @@ def read_metadata_props(path: str | os.PathLike) -> dict[str, str]:
     if seen_fields == 0:
         raise NotOnnx("empty file")
     return props
+
+
+def model_layout(source: str | os.PathLike | bytes) -> tuple[list[tuple[int, int]], list[tuple[bytes, bytes]]]:
+    """What the model digest covers (:func:`quasar.contract.model_sha256`): the byte ranges ``[start, end)``
+    of every top-level ``ModelProto`` field but ``metadata_props`` (tag and all, in file order), and
+    each metadata entry as raw (key, value) bytes. ``source``: a file or the serialized bytes. Raises
+    :class:`NotOnnx` (and :class:`MetadataTooLarge` before reading an oversized entry)."""
+    ranges: list[tuple[int, int]] = []
+    entries: list[tuple[bytes, bytes]] = []
+    with open_model(source) as (f, size):
+        for num, wire, v, start in _top_fields(f, size):
+            if num == _METADATA_PROPS and wire == 2:
+                check_metadata_entry(v[1], len(entries) + 1)
+                entries.append(_raw_entry(_read(f, *v)))
+            else:
+                ranges.append((start, f.tell()))
+    if not ranges and not entries:
+        raise NotOnnx("empty file")
+    return ranges, entries
+
+
+@contextlib.contextmanager
+def open_model(source: str | os.PathLike | bytes):
+    """(binary file, size) of a model file or of serialized bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(source), len(source)
+        return
+    with open(source, "rb") as f:
+        yield f, os.fstat(f.fileno()).st_size
+
+
+def _top_fields(f: BinaryIO, size: int):
+    """(field, wire, value, start offset) of each top-level field, as :func:`_fields` (the file position is
+    after the field when it is yielded)."""
+    f.seek(0)
+    while f.tell() < size:
+        start = f.tell()
+        item = next(_fields(f, start, size), None)
+        if item is None:
+            break
+        num, wire, v = item
+        if num > 64:
+            raise NotOnnx(f"field number {num} is not part of ModelProto")
+        if wire == 2:
+            f.seek(v[0] + v[1])
+        elif wire in (1, 5):
+            f.seek(v[0] + v[1])
+        yield num, wire, v, start
+
+
+def _raw_entry(buf: bytes) -> tuple[bytes, bytes]:
+    key, value, i = b"", b"", 0
+    while i < len(buf):
+        tag, i = varint_at(buf, i)
+        if tag & 7 != 2:
+            raise NotOnnx("unexpected field type in a metadata entry")
+        n, i = varint_at(buf, i)
+        if i + n > len(buf):
+            raise NotOnnx("metadata entry runs past its end")
+        if tag >> 3 == 1:
+            key = buf[i : i + n]
+        elif tag >> 3 == 2:
+            value = buf[i : i + n]
+        i += n
+    return key, value
 
 
 # ---------------------------------------------------------------------------------------- initializers
@@ -157,6 +239,18 @@ class GraphTensors:
 
     tensors: dict[str, Tensor] = field(default_factory=dict)
     dtypes: Counter = field(default_factory=Counter)  # data type -> number of initializers
+    # With ``scan=True``: float initializers holding NaN, and those kept in external files
+    nan: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+
+
+_FLOATS = {1: "<f4", 10: "<f2", 11: "<f8"}
+
+
+def _has_nan(data: bytes, dtype: int) -> bool:
+    import numpy as np  # the runtime's dependency; only when a whole graph is scanned
+
+    return bool(np.isnan(np.frombuffer(data, _FLOATS[dtype])).any())
 
 
 def _fields(f: BinaryIO, start: int, end: int):
@@ -213,8 +307,10 @@ def _packed_varints(buf: bytes) -> list[int]:
     return out
 
 
-def _tensor(f: BinaryIO, start: int, end: int, prefix: str) -> tuple[str, int, Tensor | None]:
-    """(name, data type, Tensor if the name has ``prefix``) for the TensorProto in [start, end)."""
+def _tensor(f: BinaryIO, start: int, end: int, prefix: str,
+            scan: GraphTensors | None = None) -> tuple[str, int, Tensor | None]:
+    """(name, data type, Tensor if the name has ``prefix``) for the TensorProto in [start, end); with
+    ``scan``, every float tensor's values are checked (those with NaN, and external ones, noted in it)."""
     name, dtype, location = "", 0, 0
     dims: list[int] = []
     raw: tuple[int, int] | None = None
@@ -237,6 +333,13 @@ def _tensor(f: BinaryIO, start: int, end: int, prefix: str) -> tuple[str, int, T
             location = v
         elif num in (4, 5, 7, 10, 11) and wire in (0, 1, 2, 5):
             typed.setdefault(num, []).append((wire, *(v if isinstance(v, tuple) else (v, 0))))
+    if scan is not None and location == 1:
+        scan.external.append(name)
+    elif scan is not None and dtype in _FLOATS:
+        values = _read(f, *raw) if raw is not None else _typed_bytes(f, typed.get(_TYPED_FIELD[dtype], []), dtype)
+        size = DTYPES[dtype][1]
+        if _has_nan(values[: len(values) // size * size], dtype):
+            scan.nan.append(name)
     if not name.startswith(prefix):
         return name, dtype, None
     if location == 1:
@@ -292,12 +395,14 @@ def _typed_bytes(f: BinaryIO, parts: list[tuple[int, int, int]], dtype: int) -> 
     return b"".join(out)
 
 
-def read_initializers(path: str | os.PathLike, prefix: str = "quasar.") -> GraphTensors:
+def read_initializers(path: str | os.PathLike, prefix: str = "quasar.", scan: bool = False) -> GraphTensors:
     """The graph's initializers whose name starts with ``prefix`` (with their data) and the data types
-    of all of them; raises :class:`NotOnnx` for malformed files."""
+    of all of them; with ``scan``, also the float ones holding NaN and those kept in external
+    files (:attr:`GraphTensors.nan`, :attr:`GraphTensors.external`). Raises :class:`NotOnnx` for
+    malformed files."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        return _read_initializers(f, size, prefix)
+        return _read_initializers(f, size, prefix, scan)
 
 
 def parse_tensor(data: bytes) -> Tensor:
@@ -308,7 +413,7 @@ def parse_tensor(data: bytes) -> Tensor:
     return t
 
 
-def _read_initializers(f: BinaryIO, size: int, prefix: str) -> GraphTensors:
+def _read_initializers(f: BinaryIO, size: int, prefix: str, scan: bool = False) -> GraphTensors:
     out = GraphTensors()
     graphs = [v for num, wire, v in _fields(f, 0, size) if num == _GRAPH and wire == 2]
     if not graphs:
@@ -317,7 +422,7 @@ def _read_initializers(f: BinaryIO, size: int, prefix: str) -> GraphTensors:
     for num, wire, v in list(_fields(f, gstart, gstart + glen)):
         if num != _INITIALIZER or wire != 2:
             continue
-        name, dtype, tensor = _tensor(f, v[0], v[0] + v[1], prefix)
+        name, dtype, tensor = _tensor(f, v[0], v[0] + v[1], prefix, out if scan else None)
         out.dtypes[dtype] += 1
         if tensor is not None:
             if name in out.tensors:

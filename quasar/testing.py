@@ -18,6 +18,7 @@ the benchmarks (:mod:`quasar_bench.eager` feeds its pixels to the eager baseline
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -28,9 +29,11 @@ from quasar.contract import (
     HEAD_SHA256_KEY,
     INPUT_NAME,
     LOGIT_SCALES_INITIALIZER,
+    MODEL_SHA256_KEY,
     OUTPUT_NAMES,
     fused_metadata,
     head_sha256_of_protos,
+    seal_model_bytes,
 )
 from quasar.preprocess import PreprocessSpec, target_shape
 
@@ -115,7 +118,9 @@ def tiny_model_bytes(heads=("quality", "aesthetics"), spec: PreprocessSpec | Non
             meta[key] = v
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    if MODEL_SHA256_KEY in (metadata or {}):  # the caller sets (or, None, removes) the digest itself
+        return model.SerializeToString()
+    return seal_model_bytes(model.SerializeToString())  # as the exporter writes it
 
 
 def write_tiny_model(path, **kwargs) -> str:
@@ -123,6 +128,140 @@ def write_tiny_model(path, **kwargs) -> str:
     with open(path, "wb") as f:
         f.write(tiny_model_bytes(**kwargs))
     return str(path)
+
+
+# --------------------------------------------------------------------------- altered models
+
+# The alterations every runtime must refuse (tests/test_model_integrity.py for Python,
+# native/tests/tampers.py for the native library): name -> what it does to a sealed model.
+TAMPERS = {
+    "heads-reordered": "quasar.heads listed in another order (each head would carry another's score)",
+    "pack-hash": "quasar.pack_hash replaced by another well-formed hash",
+    "encoder-id": "quasar.encoder replaced by another well-formed id",
+    "weights-x10": "the encoder's conv weights multiplied by 10",
+    "flipped-byte": "one byte flipped inside the encoder's conv weights",
+    "huge-metadata": "a metadata value one byte over the documented bound",
+    "removed-node": "the ReLU node removed (its input wired to its consumers)",
+    "output-renamed": "the graph output 'margins' renamed",
+    "logit-scale": "one logit scale changed in graph and metadata, head hash recomputed",
+    "spec-changed": "the preprocess spec's mean changed",
+    "centroids-rehashed": "the head centroids changed, head hash recomputed",
+    "opset-changed": "the default-domain opset raised from 17 to 18",
+    "doc-string": "the model's doc string changed",
+    "metadata-added": "a metadata entry added",
+    "digest-removed": "quasar.model_sha256 removed",
+    "digest-bogus": "quasar.model_sha256 replaced by another well-formed digest",
+    "digest-twice": "a second quasar.model_sha256 entry appended",
+}
+
+
+def tampered_model_bytes(name: str, base: bytes | None = None) -> bytes:
+    """``base`` (default: :func:`tiny_model_bytes`, sealed) altered as :data:`TAMPERS` [``name``] says,
+    without resealing: what a careless edit or a careful forger who does not know the digest makes."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from quasar.limits import MAX_METADATA_VALUE_BYTES
+
+    base = base if base is not None else tiny_model_bytes()
+    if name == "flipped-byte":
+        m = onnx.load_from_string(base)
+        w = next(t for t in m.graph.initializer if t.name == "conv_w")
+        raw = numpy_helper.to_array(w).tobytes()
+        i = base.find(raw)
+        if i < 0:
+            raise ValueError("conv_w's bytes are not in the file")
+        j = i + len(raw) // 2
+        return base[:j] + bytes([base[j] ^ 0x10]) + base[j + 1:]
+    if name == "digest-twice":
+        return _append_entry(base, MODEL_SHA256_KEY, "sha256:" + "1" * 64)
+    m = onnx.load_from_string(base)
+    props = {p.key: p.value for p in m.metadata_props}
+    inits = {t.name: t for t in m.graph.initializer}
+
+    def set_init(t_name: str, arr: np.ndarray) -> None:
+        inits[t_name].CopyFrom(numpy_helper.from_array(arr.astype(np.float32), t_name))
+
+    if name == "heads-reordered":
+        props["quasar.heads"] = json.dumps(list(reversed(json.loads(props["quasar.heads"]))))
+    elif name == "pack-hash":
+        props["quasar.pack_hash"] = "sha256:" + "1" * 64
+    elif name == "encoder-id":
+        props["quasar.encoder"] = props["quasar.encoder"] + "-v2"
+    elif name == "weights-x10":
+        set_init("conv_w", numpy_helper.to_array(inits["conv_w"]) * 10)
+    elif name == "huge-metadata":
+        props["quasar.note"] = "x" * (MAX_METADATA_VALUE_BYTES + 1)
+    elif name == "removed-node":
+        relu = next(n for n in m.graph.node if n.op_type == "Relu")
+        for n in m.graph.node:
+            n.input[:] = [relu.input[0] if x == relu.output[0] else x for x in n.input]
+        m.graph.node.remove(relu)
+    elif name == "output-renamed":
+        for n in m.graph.node:
+            n.output[:] = ["margins2" if x == OUTPUT_NAMES[1] else x for x in n.output]
+            n.input[:] = ["margins2" if x == OUTPUT_NAMES[1] else x for x in n.input]
+        next(o for o in m.graph.output if o.name == OUTPUT_NAMES[1]).name = "margins2"
+    elif name == "logit-scale":
+        scales = numpy_helper.to_array(inits[LOGIT_SCALES_INITIALIZER]).copy()
+        scales[0] += 1
+        set_init(LOGIT_SCALES_INITIALIZER, scales)
+        props["quasar.logit_scales"] = json.dumps([float(x) for x in scales])
+        props[HEAD_SHA256_KEY] = head_sha256_of_protos(m.graph.initializer)
+    elif name == "spec-changed":
+        spec = json.loads(props["quasar.preprocess"])
+        spec["mean"] = [0.25, 0.5, 0.5]
+        props["quasar.preprocess"] = json.dumps(spec, sort_keys=True)
+    elif name == "centroids-rehashed":
+        set_init(CENTROIDS_INITIALIZER, numpy_helper.to_array(inits[CENTROIDS_INITIALIZER])[::-1])
+        props[HEAD_SHA256_KEY] = head_sha256_of_protos(m.graph.initializer)
+    elif name == "opset-changed":
+        next(o for o in m.opset_import if o.domain in ("", "ai.onnx")).version = 18
+    elif name == "doc-string":
+        m.doc_string = "edited"
+    elif name == "metadata-added":
+        props["quasar.note"] = "added"
+    elif name == "digest-removed":
+        props.pop(MODEL_SHA256_KEY)
+    elif name == "digest-bogus":
+        props[MODEL_SHA256_KEY] = "sha256:" + "2" * 64
+    else:
+        raise KeyError(name)
+    del m.metadata_props[:]
+    helper.set_model_props(m, props)
+    return m.SerializeToString()
+
+
+def nan_weights_model_bytes() -> bytes:
+    """The tiny model with NaN in its encoder's conv weights and a valid digest (the NaN guard, not the
+    digest, must refuse it)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load_from_string(tiny_model_bytes(metadata={MODEL_SHA256_KEY: None}))
+    w = next(t for t in m.graph.initializer if t.name == "conv_w")
+    arr = numpy_helper.to_array(w).copy()
+    arr.flat[::7] = np.nan
+    w.CopyFrom(numpy_helper.from_array(arr, "conv_w"))
+    return seal_model_bytes(m.SerializeToString())
+
+
+def resealed(model) -> bytes:
+    """An edited ``onnx.ModelProto``'s bytes with a fresh digest (any old one dropped): what the exporter
+    would have written, for tests of the checks that run before the digest (a careful forger's file)."""
+    props = [(p.key, p.value) for p in model.metadata_props if p.key != MODEL_SHA256_KEY]
+    del model.metadata_props[:]
+    for k, v in props:
+        model.metadata_props.add(key=k, value=v)
+    return seal_model_bytes(model.SerializeToString())
+
+
+def _append_entry(model_bytes: bytes, key: str, value: str) -> bytes:
+    import onnx
+
+    m = onnx.load_from_string(model_bytes)
+    m.metadata_props.add(key=key, value=value)
+    return m.SerializeToString()
 
 
 # --------------------------------------------------------------------------- the PIL reference pipeline

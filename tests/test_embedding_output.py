@@ -98,11 +98,13 @@ def test_exported_embedding_output(tiny, tmp_path):
     import shutil
 
     from quasar.export.embedding import add_embedding_output
+    from quasar.export.metadata import seal_model
     from quasar.runtime import Scorer
 
     path = str(tmp_path / "with_embedding.onnx")
     shutil.copy(tiny, path)
     add_embedding_output(path)
+    seal_model(path)  # the exporter's last step, after --embedding
     assert graph_outputs(open(path, "rb").read()) == ["scores", "margins", EMBEDDING_OUTPUT]
     assert embedding_session_source(path) == (path, EMBEDDING_OUTPUT)
     with Scorer(path, workers=1, embeddings=True) as a, Scorer(tiny, workers=1, embeddings=True) as b:

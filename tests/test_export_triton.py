@@ -117,3 +117,15 @@ def test_onnx_with_tensorrt_accelerator(tmp_path):
     (acc,) = cfg.optimization.execution_accelerators.gpu_execution_accelerator
     assert acc.name == "tensorrt" and cfg.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert cfg.parameters["quasar.source_model"].string_value == "tiny é.onnx"
+
+
+def test_altered_model_gets_no_repository(tmp_path, capsys):
+    """Issue 21 item 8: `export triton` reads the model through the runtime's loader, digest included
+    (it used to read only the metadata and would publish a model whose heads were reordered)."""
+    from quasar.testing import tampered_model_bytes
+
+    model = tmp_path / "reordered.onnx"
+    model.write_bytes(tampered_model_bytes("heads-reordered"))
+    assert main(["export", "triton", str(tmp_path / "repo"), "--model", str(model), "--name", "tiny"]) == 2
+    assert "quasar.model_sha256" in capsys.readouterr().err
+    assert not (tmp_path / "repo" / "tiny").exists()

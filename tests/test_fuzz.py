@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quasar.centroids.pack import CentroidPack, Head, PackError
+from quasar.contract import model_sha256
 from quasar.errors import QuasarError
 from quasar.io.decode import ImageError
 from quasar.onnx_meta import NotOnnx, read_initializers
@@ -197,8 +198,40 @@ def test_model_reader_only_raises_quasar_errors(tmp_path_factory, data):
     assert info.heads
 
 
+SEALED = tiny_model_bytes()
+
+
+@pytest.mark.slow
+@settings(max_examples=int(800 * SCALE), **FUZZ)
+@given(st.integers(0, len(SEALED) - 1), st.integers(0, 7))
+def test_every_flipped_bit_of_a_sealed_model_is_refused(tmp_path_factory, pos, bit):
+    """The model digest: one bit changed anywhere (graph, weights, metadata, the digest itself, the
+    protobuf framing) and the model is refused, with one line naming the file."""
+    f = tmp_path_factory.getbasetemp() / "flipped.onnx"
+    data = bytearray(SEALED)
+    data[pos] ^= 1 << bit
+    f.write_bytes(bytes(data))
+    with pytest.raises(QuasarError) as e:
+        load_model_info(f)
+    assert str(e.value).startswith(str(f)) and "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+@settings(max_examples=int(300 * SCALE), **FUZZ)
+@given(mutated(MODEL_SEEDS))
+def test_a_mutated_model_that_loads_has_the_seeds_digest(tmp_path_factory, data):
+    """Whatever mutation still loads changed nothing the digest covers."""
+    f = tmp_path_factory.getbasetemp() / "mutated.onnx"
+    f.write_bytes(data)
+    try:
+        load_model_info(f)
+    except QuasarError:
+        return
+    assert model_sha256(data)[0] in {model_sha256(seed)[0] for seed in MODEL_SEEDS}
+
+
 KEYS = ["quasar.heads", "quasar.preprocess", "quasar.logit_scales", "quasar.dynamic_size", "quasar.precision",
-        "quasar.pack_hash", "quasar.encoder", "quasar.format_version", "quasar.head_sha256"]
+        "quasar.pack_hash", "quasar.encoder", "quasar.format_version", "quasar.head_sha256", "quasar.model_sha256"]
 
 
 @pytest.mark.slow

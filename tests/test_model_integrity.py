@@ -130,9 +130,11 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
 
     def fake_export(encoder, pack_, out, precision="fp32", **kw):  # the tiny model stands in for effnet
         exports.append(out)
-        m = onnx.load_from_string(tiny_model_bytes(metadata={"quasar.pack_hash": pack.content_hash}))
+        m = onnx.load_from_string(tiny_model_bytes(metadata={"quasar.pack_hash": pack.content_hash,
+                                                             "quasar.model_sha256": None}))
         m.producer_version = producer_version()
-        onnx.save(m, f"{out}.tmp")
+        with open(f"{out}.tmp", "wb") as f:
+            f.write(seal_model_bytes(m.SerializeToString()))  # sealed last, as the exporter does
         os.replace(f"{out}.tmp", out)
         return str(out)
 
@@ -152,3 +154,79 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
         load_model_info(path)
     assert default_mod.default_model_path() == path and len(exports) == 2  # exported again
     load_model_info(path)
+
+
+# ---------------------------------------------------------------- the model digest (issue 21, item 8)
+
+from quasar.contract import MODEL_SHA256_KEY, model_sha256, seal_model_bytes  # noqa: E402
+from quasar.testing import TAMPERS, nan_weights_model_bytes, tampered_model_bytes  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERS))
+def test_every_altered_model_is_refused(tmp_path, name):
+    p = tmp_path / f"{name}.onnx"
+    p.write_bytes(tampered_model_bytes(name))
+    with pytest.raises(QuasarError) as e:
+        load_model_info(p)
+    msg = str(e.value)
+    assert msg.startswith(str(p)) and "\n" not in msg and "refusing this model" in msg, msg
+
+
+def test_sealed_model_loads_and_survives_a_resave(tmp_path):
+    base = tiny_model_bytes()
+    assert onnx.load_from_string(base).metadata_props[-1].key == MODEL_SHA256_KEY
+    p = tmp_path / "resaved.onnx"
+    onnx.save(onnx.load_from_string(base), p)  # protobuf moves the appended entry; the digest does not change
+    assert load_model_info(p).heads == ("quality", "aesthetics")
+    digest, n = model_sha256(str(p))
+    assert n == 1 and f"{MODEL_SHA256_KEY}" in {q.key for q in onnx.load(p).metadata_props}
+    assert {q.key: q.value for q in onnx.load(p).metadata_props}[MODEL_SHA256_KEY] == digest
+
+
+def test_model_digest_is_the_documented_hash():
+    """quasar.model_sha256 by hand: top-level fields but metadata_props, then sorted metadata entries."""
+    unsealed = tiny_model_bytes(metadata={MODEL_SHA256_KEY: None})
+    m = onnx.load_from_string(unsealed)
+    props = sorted((q.key.encode(), q.value.encode()) for q in m.metadata_props)
+    no_meta = onnx.ModelProto()
+    no_meta.CopyFrom(m)
+    del no_meta.metadata_props[:]
+    h = hashlib.sha256(b"quasar-model-sha256/1\n" + no_meta.SerializeToString())
+    h.update(len(props).to_bytes(8, "little"))
+    for k, v in props:
+        h.update(len(k).to_bytes(8, "little") + k + len(v).to_bytes(8, "little") + v)
+    assert model_sha256(unsealed) == ("sha256:" + h.hexdigest(), 0)
+    sealed = seal_model_bytes(unsealed)
+    assert {q.key: q.value for q in onnx.load_from_string(sealed).metadata_props}[MODEL_SHA256_KEY] == \
+        "sha256:" + h.hexdigest()
+    with pytest.raises(ValueError):
+        seal_model_bytes(sealed)
+
+
+def test_huge_metadata_value_is_refused_unread(tmp_path, monkeypatch):
+    """A value over the bound is refused from its length: the reader never reads its bytes."""
+    from quasar import onnx_meta
+
+    p = tmp_path / "huge.onnx"
+    p.write_bytes(tampered_model_bytes("huge-metadata"))
+    reads = []
+    real = onnx_meta._entry
+    monkeypatch.setattr(onnx_meta, "_entry", lambda buf: reads.append(len(buf)) or real(buf))
+    with pytest.raises(QuasarError, match=r"a metadata entry of \d+ bytes is over the 65536-byte limit"):
+        load_model_info(p)
+    assert all(n <= 65536 for n in reads)
+
+
+def test_nan_weights_are_refused_with_a_valid_digest(tmp_path):
+    p = tmp_path / "nan.onnx"
+    p.write_bytes(nan_weights_model_bytes())
+    with pytest.raises(QuasarError, match="initializer 'conv_w' holds NaN values") as e:
+        load_model_info(p)
+    assert "\n" not in str(e.value)
+
+
+def test_model_fifo_is_refused_without_blocking(tmp_path):
+    p = tmp_path / "model.fifo"
+    os.mkfifo(p)
+    with pytest.raises(QuasarError, match="not a regular file"):
+        load_model_info(p)  # before the fix: open() blocks forever waiting for a writer

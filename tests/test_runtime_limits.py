@@ -235,15 +235,19 @@ def test_sixteen_bit_rgba_png_conversion_stays_near_thirteen_bytes_per_pixel():
 
 
 def corrupted_model(path, **kwargs) -> str:
-    """The tiny model with a NaN bias in its conv layer: metadata and head intact, every score NaN."""
+    """The tiny model with an infinite bias in its conv layer, resealed: metadata, head and digest intact,
+    every score NaN (inf / inf in the normalisation). NaN weights are refused at load instead."""
     import onnx
     from onnx import numpy_helper
+
+    from quasar.testing import resealed
 
     m = onnx.load_from_string(tiny_model_bytes(**kwargs))
     for t in m.graph.initializer:
         if t.name == "conv_b":
-            t.CopyFrom(numpy_helper.from_array(np.full(tuple(t.dims), np.nan, np.float32), "conv_b"))
-    onnx.save(m, path)
+            t.CopyFrom(numpy_helper.from_array(np.full(tuple(t.dims), np.inf, np.float32), "conv_b"))
+    with open(path, "wb") as f:
+        f.write(resealed(m))
     return str(path)
 
 
@@ -267,3 +271,21 @@ def test_non_finite_scores_are_errors_naming_the_model(tmp_path, ext, capsys):
         assert row["quality"] == "" and row["aesthetics"] == ""
     assert "non-finite score" in row["error"] and "nan.onnx" in row["error"]
     assert "suspect the model" in capsys.readouterr().err
+
+
+def test_small_jpeg_followed_by_a_large_tail_is_refused_unread(tmp_path):
+    """Issue 21 item 10: a 64x64 JPEG followed by zeros past the slack is refused from its header
+    (the old reader read the whole file, then decoded the JPEG and ignored the tail)."""
+    from quasar.io.files import read_file
+    from quasar.limits import INPUT_SLACK_BYTES
+
+    p = tmp_path / "tail.jpg"
+    data = jpeg(pattern(64, 64))
+    with open(p, "wb") as f:
+        f.write(data)
+        f.truncate(INPUT_SLACK_BYTES + (2 << 20))  # sparse: no disk used
+    with pytest.raises(ImageError, match=r"file is 66 MiB, more than a 64x64 image can take \(64 MiB\)"):
+        read_file(str(p), 1 << 30)
+    ok = tmp_path / "ok.jpg"
+    ok.write_bytes(data)
+    assert read_file(str(ok), 1 << 30) == data

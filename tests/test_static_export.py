@@ -20,6 +20,7 @@ from quasar.export.mobile import EPS, mobile_usability
 from quasar.export.onnx_export import export_onnx
 from quasar.io import read_rgb
 from quasar.preprocess import preprocess
+from quasar.testing import resealed
 
 pytestmark = pytest.mark.slow  # real exports of the default model
 
@@ -198,14 +199,14 @@ def test_runtime_refuses_inconsistent_static_graph(tmp_path, static_path):
     spec = json.loads({p.key: p.value for p in model.metadata_props}["quasar.preprocess"])
     spec["height"], spec["width"] = W, H  # metadata says 512x384, the graph takes 384x512
     write_metadata(model, {"quasar.preprocess": json.dumps(spec, sort_keys=True)})
-    bad = str(tmp_path / "swapped.onnx")
-    onnx.save(model, bad)
+    bad = tmp_path / "swapped.onnx"
+    bad.write_bytes(resealed(model))  # a valid digest: the cross-check itself must refuse it
     with pytest.raises(QuasarError, match="384x512 but the spec"):
-        Scorer(bad, backend="onnxruntime", device="cpu")
+        Scorer(str(bad), backend="onnxruntime", device="cpu")
     write_metadata(model, {"quasar.dynamic_size": "true"})
-    onnx.save(model, bad)
+    bad.write_bytes(resealed(model))
     with pytest.raises(QuasarError, match="dynamic_size"):
-        Scorer(bad, backend="onnxruntime", device="cpu")
+        Scorer(str(bad), backend="onnxruntime", device="cpu")
 
 
 def test_static_int8_has_no_quantised_scalars(tmp_path, pack, anchor_photos):

@@ -30,6 +30,8 @@ const char* const kHeadPrefix = "quasar.";
 const char* const kLogitScalesKey = "quasar.logit_scales";
 const char* const kCombineKey = "quasar.combine";
 const char* const kHeadShaKey = "quasar.head_sha256";
+const char* const kModelShaKey = "quasar.model_sha256";
+const char* const kModelShaDomain = "quasar-model-sha256/1\n";
 const char* const kEngineSidecarFormat = "quasar-tensorrt-engine";
 constexpr int kEngineSidecarVersion = 1;
 
@@ -109,6 +111,12 @@ std::string head_sha256(const std::map<std::string, OnnxTensor>& tensors) {
         h.update(kv.second.data.data(), kv.second.data.size());
     }
     return "sha256:" + h.hexdigest();
+}
+
+void put_len(Sha256& h, uint64_t n) {
+    uint8_t len[8];
+    for (int k = 0; k < 8; ++k) len[k] = uint8_t(n >> (8 * k));
+    h.update(len, 8);
 }
 
 std::string round6_repr(double v) {
@@ -238,6 +246,27 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     return info;
 }
 
+std::string model_sha256(const std::string& bytes, int& own_entries) {
+    std::vector<std::pair<size_t, size_t>> ranges;
+    std::vector<std::pair<std::string, std::string>> entries, kept;
+    model_layout(bytes, ranges, entries);
+    Sha256 h;
+    h.update(kModelShaDomain, std::strlen(kModelShaDomain));
+    for (const auto& r : ranges) h.update(bytes.data() + r.first, r.second - r.first);
+    for (auto& e : entries)
+        if (e.first != kModelShaKey) kept.push_back(std::move(e));
+    own_entries = int(entries.size() - kept.size());
+    std::sort(kept.begin(), kept.end());  // byte order of (key, value), as Python's sorted() of bytes pairs
+    put_len(h, kept.size());
+    for (const auto& e : kept) {
+        put_len(h, e.first.size());
+        h.update(e.first.data(), e.first.size());
+        put_len(h, e.second.size());
+        h.update(e.second.data(), e.second.size());
+    }
+    return "sha256:" + h.hexdigest();
+}
+
 void check_graph(ModelInfo& info, const std::string& bytes) {
     const std::string& path = info.path;
     const auto& meta = info.metadata;
@@ -309,6 +338,24 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
     for (double s : got)
         if (!(std::isfinite(s) && s > 0 && s <= kMaxLogitScale))
             throw bad("logit scale " + py_float_repr(s) + " is outside the documented range 0 < s <= 1000");
+    if (!graph.external.empty())
+        throw bad("initializer " + py_repr(head_chars(graph.external[0], 80)) +
+                  " keeps its data in an external file, which " + kModelShaKey + " does not cover");
+    if (!graph.nan.empty()) throw bad("initializer " + py_repr(head_chars(graph.nan[0], 80)) + " holds NaN values (corrupted weights)");
+    auto recorded = meta.find(kModelShaKey);
+    if (recorded == meta.end())
+        throw bad(std::string("no ") + kModelShaKey + " in the metadata (exported by an older QUASAR, or edited)");
+    int entries = 0;
+    std::string digest;
+    try {
+        digest = model_sha256(bytes, entries);
+    } catch (const NotOnnx& e) {
+        throw bad(std::string("cannot read the model to check its digest (") + e.what() + ")");
+    }
+    if (entries != 1) throw bad(std::to_string(entries) + " " + kModelShaKey + " entries in the metadata");
+    if (recorded->second != digest)
+        throw bad(std::string(kModelShaKey) + " " + py_repr(head_chars(recorded->second, 23)) + "... does not match the file (" +
+                  digest.substr(0, 23) + "...): the graph or its metadata was changed after export");
     for (const auto& vi : graph.inputs)
         if (vi.name == kInputName) {
             info.input_dims = vi.dims;
@@ -497,10 +544,16 @@ std::vector<std::string> sidecar_mismatches(const Json& sidecar, const std::map<
     return out;
 }
 
+static void check_model_stat(const std::string& path, const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) throw model_error(path + ": is a directory, not a model file");
+    if (!S_ISREG(st.st_mode))  // a FIFO or a device would block the reader or never end
+        throw model_error(path + ": not a regular file (a FIFO, socket or device), not a model file");
+}
+
 std::string read_model_file(const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) throw model_error(path + ": model file not found");
-    if (S_ISDIR(st.st_mode)) throw model_error(path + ": is a directory, not a model file");
+    check_model_stat(path, st);
     std::ifstream f(path, std::ios::binary);
     if (!f) throw model_error(path + ": not an ONNX model or TensorRT engine (" + std::strerror(errno) + ")");
     std::string bytes;
@@ -510,10 +563,52 @@ std::string read_model_file(const std::string& path) {
     return bytes;
 }
 
+// The metadata bounds from the file's top-level fields alone, before the whole file is read (a 200 MB
+// metadata value is refused after a few small reads). Anything malformed is left to the full reader.
+static void prescan_metadata(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return;
+    auto varint = [&f](uint64_t& v) {
+        v = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            int c = f.get();
+            if (c == EOF) return false;
+            v |= uint64_t(c & 0x7F) << shift;
+            if (!(c & 0x80)) return true;
+        }
+        return false;
+    };
+    size_t entries = 0;
+    uint64_t tag, n;
+    while (varint(tag)) {
+        int wire = int(tag & 7);
+        if (wire == 0) {
+            if (!varint(n)) return;
+        } else if (wire == 1 || wire == 5) {
+            f.seekg(wire == 1 ? 8 : 4, std::ios::cur);
+        } else if (wire == 2) {
+            if (!varint(n) || n > (uint64_t(1) << 40)) return;
+            if ((tag >> 3) == 14) {
+                if (n > kMaxMetadataValueBytes || ++entries > kMaxMetadataEntries)
+                    throw model_error(path + ": " + (n > kMaxMetadataValueBytes
+                                                          ? "a metadata entry of " + std::to_string(n) + " bytes is over the " +
+                                                                std::to_string(kMaxMetadataValueBytes) + "-byte limit"
+                                                          : "more than " + std::to_string(kMaxMetadataEntries) +
+                                                                " metadata entries") +
+                                      "; refusing this model");
+            }
+            f.seekg(std::streamoff(n), std::ios::cur);
+        } else {
+            return;
+        }
+        if (!f) return;
+    }
+}
+
 ModelInfo load_model_info(const std::string& path, std::string* bytes_out) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) throw model_error(path + ": model file not found");
-    if (S_ISDIR(st.st_mode)) throw model_error(path + ": is a directory, not a model file");
+    check_model_stat(path, st);
     if (is_engine_path(path)) {
         std::string side = path + ".json";
         ModelInfo info = parse_metadata(engine_metadata(read_engine_sidecar(path), side), path, "engine");
@@ -524,10 +619,13 @@ ModelInfo load_model_info(const std::string& path, std::string* bytes_out) {
         if (bytes_out) *bytes_out = std::move(bytes);
         return info;
     }
+    prescan_metadata(path);
     std::string bytes = read_model_file(path);
     std::map<std::string, std::string> meta;
     try {
         meta = read_metadata_props(bytes);
+    } catch (const MetadataTooLarge& e) {
+        throw model_error(path + ": " + e.what() + "; refusing this model");
     } catch (const NotOnnx& e) {
         throw model_error(path + ": not an ONNX model or TensorRT engine (" + e.what() + ")");
     }

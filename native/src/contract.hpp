@@ -41,6 +41,9 @@ struct ModelInfo {
 ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const std::string& path, const std::string& kind);
 // quasar/contract.py check_graph: ``bytes`` is the ONNX file.
 void check_graph(ModelInfo& info, const std::string& bytes);
+// quasar/contract.py model_sha256: the digest of the ONNX file ``bytes`` but its quasar.model_sha256
+// entries (how many there are goes to ``own_entries``); throws NotOnnx.
+std::string model_sha256(const std::string& bytes, int& own_entries);
 // The "images" input [N, H, W, 3] against the metadata (quasar/contract.py check_input_shape).
 void check_input_shape(const ModelInfo& info);
 // True if ``path`` has a .sha256 sidecar and matches it (``bytes`` = the file), false without one;

@@ -114,6 +114,51 @@ std::pair<std::string, std::string> entry(const std::string& buf) {
     return {key, value};
 }
 
+void check_metadata_entry(uint64_t n, size_t count) {
+    if (n > kMaxMetadataValueBytes)
+        throw MetadataTooLarge("a metadata entry of " + std::to_string(n) + " bytes is over the " +
+                               std::to_string(kMaxMetadataValueBytes) + "-byte limit");
+    if (count > kMaxMetadataEntries)
+        throw MetadataTooLarge("more than " + std::to_string(kMaxMetadataEntries) + " metadata entries");
+}
+
+std::pair<std::string, std::string> raw_entry(const std::string& b, size_t off, size_t len) {
+    std::string key, value;
+    size_t i = off, end = off + len;
+    while (i < end) {
+        uint64_t tag = varint_at(b, i, end);
+        if ((tag & 7) != 2) throw NotOnnx("unexpected field type in a metadata entry");
+        uint64_t n = varint_at(b, i, end);
+        if (n > end - i) throw NotOnnx("metadata entry runs past its end");
+        if ((tag >> 3) == 1) key = b.substr(i, size_t(n));
+        else if ((tag >> 3) == 2) value = b.substr(i, size_t(n));
+        i += size_t(n);
+    }
+    return {key, value};
+}
+
+bool has_nan(const std::string& b, size_t off, size_t len, int dtype) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(b.data()) + off;
+    if (dtype == 1) {
+        for (size_t k = 0; k + 4 <= len; k += 4) {
+            uint32_t w = uint32_t(p[k]) | uint32_t(p[k + 1]) << 8 | uint32_t(p[k + 2]) << 16 | uint32_t(p[k + 3]) << 24;
+            if ((w & 0x7F800000u) == 0x7F800000u && (w & 0x007FFFFFu)) return true;
+        }
+    } else if (dtype == 10) {
+        for (size_t k = 0; k + 2 <= len; k += 2) {
+            uint32_t h = uint32_t(p[k]) | uint32_t(p[k + 1]) << 8;
+            if ((h & 0x7C00u) == 0x7C00u && (h & 0x03FFu)) return true;
+        }
+    } else if (dtype == 11) {
+        for (size_t k = 0; k + 8 <= len; k += 8) {
+            uint64_t u = 0;
+            for (size_t j = 0; j < 8; ++j) u |= uint64_t(p[k + j]) << (8 * j);
+            if ((u & 0x7FF0000000000000ull) == 0x7FF0000000000000ull && (u & 0x000FFFFFFFFFFFFFull)) return true;
+        }
+    }
+    return false;
+}
+
 struct Field {
     int num, wire;
     uint64_t v;       // wire 0
@@ -201,7 +246,7 @@ int typed_field(int dtype) {
 }
 
 bool tensor(const std::string& b, size_t start, size_t end, const std::string& prefix, std::string& name, int& dtype,
-            OnnxTensor& t) {
+            OnnxTensor& t, OnnxModel* scan = nullptr) {
     name.clear();
     dtype = 0;
     uint64_t location = 0;
@@ -226,6 +271,16 @@ bool tensor(const std::string& b, size_t start, size_t end, const std::string& p
             location = f.v;
         } else if ((f.num == 4 || f.num == 5 || f.num == 7 || f.num == 10 || f.num == 11) && f.wire != 3 && f.wire != 4) {
             typed[f.num].push_back(f);
+        }
+    }
+    if (scan && location == 1) {
+        scan->external.push_back(name);
+    } else if (scan && (dtype == 1 || dtype == 10 || dtype == 11)) {
+        if (has_raw) {
+            if (has_nan(b, raw.off, raw.len, dtype)) scan->nan.push_back(name);
+        } else {
+            std::string data = typed_bytes(b, typed[typed_field(dtype)], dtype);
+            if (has_nan(data, 0, data.size(), dtype)) scan->nan.push_back(name);
         }
     }
     if (name.compare(0, prefix.size(), prefix) != 0) return false;
@@ -314,7 +369,7 @@ std::vector<double> OnnxTensor::values() const {
 std::map<std::string, std::string> read_metadata_props(const std::string& b) {
     std::map<std::string, std::string> props;
     Reader r(b, 0, b.size());
-    size_t seen = 0;
+    size_t seen = 0, entries = 0;
     while (true) {
         uint64_t tag;
         bool clean;
@@ -333,6 +388,7 @@ std::map<std::string, std::string> read_metadata_props(const std::string& b) {
             if (!r.varint(n, clean) || n > b.size() - std::min(r.pos, b.size()))
                 throw NotOnnx("field runs past the end of the file");
             if (field == kMetadataProps) {
+                check_metadata_entry(n, ++entries);
                 auto kv = entry(b.substr(r.pos, size_t(n)));
                 props[kv.first] = kv.second;
             }
@@ -347,6 +403,39 @@ std::map<std::string, std::string> read_metadata_props(const std::string& b) {
     return props;
 }
 
+void model_layout(const std::string& b, std::vector<std::pair<size_t, size_t>>& ranges,
+                  std::vector<std::pair<std::string, std::string>>& entries) {
+    size_t pos = 0;
+    while (pos < b.size()) {
+        size_t start = pos;
+        uint64_t tag = varint_at(b, pos, b.size());
+        int num = int(tag >> 3), wire = int(tag & 7);
+        if (num == 0) throw NotOnnx("field number 0");
+        if (num > 64) throw NotOnnx("field number " + std::to_string(num) + " is not part of ModelProto");
+        if (wire == 0) {
+            varint_at(b, pos, b.size());
+        } else if (wire == 1 || wire == 5) {
+            size_t width = wire == 1 ? 8 : 4;
+            if (width > b.size() - pos) throw NotOnnx("field runs past the end of its message");
+            pos += width;
+        } else if (wire == 2) {
+            uint64_t n = varint_at(b, pos, b.size());
+            if (n > b.size() - pos) throw NotOnnx("field runs past the end of its message");
+            if (num == kMetadataProps) {
+                check_metadata_entry(n, entries.size() + 1);
+                entries.push_back(raw_entry(b, pos, size_t(n)));
+                pos += size_t(n);
+                continue;
+            }
+            pos += size_t(n);
+        } else {
+            throw NotOnnx("wire type " + std::to_string(wire) + " does not occur in ONNX files");
+        }
+        ranges.emplace_back(start, pos);
+    }
+    if (ranges.empty() && entries.empty()) throw NotOnnx("empty file");
+}
+
 void read_graph(const std::string& b, const std::string& prefix, OnnxModel& out) {
     const Field* graph = nullptr;
     auto top = fields(b, 0, b.size());
@@ -359,7 +448,7 @@ void read_graph(const std::string& b, const std::string& prefix, OnnxModel& out)
             std::string name;
             int dtype;
             OnnxTensor t;
-            bool kept = tensor(b, f.off, f.off + f.len, prefix, name, dtype, t);
+            bool kept = tensor(b, f.off, f.off + f.len, prefix, name, dtype, t, &out);
             out.dtypes[dtype] += 1;
             if (kept) {
                 if (out.head_tensors.count(name)) throw NotOnnx("two initializers are named '" + name + "'");

@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace quasar {
@@ -13,6 +14,12 @@ namespace quasar {
 struct NotOnnx : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// A metadata_props entry, or their number, over the bounds below (quasar/limits.py).
+struct MetadataTooLarge : NotOnnx {
+    using NotOnnx::NotOnnx;
+};
+constexpr uint64_t kMaxMetadataValueBytes = 64u << 10;  // MAX_METADATA_VALUE_BYTES
+constexpr size_t kMaxMetadataEntries = 256;            // MAX_METADATA_ENTRIES
 
 struct OnnxTensor {
     std::string name;
@@ -34,7 +41,14 @@ struct OnnxModel {
     std::map<std::string, OnnxTensor> head_tensors;  // initializers whose name starts with the prefix
     std::map<int, int> dtypes;                        // data type -> number of initializers
     std::vector<OnnxValueInfo> inputs, outputs;
+    std::vector<std::string> nan;       // float initializers holding NaN
+    std::vector<std::string> external;  // initializers kept in an external file
 };
+
+// What the model digest covers (quasar/onnx_meta.py model_layout): the byte ranges [first, second) of
+// every top-level field but metadata_props, in file order, and each metadata entry as raw (key, value).
+void model_layout(const std::string& bytes, std::vector<std::pair<size_t, size_t>>& ranges,
+                  std::vector<std::pair<std::string, std::string>>& entries);
 
 // metadata_props only (what quasar/onnx_meta.py read_metadata_props reads); throws NotOnnx.
 std::map<std::string, std::string> read_metadata_props(const std::string& bytes);

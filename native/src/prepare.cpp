@@ -10,11 +10,16 @@
 #include <opencv2/imgproc.hpp>
 
 #include "errors.hpp"
+#include "probe.hpp"
 #include "resample.hpp"
 
 namespace quasar {
 
 constexpr int kTinySide = 32;
+// quasar/limits.py: INPUT_HEAD_BYTES, MAX_BYTES_PER_PIXEL, INPUT_SLACK_BYTES
+constexpr uint64_t kInputHeadBytes = 4u << 20;
+constexpr double kMaxBytesPerPixel = 8;
+constexpr uint64_t kInputSlackBytes = 64u << 20;
 
 std::string read_file(const std::string& path, long long max_bytes) {
     struct stat st;
@@ -40,7 +45,23 @@ std::string read_file(const std::string& path, long long max_bytes) {
     if (!f) throw fail(errno);
     std::string data;
     data.resize(size_t(st.st_size));
-    size_t got = data.empty() ? 0 : std::fread(&data[0], 1, data.size(), f);
+    size_t got = 0;
+    if (uint64_t(st.st_size) > kInputSlackBytes) {  // quasar/io/files.py check_size_for_header
+        got = std::fread(&data[0], 1, size_t(kInputHeadBytes), f);
+        Header h = probe(reinterpret_cast<const uint8_t*>(data.data()), got);
+        if (h.has_size) {
+            double most = double(h.width) * double(h.height) * kMaxBytesPerPixel + double(kInputSlackBytes);
+            if (double(st.st_size) > most) {
+                std::fclose(f);
+                char buf[240];
+                std::snprintf(buf, sizeof buf, "file is %.0f MiB, more than a %lldx%lld image can take (%.0f MiB): "
+                              "data after the image? (not read)", double(st.st_size) / (1 << 20), h.width, h.height,
+                              most / (1 << 20));
+                throw ImageError(buf);
+            }
+        }
+    }
+    if (!std::ferror(f) && got < data.size()) got += std::fread(&data[got], 1, data.size() - got, f);
     int err = std::ferror(f) ? errno : 0;
     // a file that grew since stat: read the rest too
     char chunk[65536];

@@ -142,6 +142,21 @@ def main() -> int:
         rows = [line.split(",")[0] for line in b.stdout.splitlines()[1:]]
         check(a.returncode == b.returncode == 0 and a.stdout == b.stdout and rows == ["walk/again/a.png"],
               f"-r: a link to / is not followed, a link inside is, once ({rows})")
+        # A small JPEG followed by a tail past the slack (sparse zeros): refused from its header, unread,
+        # with the same error cell in both CLIs (issue 21 item 10: both read it whole and scored it)
+        import cv2
+        import numpy as np
+
+        sys.path.insert(0, root)
+        from quasar.limits import INPUT_SLACK_BYTES
+
+        with open(os.path.join(tmp, "tail.jpg"), "wb") as f:
+            f.write(cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
+            f.truncate(INPUT_SLACK_BYTES + (2 << 20))
+        a, b = both(["tail.jpg", *m, "-q"], tmp)
+        cell_a, cell_b = a.stdout.strip().splitlines()[-1], b.stdout.strip().splitlines()[-1]
+        check(a.returncode == b.returncode == 1 and cell_a == cell_b and "more than a 64x64 image can take" in cell_b,
+              f"a JPEG with a long tail is refused unread by both ({a.returncode} {cell_a!r}; {b.returncode} {cell_b!r})")
         v = subprocess.run(nat + ["--version"], capture_output=True, text=True)
         check(v.returncode == 0 and "backends: opencv-dnn" in v.stdout, f"--version names the backends ({v.stdout.strip()})")
     print(f"cli_test: {len(failures)} failures")

@@ -1,6 +1,8 @@
 """Foreign, newer and inconsistent models are refused by the native CLI with the Python runtime's
 message: both CLIs are run on each broken model (derived here from a good static export) and their
-one-line errors compared. Also: the dynamic-size shipped model, which OpenCV DNN cannot run, is
+one-line errors compared. The altered models of quasar.testing.TAMPERS (every one refused by the model
+digest, quasar.model_sha256, or a bound), a model with NaN weights and a valid digest, and a FIFO named as
+the model are run the same way. Also: the dynamic-size shipped model, which OpenCV DNN cannot run, is
 refused by the native CLI with a line that says how to export a static graph.
 
     python3 native/tests/refusals.py --cli build/native/quasar-score --model M.onnx --image X.png
@@ -82,13 +84,54 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     with open(corrupt + ".sha256", "w") as f:
         f.write("0" * 64 + "  sidecar.onnx\n")
     out["sidecar_mismatch"] = corrupt
+    from quasar.testing import TAMPERS, nan_weights_model_bytes, tampered_model_bytes
+
+    for name in TAMPERS:
+        out[f"tamper_{name}"] = os.path.join(tmp, f"tamper_{name}.onnx")
+        with open(out[f"tamper_{name}"], "wb") as f:
+            f.write(tampered_model_bytes(name))
+    out["nan_weights"] = os.path.join(tmp, "nan_weights.onnx")
+    with open(out["nan_weights"], "wb") as f:
+        f.write(nan_weights_model_bytes())
+    # The good export with NaN in one encoder weight and a valid digest: the old native CLI scored it 0.055, rc 0
+    from quasar.contract import MODEL_SHA256_KEY, seal_model_bytes
+
+    m = onnx.ModelProto()
+    m.CopyFrom(base)
+    w = next(t for t in m.graph.initializer if not t.name.startswith("quasar.") and t.data_type == 1
+             and len(t.raw_data) >= 64)
+    raw = bytearray(w.raw_data)
+    raw[0:4] = b"\x00\x00\xc0\x7f"  # float32 NaN
+    w.raw_data = bytes(raw)
+    keep = [(p.key, p.value) for p in m.metadata_props if p.key != MODEL_SHA256_KEY]
+    del m.metadata_props[:]
+    for k, v in keep:
+        m.metadata_props.add(key=k, value=v)
+    out["nan_encoder_weights"] = os.path.join(tmp, "nan_encoder_weights.onnx")
+    with open(out["nan_encoder_weights"], "wb") as f:
+        f.write(seal_model_bytes(m.SerializeToString()))
+    # A 200 MB metadata value (zeros, sparse on disk): refused from its length, before it is read
+    from quasar.contract import _varint_bytes
+    from quasar.testing import tiny_model_bytes
+
+    big = 200 << 20
+    entry_head = b"\x0a\x0bquasar.note\x12" + _varint_bytes(big)
+    out["metadata_200mb"] = os.path.join(tmp, "metadata_200mb.onnx")
+    with open(out["metadata_200mb"], "wb") as f:
+        f.write(tiny_model_bytes() + b"\x72" + _varint_bytes(len(entry_head) + big) + entry_head)
+        f.truncate(f.tell() + big)
+    out["fifo"] = os.path.join(tmp, "model.fifo")
+    os.mkfifo(out["fifo"])
     out["missing"] = os.path.join(tmp, "nowhere.onnx")
     out["directory"] = tmp
     return out
 
 
 def error_line(cmd: list[str], env: dict) -> tuple[int, str]:
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    except subprocess.TimeoutExpired:
+        return -1, "timed out (blocked?)"
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("quasar: error:")]
     return r.returncode, (lines[-1] if lines else r.stderr.strip()[-300:])
 
@@ -102,6 +145,7 @@ def main() -> int:
     args = ap.parse_args()
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    sys.path.insert(0, root)
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = variants(args.model, tmp)

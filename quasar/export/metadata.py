@@ -12,11 +12,20 @@ from collections.abc import Mapping
 
 import onnx
 
-from quasar.contract import INPUT_NAME, KEYS, OUTPUT_NAMES, MetadataError, ModelInfo, parse_metadata
+from quasar.contract import (
+    INPUT_NAME,
+    KEYS,
+    MODEL_SHA256_KEY,
+    OUTPUT_NAMES,
+    MetadataError,
+    ModelInfo,
+    parse_metadata,
+    seal_model_bytes,
+)
 
 # Bumped whenever the exporter's output changes for the same inputs, so that cached exports (the
 # default model) made by older code are redone; recorded as the ONNX producer_version.
-EXPORT_REVISION = 2
+EXPORT_REVISION = 3  # 3: quasar.model_sha256
 
 
 def producer_version() -> str:
@@ -35,6 +44,22 @@ def write_metadata(model: onnx.ModelProto, meta: Mapping[str, str]) -> None:
     del model.metadata_props[:]
     for k in sorted(props):
         model.metadata_props.add(key=k, value=props[k])
+
+
+def seal_model(path: str) -> None:
+    """Write the model digest (``quasar.model_sha256``, :func:`quasar.contract.model_sha256`) into the
+    finished file, as its last step, and check the file as the runtime will load it."""
+    from quasar.runtime.model import load_model_info
+
+    model = onnx.load(path)
+    props = [(p.key, p.value) for p in model.metadata_props if p.key != MODEL_SHA256_KEY]
+    del model.metadata_props[:]
+    for k, v in props:
+        model.metadata_props.add(key=k, value=v)
+    data = seal_model_bytes(model.SerializeToString())
+    with open(path, "wb") as f:
+        f.write(data)
+    load_model_info(path)
 
 
 def _load_header(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:

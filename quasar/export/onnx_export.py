@@ -45,7 +45,7 @@ from quasar.contract import (
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
-from quasar.export.metadata import producer_version, write_metadata
+from quasar.export.metadata import producer_version, seal_model, write_metadata
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)
@@ -314,5 +314,6 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
             from quasar.export.embedding import add_embedding_output
 
             add_embedding_output(graph_path)
+        seal_model(graph_path)
         os.replace(graph_path, out)
     return out

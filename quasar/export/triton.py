@@ -40,23 +40,21 @@ from quasar.contract import (
     read_engine_sidecar,
 )
 from quasar.errors import QuasarError
-from quasar.onnx_meta import NotOnnx, read_metadata_props
 
 BACKENDS = ("onnxruntime", "tensorrt")
 PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
 
 
 def read_info(model: str) -> ModelInfo:
-    """The model's QUASAR metadata (ONNX metadata_props or an engine's sidecar); QuasarError if absent."""
+    """The model's QUASAR metadata (an ONNX file checked as the runtime loads it, or an engine's sidecar);
+    QuasarError (one line) if absent or the model was altered."""
     if not os.path.isfile(model):
         raise QuasarError(f"{model}: model file not found")
     if is_engine_path(model):
         return parse_metadata(engine_metadata(read_engine_sidecar(model), engine_sidecar_path(model)), model, "engine")
-    try:
-        meta = read_metadata_props(model)
-    except (NotOnnx, OSError) as e:
-        raise QuasarError(f"{model}: not an ONNX model or TensorRT engine ({e})") from None
-    return parse_metadata(meta, model, "onnx")
+    from quasar.runtime.model import load_model_info  # the one loader: metadata, graph and digest checked
+
+    return load_model_info(model)
 
 
 def engine_max_batch(model: str) -> int | None:

@@ -13,6 +13,8 @@ import stat
 import numpy as np
 
 from quasar.io.decode import ImageError, decode
+from quasar.io.formats import probe
+from quasar.limits import INPUT_HEAD_BYTES, INPUT_SLACK_BYTES, MAX_BYTES_PER_PIXEL
 
 # Extensions picked up when walking folders (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset(
@@ -20,10 +22,24 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
+def check_size_for_header(size: int, head: bytes) -> None:
+    """Refuse a file larger than the image its header describes can take (see :mod:`quasar.limits`):
+    a small JPEG followed by a gigabyte is refused before the gigabyte is read."""
+    header = probe(head)
+    if header.width is None or header.height is None:
+        return
+    most = header.width * header.height * MAX_BYTES_PER_PIXEL + INPUT_SLACK_BYTES
+    if size > most:
+        raise ImageError(f"file is {size / 2**20:.0f} MiB, more than a {header.width}x{header.height} image can take "
+                         f"({most / 2**20:.0f} MiB): data after the image? (not read)")
+
+
 def read_file(path: str, max_bytes: int | None = None) -> bytes:
     """Read a whole regular file, turning OS errors into :class:`~quasar.io.decode.ImageError` reasons.
 
-    ``stat`` first: opening a FIFO or a device would block or never end.
+    ``stat`` first: opening a FIFO or a device would block or never end. A file over
+    :data:`~quasar.limits.INPUT_SLACK_BYTES` is read after its header only if that image can need it
+    (:func:`check_size_for_header`).
     """
     try:
         st = os.stat(path)
@@ -34,6 +50,10 @@ def read_file(path: str, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None and st.st_size > max_bytes:
             raise ImageError(f"file is {st.st_size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
         with open(path, "rb") as f:
+            if st.st_size > INPUT_SLACK_BYTES:
+                head = f.read(INPUT_HEAD_BYTES)
+                check_size_for_header(st.st_size, head)
+                return head + f.read()
             return f.read()
     except FileNotFoundError:
         reason = "file not found"

@@ -40,6 +40,7 @@ METRICS = {  # scenario -> (what, unit, higher is better)
     "offline": ("throughput", "samples/s", True),
     "server": ("QPS at p99 <= target", "queries/s", True),
 }
+METRIC_DECIMALS = 3  # a run's headline value: LoadGen's number rounded to this many decimals (metric_value)
 OFFLINE_RETRY_MARGIN = 1.3
 SEARCH_START_FRACTION = 0.25
 SEARCH_RETRIES = 2  # a start that breaks the bound: search again from half of it, at most this many times
@@ -384,7 +385,7 @@ def metric(scenario: str, rec: dict) -> dict:
     else:  # a fixed --server-qps: the QPS LoadGen scheduled, if p99 kept the bound
         value = lg.get("scheduled_qps") if lg.get("checks", {}).get("latency_constraint") else None
     return {"what": what, "unit": unit, "higher_is_better": higher,
-            "value": None if value is None else round(float(value), 3), "valid": lg.get("validity") == "VALID"}
+            "value": None if value is None else round(float(value), METRIC_DECIMALS), "valid": lg.get("validity") == "VALID"}
 
 
 def summarize_runs(records: list[dict], targets: list[Target]) -> tuple[list[dict], list[dict]]:

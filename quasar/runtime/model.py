@@ -9,6 +9,7 @@ before any inference session exists, so a wrong file fails fast with a message n
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from quasar.contract import (
     shipped_model_path,
 )
 from quasar.errors import QuasarError, one_line
-from quasar.onnx_meta import NotOnnx, read_metadata_props
+from quasar.onnx_meta import MetadataTooLarge, NotOnnx, read_metadata_props
 
 ENV_MODEL = "QUASAR_MODEL"
 
@@ -59,10 +60,14 @@ def read_ort_metadata(path: str) -> dict[str, str]:
 
 def read_model_metadata(path: str) -> dict[str, str]:
     """Raw ``quasar.*`` metadata of an ONNX file or an engine's sidecar; QuasarError if unreadable."""
-    if not os.path.exists(path):
-        raise QuasarError(f"{path}: model file not found")
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise QuasarError(f"{path}: model file not found") from None
+    if stat.S_ISDIR(st.st_mode):
         raise QuasarError(f"{path}: is a directory, not a model file")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the reader or never end
+        raise QuasarError(f"{path}: not a regular file (a FIFO, socket or device), not a model file")
     if model_kind(path) == "engine":
         return engine_metadata(read_engine_sidecar(path), engine_sidecar_path(path))
     if model_kind(path) == "ort":
@@ -70,6 +75,8 @@ def read_model_metadata(path: str) -> dict[str, str]:
         return read_ort_metadata(path)
     try:
         return read_metadata_props(path)
+    except MetadataTooLarge as e:
+        raise QuasarError(f"{path}: {e}; refusing this model") from None
     except (NotOnnx, OSError) as e:
         raise QuasarError(f"{path}: not an ONNX model or TensorRT engine ({e})") from None
 
