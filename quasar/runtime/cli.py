@@ -66,7 +66,8 @@ def register(subparsers) -> None:
                    help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP) "
                         "(default: the backend's best available)")
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
-    p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
+    p.add_argument("--margins", action="store_true", help="also write <head>_margin columns: the logit before the sigmoid, over logit_scale "
+                        "(a linear head: projection + bias; a centroid head: cos_good - cos_bad)")
     p.add_argument("--explain", action="store_true",
                    help="also write the heads an overall head is computed from (the default model: sharpness, "
                    "noise, compression, exposure, color and spatial besides quality), to say why a photo is poor")
