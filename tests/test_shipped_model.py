@@ -39,6 +39,65 @@ def test_shipped_model_is_the_shipped_packs_export(tmp_path, heldout_photos):
     assert np.abs(sa - sb).max() <= 1e-6
 
 
+def test_shipped_model_matches_its_recorded_provenance():
+    """quasar/data/default_quality.provenance.json (written by ``--ship``) names the shipped model's
+    sha256, the shipped pack and the library versions that exported it."""
+    import json
+
+    from quasar.centroids.pack import CentroidPack
+    from quasar.contract import file_sha256, shipped_model_path
+    from quasar.export.reproduce import PROVENANCE, provenance_path
+
+    shipped = shipped_model_path()
+    assert shipped is not None
+    path = provenance_path(shipped)
+    assert os.path.basename(path) == PROVENANCE and os.path.isfile(path), \
+        f"{path} is missing: run `python -m quasar.export.default --ship`"
+    prov = json.loads(open(path, encoding="utf-8").read())
+    assert prov["sha256"] == file_sha256(shipped) and prov["bytes"] == os.path.getsize(shipped)
+    assert prov["pack_content_hash"] == CentroidPack.load("default").content_hash
+    assert all(prov["exported_with"].get(k) for k in ("torch", "onnx", "onnxruntime", "python"))
+
+
+def test_anchor_subset_comparison_flags_drift():
+    """compare_subset passes equal records, counts bit-identical ones, and names drift beyond the tolerance."""
+    from quasar.export.reproduce import compare_subset
+
+    rec = [{"photo": "a/b", "distortion": None, "level": 0, "sha256": "x", "margins": [0.5, -1.0],
+            "projections": [0.1, 0.2]},
+           {"photo": "a/b", "distortion": "jpeg", "level": 4, "sha256": "y", "margins": [0.1, 0.2],
+            "projections": [0.3, 0.4]}]
+    assert compare_subset(rec, rec) == ([], 2)
+    moved = [dict(rec[0], sha256="z", margins=[0.50005, -1.0]), dict(rec[1], sha256="w", projections=[0.3, 0.401])]
+    assert compare_subset(rec, moved, tol=1e-4) == (["a/b/jpeg/4: projections differ by 0.001 (> 0.0001)"], 0)
+    assert compare_subset(rec, moved[:1]) == (["a/b/jpeg/4: not embedded"], 0)
+
+
+@pytest.mark.slow
+def test_ship_records_provenance_and_reproduce_passes(tmp_path, capsys):
+    """``--ship`` into another folder writes the model and its provenance; ``reproduce`` (without the
+    pack rebuild) re-exports, compares scores and re-embeds the anchor subset: reproduced, here
+    bit-identical; a tampered digest in the provenance fails it."""
+    import json
+
+    from quasar.contract import SHIPPED_MODEL, file_sha256
+    from quasar.export.default import ship_default_model
+    from quasar.export.reproduce import provenance_path, reproduce
+
+    out = ship_default_model(str(tmp_path / SHIPPED_MODEL))
+    prov = json.loads(open(provenance_path(out), encoding="utf-8").read())
+    assert prov["sha256"] == file_sha256(out) and prov["command"] == "python -m quasar.export.default --ship"
+    assert len(prov["anchor_subset"]["anchors"]) == 18
+    assert reproduce(rebuild=False, model=out) == 0
+    report = capsys.readouterr().out
+    assert "18 of 18 anchors within 0.0001, 18 bit-identical" in report and report.strip().endswith("reproduced")
+    prov["anchor_subset"]["anchors"][0]["margins"][0] += 0.01
+    with open(provenance_path(out), "w", encoding="utf-8") as f:
+        json.dump(prov, f)
+    assert reproduce(rebuild=False, model=out) == 1
+    assert "not reproduced" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_light_install_scores_without_torch(tmp_path, heldout_photos):
     """`pip install .` without extras (a wheel built here, installed offline into a fresh virtual
