@@ -81,8 +81,9 @@ class Scorer:
     its pack on that embedding. The shipped default model has family heads (``sharpness``, ``noise``,
     ``compression``, ``exposure``, ``color``, ``spatial``: ``linear`` heads fitted on embeddings of
     its anchor photos, pristine and distorted) and ``quality``, a ``combine`` head over them (see
-    ``quasar centroids info default`` for the rule and fit). Plain QUASAR heads (Ilyin et al.,
-    2025: the two-way softmax of scaled cosines to a good and a bad anchor centroid) are what
+    ``quasar centroids info default`` for the rule and fit). Plain QUASAR heads (Ilyin et al., 2025,
+    "QUASAR: Quality and Aesthetics Scoring with Advanced Representations": the two-way softmax of
+    scaled cosines to a good and a bad anchor centroid) are what
     ``quasar centroids build --aggregation mean|offset|kmeans`` builds, from good/bad folders, a
     MOS CSV or text prompts; models exported from such packs score the same way through this class.
     This class decodes, resizes, batches and runs that graph.
