@@ -163,27 +163,45 @@ def load_provenance(model_path: str | os.PathLike) -> dict:
         raise QuasarError(f"{path}: not JSON ({e})") from None
 
 
-def _score_images(photos) -> list[np.ndarray]:
+def _score_images(photos) -> list[bytes]:
+    """9 test images as PNG bytes: 3 held-out photos, as they are, as JPEG q-level 3 and darkened."""
+    import io
+
+    from PIL import Image
+
     from quasar.centroids.distortions import distort
     from quasar.io import read_rgb
 
-    imgs = []
+    out = []
     for p in [p for p in photos if p.split == "heldout"][:3]:
         img = read_rgb(p.path)
-        imgs += [img, distort(img, "jpeg", 3), distort(img, "darken", 4)]
-    return imgs
+        for x in (img, distort(img, "jpeg", 3), distort(img, "darken", 4)):
+            buf = io.BytesIO()
+            Image.fromarray(x).save(buf, "PNG")
+            out.append(buf.getvalue())
+    return out
 
 
-def compare_scores(a_path: str, b_path: str, images) -> float:
-    """Largest score difference between two models over ``images``."""
-    from quasar.runtime import Scorer
+def compare_scores(a_path: str, b_path: str, images: list[bytes]) -> float:
+    """Largest score difference between two fused models over ``images``, both run by ONNX Runtime on
+    the same preprocessed pixels (the reference pipeline, :mod:`quasar.testing`; the export only
+    changes the graph, so the runtime's decoding is not what is compared)."""
+    import onnxruntime as ort
 
-    with Scorer(a_path, workers=1) as a, Scorer(b_path, workers=1) as b:
-        if a.heads != b.heads:
-            return float("inf")
-        sa = np.array([[r.scores[h] for h in a.heads] for r in a.score(images)])
-        sb = np.array([[r.scores[h] for h in b.heads] for r in b.score(images)])
-    return float(np.abs(sa - sb).max())
+    from quasar.contract import INPUT_NAME, OUTPUT_NAMES
+    from quasar.export.metadata import load_info
+    from quasar.testing import reference_preprocess
+
+    info_a, info_b = load_info(a_path), load_info(b_path)
+    if info_a.heads != info_b.heads or info_a.spec != info_b.spec:
+        return float("inf")
+    sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (a_path, b_path)]
+    worst = 0.0
+    for src in images:
+        x = reference_preprocess(src, info_a.spec)[None]
+        sa, sb = (s.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0] for s in sessions)
+        worst = max(worst, float(np.abs(sa - sb).max()))
+    return worst
 
 
 def reproduce(rebuild: bool = True, model: str | None = None) -> int:
