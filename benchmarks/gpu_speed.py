@@ -6,6 +6,9 @@ device (name, compute capability) with the numbers and writes JSON (default
 no CUDA device is available.
 
     python benchmarks/gpu_speed.py [--out FILE] [--batch 32] [--images 48] [--passes 8]
+
+**Not yet run**: no GPU was available, so this script and the code it measures have never run;
+``bash .ci/gpu`` (the GPU tests, then this script) is the command that verifies them.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ What it does, in order, printing one line per result and writing them all to ``-
 
 Without TensorRT or a GPU the corresponding steps are skipped with a reason, so the script can be
 smoke-tested anywhere.
+
+**Not yet run**: no GPU was available, so this script and the code it measures have never run;
+``bash .ci/gpu`` (the GPU tests, then this script) is the command that verifies them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ Numbers are printed (``pytest -s``) for the report.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import subprocess
 import sys
@@ -182,18 +181,26 @@ def test_torch_backend_matches_onnxruntime(effnet_model, photos):
 
 
 @pytest.mark.slow
-def test_default_model_through_the_subprocess(effnet_model, photos):
-    """``Scorer()`` with no model asks ``python -m quasar.export.default`` and stays torch-free itself."""
-    if importlib.util.find_spec("quasar.export.default") is None:
-        pytest.skip("quasar.export.default does not exist yet")
-    import quasar
+def test_default_model_through_the_subprocess(photos, tmp_path):
+    """``Scorer()`` with no model and no shipped model (a development tree whose pack changed) asks
+    ``python -m quasar.export.default`` in a subprocess, which exports into the cache, and stays
+    torch-free itself. The package is copied without its shipped ``.onnx`` so that path is taken."""
+    import shutil
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(quasar.__file__)))
+    import quasar
+    from quasar.contract import SHIPPED_MODEL
+
+    pkg = os.path.dirname(os.path.abspath(quasar.__file__))
+    shutil.copytree(pkg, tmp_path / "src" / "quasar", ignore=shutil.ignore_patterns(SHIPPED_MODEL, "__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "QUASAR_MODEL"}
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    code = ("import sys\nfrom quasar.runtime import Scorer\ns = Scorer()\n"
-            f"r = s.score({photos[0].path!r})[0]\nassert r.ok, r\n"
+    env["PYTHONPATH"] = str(tmp_path / "src")
+    env["QUASAR_CACHE"] = str(tmp_path / "cache")
+    code = ("import sys\nimport quasar\nfrom quasar.runtime import Scorer\n"
+            f"assert quasar.__file__.startswith({str(tmp_path / 'src')!r}), quasar.__file__\n"
+            f"s = Scorer()\nr = s.score({photos[0].path!r})[0]\nassert r.ok, r\n"
             "assert 'torch' not in sys.modules\nprint(s.model_path)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().endswith(".onnx")
+    path = r.stdout.strip().splitlines()[-1]
+    assert path.startswith(str(tmp_path / "cache" / "models")) and path.endswith("-fp32.onnx"), path
+    assert "preparing the default model" in r.stderr  # the exporter's note, forwarded from the subprocess

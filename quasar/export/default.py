@@ -7,7 +7,10 @@ is never used. The file's sha256 is recorded beside it at export (``X.onnx.sha25
 before the cache is reused: a file corrupted in the cache (its metadata intact) is exported again,
 and the runtime refuses one that changes after that check (:func:`quasar.contract.check_sha256_sidecar`).
 Concurrent first calls are safe: each export writes a temporary file and renames it.
-A cache hit imports neither torch nor the exporter (about 1 s instead of 3).
+A cache hit imports neither torch nor the exporter.
+
+``--ship`` re-exports the shipped model into ``quasar/data`` with its provenance file; ``--reproduce``
+is the one command that rebuilds the pack, re-exports it and compares (:mod:`quasar.export.reproduce`).
 """
 
 from __future__ import annotations
@@ -79,7 +82,9 @@ def default_model_path(precision: str = "fp32") -> str:
 
 def ship_default_model(out: str | None = None) -> str:
     """Export the shipped pack's fp32 model to ``quasar/data`` (what ``pip install .`` scores with),
-    after ``quasar centroids build-default`` changed the pack; tests check the two agree."""
+    after ``quasar centroids build-default`` changed the pack, and record its provenance beside it
+    (``default_quality.provenance.json``: sha256, library versions, the anchor subset's digests; see
+    :mod:`quasar.export.reproduce`); tests check the three agree."""
     from importlib import resources
 
     from quasar.centroids.pack import CentroidPack
@@ -88,8 +93,12 @@ def ship_default_model(out: str | None = None) -> str:
 
     out = out or str(resources.files("quasar") / "data" / SHIPPED_MODEL)
     tmp = out + ".tmp"
-    export_onnx(None, CentroidPack.load("default"), tmp)
+    from quasar.export.reproduce import write_provenance
+
+    pack = CentroidPack.load("default")
+    export_onnx(None, pack, tmp)
     os.replace(tmp, out)
+    write_provenance(out, pack, "python -m quasar.export.default --ship")
     return out
 
 
@@ -100,8 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="model precision (default: %(default)s)")
     parser.add_argument("--ship", action="store_true",
-                        help="re-export the shipped fp32 model into quasar/data from the shipped pack")
+                        help="re-export the shipped fp32 model into quasar/data from the shipped pack and "
+                             "record its provenance beside it (default_quality.provenance.json)")
+    parser.add_argument("--reproduce", action="store_true",
+                        help="rebuild the default pack, re-export it and compare both with the shipped files "
+                             "and their recorded provenance (exit 1 if they differ; see quasar.export.reproduce)")
     args = parser.parse_args(argv)
+    if args.reproduce:
+        from quasar.export.reproduce import reproduce
+
+        try:
+            return reproduce()
+        except QuasarError as e:
+            print(f"quasar: error: {e}", file=sys.stderr)
+            return 2
     try:
         print(ship_default_model() if args.ship else default_model_path(args.precision))
     except QuasarError as e:

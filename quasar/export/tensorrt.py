@@ -1,7 +1,9 @@
 """TensorRT engine from a fused ONNX graph, with a JSON sidecar that says what it was built for.
 
-Written against the TensorRT 10 Python API and TensorRT 11 alike (``tensorrt`` is imported lazily,
-only here):
+**Not yet run**: no TensorRT or CUDA code in this project has run yet (no GPU was available); this
+module is written against the documented TensorRT 10 and 11 Python APIs, and the behaviour below is
+what it is designed to do, not what a test has shown. ``bash .ci/gpu`` on a machine with an NVIDIA
+GPU verifies it. ``tensorrt`` is imported lazily, only here. As designed:
 
 * TensorRT 10 ("weak typing"): ``--fp16`` / ``--int8`` set builder flags. int8 means explicit
   quantisation: the graph must be the QDQ model from ``quasar export onnx --precision int8``

@@ -18,12 +18,11 @@ from quasar.helpfmt import positive_int
 MAX_LISTED_FAILURES = 20
 SCORE_MEANING = """What a score means:
   Every score is in 0..1; higher is better (Scorer.lower_better is False, Scorer.score_range is
-  (0.0, 1.0)). `quality` is the overall score; --explain adds the default model's family heads
+  (0, 1)). `quality` is the overall score; --explain adds the default model's family heads
   (sharpness, noise, compression, exposure, color, spatial): the lowest one says why a photo is poor.
   Each head is calibrated on its anchors to read as 1 - level/5 of the 25 KADID distortion types
-  (pristine 1, strongest of five levels 0). Typical `quality` on photos never used as anchors:
-  pristine 0.73 on average (median 0.78, 10-90 % 0.47-0.90); the same photo as JPEG q85 within
-  0.01 of its PNG, q50 -0.07; distortion levels 1..5 average 0.66, 0.55, 0.42, 0.28, 0.16."""
+  (pristine 1, strongest of five levels 0). Typical values on photos never used as anchors, and how
+  JPEG saving moves them: the README's "What a score means" (from benchmarks/quality_synthetic.py)."""
 EXIT_STATUS = """exit status:
   0    at least one input was scored (failed inputs are rows with an error and are listed on stderr)
   1    no input was scored: every input failed, or none was found (all already done with --resume
@@ -67,7 +66,8 @@ def register(subparsers) -> None:
                    help="device for onnxruntime/torch (tensorrt: ONNX Runtime's TensorRT EP) "
                         "(default: the backend's best available)")
     p.add_argument("--resume", action="store_true", help="append to OUT, skipping paths it already has")
-    p.add_argument("--margins", action="store_true", help="also write <head>_margin columns (cos_good - cos_bad)")
+    p.add_argument("--margins", action="store_true", help="also write <head>_margin columns: the logit before the sigmoid, over logit_scale "
+                        "(a linear head: projection + bias; a centroid head: cos_good - cos_bad)")
     p.add_argument("--explain", action="store_true",
                    help="also write the heads an overall head is computed from (the default model: sharpness, "
                    "noise, compression, exposure, color and spatial besides quality), to say why a photo is poor")

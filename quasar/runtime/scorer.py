@@ -30,7 +30,10 @@ from quasar.runtime.sources import iter_items
 
 @dataclass(frozen=True)
 class ScoreRecord:
-    """One input's result. ``scores``: P(good) per head; ``margins``: cos_good - cos_bad per head.
+    """One input's result. ``scores``: P(good) per head, ``sigmoid(logit_scale * margin)``;
+    ``margins``: each head's margin (a ``linear`` head: the unit embedding's projection on its weight
+    plus bias; a ``centroid`` head: cos_good - cos_bad; a ``combine`` head: its rule over the other
+    heads' scaled margins; see :class:`quasar.centroids.pack.Head`).
 
     On failure ``scores`` and ``margins`` are empty and ``error`` says why (``source`` names the input).
     ``warning``: scored, with a one-line caveat (e.g. a tiny image), else None.
@@ -74,10 +77,16 @@ class Scorer:
     Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
     is False), as pyiqa's metrics state it.
 
-    The scores are the QUASAR method's (Ilyin et al., 2025, "QUASAR: Quality and Aesthetics Scoring with Advanced Representations"): the
-    fused graph embeds the image, compares it with each head's good and bad anchor centroids and
-    returns the two-way softmax of the scaled cosine similarities. This class decodes, resizes,
-    batches and runs that graph.
+    The fused graph embeds the image once (a frozen encoder, L2-normalised) and runs every head of
+    its pack on that embedding. The shipped default model has family heads (``sharpness``, ``noise``,
+    ``compression``, ``exposure``, ``color``, ``spatial``: ``linear`` heads fitted on embeddings of
+    its anchor photos, pristine and distorted) and ``quality``, a ``combine`` head over them (see
+    ``quasar centroids info default`` for the rule and fit). Plain QUASAR heads (Ilyin et al., 2025,
+    "QUASAR: Quality and Aesthetics Scoring with Advanced Representations": the two-way softmax of
+    scaled cosines to a good and a bad anchor centroid) are what
+    ``quasar centroids build --aggregation mean|offset|kmeans`` builds, from good/bad folders, a
+    MOS CSV or text prompts; models exported from such packs score the same way through this class.
+    This class decodes, resizes, batches and runs that graph.
 
     Returns:
         :meth:`score` returns one :class:`ScoreRecord` per image, in input order, with ``scores``

@@ -5,6 +5,10 @@ imported only when a CUDA backend is created. A batch is assembled by the pipeli
 pinned *slot* (``StagingRing.view``), copied to the slot's device buffer on a dedicated copy stream
 while the previous batch computes (double buffering), and the slot returns to the ring when its
 batch's result has been read.
+
+**Not yet run**: no TensorRT or CUDA code in this project has run yet (no GPU was available);
+this is written against the library's documented API. ``bash .ci/gpu`` on a machine with an
+NVIDIA GPU verifies it.
 """
 
 from __future__ import annotations

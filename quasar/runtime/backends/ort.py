@@ -5,6 +5,9 @@ TensorRT EP the batch goes through IOBinding: the pipeline assembles it in a pin
 ``submit`` enqueues the host->device copy on a copy stream and returns, and ``result`` runs the
 graph on the device buffer. The copy of batch i+1 therefore overlaps the compute of batch i.
 Without cuda-python the GPU path falls back to ``session.run`` with host arrays (ORT copies).
+
+The CPU path is tested here; the CUDA and TensorRT execution-provider paths are **not yet run**
+(no GPU was available). ``bash .ci/gpu`` on a machine with an NVIDIA GPU verifies them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ batch uses one staging slot (pinned host + device input, device and pinned host 
 the outputs (compute stream, after an event wait) and returns at once; ``result`` waits for the
 slot's "done" event. With two or more batches in flight the next batch's copy overlaps compute.
 One execution context is shared; enqueues are serialised by a lock and ordered on one stream.
+
+**Not yet run**: no TensorRT or CUDA code in this project has run yet (no GPU was available);
+this is written against the library's documented API. ``bash .ci/gpu`` on a machine with an
+NVIDIA GPU verifies it.
 """
 
 from __future__ import annotations

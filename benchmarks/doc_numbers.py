@@ -1,0 +1,197 @@
+"""Every measured number in the docs comes from a results file: render them from it, or check them.
+
+A number in README.md, docs/*.md or benchmarks/README.md names its source in an HTML comment right
+after it (invisible on GitHub)::
+
+    pooled SRCC 0.67<!--src quality_synthetic.json:results/default (quality head)/pooled/0-->
+    kept 78 %<!--src burst_eval.json:test/view=deep-stats&window_s=None/keeper_true_groups|x100-->
+
+``FILE`` is a file in benchmarks/results/ (written by the script named in benchmarks/README.md);
+``PATH`` walks it: ``/`` separates dict keys and list indices, and a ``k=v&k2=v2`` segment picks the
+first list element whose fields match (``str(value)``). ``|x100`` scales the value before it is
+written (a fraction quoted as a percentage). The number keeps the decimals and sign style it is
+written with (``+0.01``, ``−0.07`` with a Unicode minus).
+
+``python benchmarks/doc_numbers.py`` rewrites each sourced number from its results file (after a
+benchmark re-run); ``--check`` changes nothing and exits 1 listing every sourced number that no
+longer matches, every source that does not exist, and every *unsourced* measurement (a decimal, a
+percentage, or a number with a unit: MB, GB, ms, s, ×) in a claims region. Claims regions: all of
+README.md, the text between ``<!-- claims -->`` and ``<!-- /claims -->`` in the other docs, and the
+``quasar score --help`` text on score meaning (help texts cannot carry a source, so they quote no
+measurements). Code blocks, inline code and versions (``OpenCV 4.6``) are not measurements.
+tests/test_doc_numbers.py runs the check, so a re-run that changes a number fails until the docs
+follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DOCS = ("README.md", "docs/*.md", "benchmarks/README.md")
+STRICT_FILES = ("README.md",)  # claims from top to bottom
+CLAIMS_START, CLAIMS_END = "<!-- claims -->", "<!-- /claims -->"
+
+NUMBER = r"[+\-−]?\d[\d,]*(?:\.\d+)?"
+SOURCED = re.compile(rf"(?P<num>{NUMBER})(?P<unit>\s?(?:%|×|MB|GB|ms|s)?)"
+                     r"<!--src (?P<file>[\w.-]+\.json):(?P<path>[^|>]*?)(?:\|x(?P<scale>[\d.]+))?-->")
+# What counts as a measurement when it has no source: decimals, percentages, numbers with a unit.
+MEASUREMENT = re.compile(r"(?<![\w.])(?:\d[\d,]*\.\d+(?![.\d])|\d[\d,]*(?:\.\d+)?\s?(?:%|×|MB|GB|ms|s\b)"
+                         r"|\d[\d,]*(?:\.\d+)?x\b)")
+VERSION_WORDS = re.compile(r"(?:OpenCV|Python|TensorRT|CUDA|torch|torchvision|onnxruntime|Runtime|opset|"
+                           r"version|v|LoadGen|Lite|API|Ubuntu|Debian|spec)\s?(?:[≥>=]+\s?)?$", re.IGNORECASE)
+CODE = re.compile(r"```.*?```|`[^`\n]*`|<!--(?!src ).*?-->", re.DOTALL)
+
+
+class SourceError(Exception):
+    """A source marker names a file, key or value that is not there."""
+
+
+def lookup(file: str, path: str, cache: dict | None = None) -> float:
+    """The number at ``path`` in benchmarks/results/``file``."""
+    cache = {} if cache is None else cache
+    if file not in cache:
+        try:
+            with open(os.path.join(RESULTS, file), encoding="utf-8") as f:
+                cache[file] = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"benchmarks/results/{file}: {e}") from None
+    node = cache[file]
+    for seg in path.strip().split("/"):
+        if isinstance(node, list) and "=" in seg:
+            want = dict(kv.split("=", 1) for kv in seg.split("&"))
+            hits = [el for el in node if isinstance(el, dict)
+                    and all(str(el.get(k)) == v for k, v in want.items())]
+            if not hits:
+                raise SourceError(f"{file}:{path}: no element with {seg}")
+            node = hits[0]
+        elif isinstance(node, list) and seg.lstrip("-").isdigit() and -len(node) <= int(seg) < len(node):
+            node = node[int(seg)]
+        elif isinstance(node, dict) and seg in node:
+            node = node[seg]
+        else:
+            raise SourceError(f"{file}:{path}: no key {seg!r}")
+    if isinstance(node, bool) or not isinstance(node, (int, float)):
+        raise SourceError(f"{file}:{path}: not a number ({type(node).__name__})")
+    return float(node)
+
+
+def render(written: str, value: float) -> str:
+    """``value`` written like ``written``: same decimals and thousands separator; a signed number
+    (``+0.01``, ``−0.00``) stays signed, negative even when it rounds to zero, with its minus sign."""
+    decimals = len(written.split(".")[1]) if "." in written else 0
+    text = f"{abs(value):,.{decimals}f}" if "," in written else f"{abs(value):.{decimals}f}"
+    if written[0] in "+−-":
+        minus = "-" if written[0] == "-" else "−"
+        return (minus if value < 0 else "+") + text
+    return ("-" + text) if value < 0 and float(text.replace(",", "")) != 0.0 else text
+
+
+def claims_text(path: str, text: str) -> list[tuple[int, str]]:
+    """(offset, text) of the claims regions of one doc."""
+    if os.path.relpath(path, ROOT) in STRICT_FILES:
+        return [(0, text)]
+    out, pos = [], 0
+    while (start := text.find(CLAIMS_START, pos)) >= 0:
+        end = text.find(CLAIMS_END, start)
+        end = len(text) if end < 0 else end
+        out.append((start, text[start:end]))
+        pos = end
+    return out
+
+
+def unsourced(text: str) -> list[str]:
+    """Measurements in ``text`` with no source marker (code, comments and versions excepted)."""
+    blank = CODE.sub(lambda m: " " * len(m.group()), text)
+    blank = SOURCED.sub(lambda m: " " * len(m.group()), blank)
+    found = []
+    for m in MEASUREMENT.finditer(blank):
+        if VERSION_WORDS.search(blank[max(0, m.start() - 20):m.start()]):
+            continue
+        line = blank[:m.start()].count("\n") + 1
+        found.append(f"line {line}: {m.group().strip()!r} has no source")
+    return found
+
+
+def help_texts() -> dict[str, str]:
+    """Help texts that describe scores (they cannot carry a source, so they quote no measurement)."""
+    sys.path.insert(0, ROOT)
+    from quasar.runtime.cli import SCORE_MEANING
+
+    return {"quasar score --help (SCORE_MEANING)": SCORE_MEANING}
+
+
+def doc_files() -> list[str]:
+    files = []
+    for pattern in DOCS:
+        files += sorted(glob.glob(os.path.join(ROOT, pattern)))
+    return files
+
+
+def process(path: str, write: bool, cache: dict) -> tuple[list[str], int]:
+    """Problems in one doc (and, with ``write``, rewrite its sourced numbers); returns (problems, sourced)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    problems: list[str] = []
+    count = 0
+
+    def fix(m: re.Match) -> str:
+        nonlocal count
+        count += 1
+        line = text[:m.start()].count("\n") + 1
+        try:
+            value = lookup(m["file"], m["path"], cache) * float(m["scale"] or 1)
+        except SourceError as e:
+            problems.append(f"line {line}: {e}")
+            return m.group()
+        want = render(m["num"], value)
+        if want != m["num"]:
+            problems.append(f"line {line}: {m['num']} should be {want} ({m['file']}:{m['path']})")
+        return m.group().replace(m["num"], want, 1) if write else m.group()
+
+    new = SOURCED.sub(fix, text)
+    for offset, region in claims_text(path, text):
+        base = text[:offset].count("\n")
+        for p in unsourced(region):
+            n, rest = p.split(":", 1)
+            problems.append(f"line {int(n.split()[1]) + base}:{rest}")
+    if write and new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return problems, count
+
+
+def check_all(write: bool = False) -> tuple[list[str], int]:
+    """All problems (``path: line N: ...``) over the docs and help texts, and how many sourced numbers."""
+    cache: dict = {}
+    problems, total = [], 0
+    for path in doc_files():
+        found, n = process(path, write, cache)
+        total += n
+        rel = os.path.relpath(path, ROOT)
+        problems += [f"{rel}: {p}" for p in found
+                     if not (write and "should be" in p)]  # rewritten: no longer a problem
+    for name, text in help_texts().items():
+        problems += [f"{name}: {p}" for p in unsourced(text)]
+    return problems, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python benchmarks/doc_numbers.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 on any problem")
+    args = ap.parse_args(argv)
+    problems, total = check_all(write=not args.check)
+    for p in problems:
+        print(p)
+    print(f"{total} sourced numbers, {len(problems)} problems", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
