@@ -80,7 +80,7 @@ FORMER_PACK = HERE / "baselines" / "default_quality_v1.qpack.json"
 PREVIOUS_PACK = HERE / "baselines" / "default_quality_v2.qpack.json"
 JPEG_QUALITIES = (95, 92, 85, 75, 50)
 FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts} | {t: "mixture" for t in MIXTURE_TYPES}
-CLOSE_CALLS = (("pristine>L1", 0, 1), ("pristine>L2", 0, 2))
+CLOSE_CALLS = (("pristine_over_L1", 0, 1), ("pristine_over_L2", 0, 2))
 
 
 # --------------------------------------------------------------------------- metrics with CIs
@@ -399,9 +399,9 @@ def to_markdown(r: dict) -> str:
               "|---|---|---|---|" + "---|" * len(fams)]
     for name, v in r["results"].items():
         cc = v["close_calls"]
-        lines.append(f"| {name} | {fmt(cc['pristine>L1']['all'])} | {fmt(cc['pristine>L2']['all'])} | "
+        lines.append(f"| {name} | {fmt(cc['pristine_over_L1']['all'])} | {fmt(cc['pristine_over_L2']['all'])} | "
                      f"{fmt(cc['steps']['all'])} | "
-                     + " | ".join(cell(cc["pristine>L1"]["per_family"], f) for f in fams) + " |")
+                     + " | ".join(cell(cc["pristine_over_L1"]["per_family"], f) for f in fams) + " |")
     if "explain" in r:
         ex = r["explain"]
         heads = list(ex["matrix"])

@@ -60,7 +60,7 @@ def test_score_help_says_what_a_score_means(capsys):
     out = capsys.readouterr().out
     meaning = out[out.index("What a score means:"):out.index("exit status:")]
     for text in ("0..1", "higher is better", "lower_better is False", "`quality`", "sharpness, noise, compression, "
-                 "exposure, color, spatial", "--explain"):
+                 "exposure, color, spatial, optics", "--explain", "`reason`"):
         assert text in " ".join(meaning.split()), text
     assert "--batch-size BATCH_SIZE" in out and "(default: 4 on CPU, 32 on CUDA" in " ".join(out.split())
     assert "(default: auto)" in out

@@ -114,7 +114,7 @@ def test_close_calls_count_wins_ties_and_steps():
     s = np.array([[[1.0, 0.9, 0.95, 0.5, 0.4, 0.3], [0.5, 0.5, 0.4, 0.3, 0.2, 0.1]]])  # [P=1, T=2, 6]
     np.testing.assert_array_equal(pair_wins(s, 0, 1), [[1.0, 0.5]])
     cc = close_calls(s)
-    assert cc["pristine>L1"] == 0.75 and cc["pristine>L2"] == 1.0
+    assert cc["pristine_over_L1"] == 0.75 and cc["pristine_over_L2"] == 1.0
     assert cc["steps"] == pytest.approx((0 + 1 + 1 + 1 + 1 + 1 + 1 + 1) / 8)  # level 1 below level 2 once
 
 
@@ -143,7 +143,7 @@ def test_rank_head_orders_levels_within_each_photo():
     a, b = g.photo_halves()
     model = fit_quality(g, HeadConfig("rank", 1e-3, 1, "mean"), a, FAMS)
     s = grid_scores(g, model.quality_logit)[b]
-    assert close_calls(s)["pristine>L1"] > 0.8 and close_calls(s)["steps"] > 0.8
+    assert close_calls(s)["pristine_over_L1"] > 0.8 and close_calls(s)["steps"] > 0.8
 
 
 def test_specificity_keeps_a_family_head_high_on_other_defects():

@@ -286,7 +286,7 @@ def close_calls(scores: np.ndarray) -> dict[str, float]:
     """Pairwise accuracies over a grid's scores [P, T, 1 + L]: pristine above level 1, pristine above
     level 2, and each level above the next (``steps``, the mean over k of level k above level k + 1)."""
     n = scores.shape[-1]
-    return {"pristine>L1": float(pair_wins(scores, 0, 1).mean()), "pristine>L2": float(pair_wins(scores, 0, 2).mean()),
+    return {"pristine_over_L1": float(pair_wins(scores, 0, 1).mean()), "pristine_over_L2": float(pair_wins(scores, 0, 2).mean()),
             "steps": float(np.mean([pair_wins(scores, k, k + 1).mean() for k in range(1, n - 1)]))}
 
 
@@ -340,8 +340,8 @@ def cross_validate(grid: AnchorGrid, cfg: HeadConfig, heads: dict[str, tuple[str
         lofo += list(summarise(grid, s, None, types)["per_type"].values())
     out = {"seen_mean": float(np.mean(seen_mean)), "seen_pooled": float(np.mean(seen_pooled)),
            "lofo_mean": float(np.mean(lofo)), "lofo_min": float(np.min(lofo)),
-           "close_l1": float(np.mean([c["pristine>L1"] for c in close])),
-           "close_l2": float(np.mean([c["pristine>L2"] for c in close]))}
+           "close_l1": float(np.mean([c["pristine_over_L1"] for c in close])),
+           "close_l2": float(np.mean([c["pristine_over_L2"] for c in close]))}
     out["objective"] = float(np.mean([out[k] for k in OBJECTIVE]))
     return out
 
