@@ -14,17 +14,34 @@ other content type                 415     ``unsupported content type``
 multipart without a boundary, or   400     ``malformed multipart body``
  with no file in it
 more files than ``max_files``      400     ``too many files``
+more pixels in all than            413     ``request over``
+ ``max_request_pixels``
+body not in within                 408     ``request body not received``
+ ``read_timeout_s``
+body slow while ``max_slow_reads``  503     ``busy: too many request bodies``
+ others are slow too
 not an image / truncated / bomb    400     the decoder's reason (one image; in a multipart
                                            request that part's ``error``, status 200)
 =================================  ======  ==========================================
+
+408 and 503 carry ``Retry-After``. **Slow bodies.** A body that has not fully arrived
+``read_grace_s`` after the request did is *slow*; at most ``max_slow_reads`` slow bodies are read
+at once (more: 503 at once), and every body must be in within ``read_timeout_s`` (else 408), so
+clients sending a byte a second hold neither the replica nor a partial body for long, and requests
+whose body is there at once (nearly all) never wait for them. **Pixel budget.** The image sizes
+of a request, read from the headers before any decoding, may add up to ``max_request_pixels``:
+a larger request would hold the scorer for minutes (64 parts of 64 MP).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from quasar.io.decode import DEFAULT_MAX_PIXELS
+from quasar.io.formats import probe
 
 MiB = 1 << 20
 
@@ -37,15 +54,83 @@ class Limits:
     max_body_bytes: int = 32 * MiB
     max_files: int = 64
     max_pixels: int | None = min(DEFAULT_MAX_PIXELS, 64_000_000)
+    max_request_pixels: int = 128_000_000
+    read_timeout_s: float = 30.0
+    read_grace_s: float = 1.0
+    max_slow_reads: int = 16
+
+
+RETRY_AFTER_S = 1  # the Retry-After of 408 and 503 answers
 
 
 class RequestError(Exception):
-    """A refused request: ``status`` and a one-line ``reason`` for the JSON body."""
+    """A refused request: ``status`` and a one-line ``reason`` for the JSON body (and ``headers``)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (408, 503) else {}
+
+
+class SlowReads:
+    """How many slow request bodies are being read now (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowReads) -> bytes:
+    """The whole body from ``chunks``, or :class:`RequestError` 413 (too long), 408 (not in within
+    ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). The chunk being waited for
+    is never cancelled until the read is given up, so the stream stays intact across the grace."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    body, counted = bytearray(), False
+    it = chunks.__aiter__()
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            now = loop.time()
+            if not counted and now - start >= limits.read_grace_s:
+                if slow.count >= limits.max_slow_reads:
+                    raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
+                                            f"{limits.max_slow_reads}); retry shortly")
+                slow.count += 1
+                counted = True
+            left = start + (limits.read_timeout_s if counted else limits.read_grace_s) - now
+            if counted and left <= 0:
+                raise RequestError(408, f"request body not received within {limits.read_timeout_s:g} s "
+                                        "(the service's read timeout)")
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=max(left, 0))
+            if not done:
+                continue
+            fut, pending = pending, None
+            try:
+                chunk = fut.result()
+            except StopAsyncIteration:
+                return bytes(body)
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                raise RequestError(413, too_large(limits))
+    finally:
+        if pending is not None:
+            pending.cancel()
+        if counted:
+            slow.count -= 1
+
+
+def check_request_pixels(files: list[tuple[str, bytes]], limits: Limits) -> None:
+    """413 when the images' header sizes add up to more than ``max_request_pixels`` (unreadable
+    headers count 0: such parts fail on their own)."""
+    total = 0
+    for _, data in files:
+        total += probe(data).pixels or 0
+        if total > limits.max_request_pixels:
+            raise RequestError(413, f"request over {limits.max_request_pixels} pixels in all (the service's "
+                                    "--max-request-pixels): send fewer or smaller images per request")
 
 
 def media_type(content_type: str | None) -> str:
