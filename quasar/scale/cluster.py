@@ -38,7 +38,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a scoring job
-    kwargs: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
+    # Ray's own warnings (token authentication is on, no SIGTERM handler off the main thread, ...)
+    # are not the user's business: its logger at ERROR; worker logs stay in the session's files
+    kwargs: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address is None:
         _start_private(ray, num_cpus=num_cpus, **kwargs)
     else:

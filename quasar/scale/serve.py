@@ -6,7 +6,8 @@ Endpoints (:mod:`quasar.scale.http` says what a request may be and how it is ref
   ``margins``), or several as ``multipart/form-data`` -> ``{"results": [{"name", "scores"|"error"}]}``.
 * ``GET /healthz`` -> ``{"status": "ok"}``.
 * ``GET /metadata`` -> model, heads, precision, preprocessing spec, batching and limits, and the
-  answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?).
+  answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?; its
+  resident memory ``rss_mb``).
 
 **Dynamic batching, fairly.** Every image of every request waits in one
 :class:`~quasar.scale.fair.FairBatcher`: images that arrive within ``batch_wait_ms`` of each other
@@ -112,7 +113,7 @@ class ScoringService:
             if path == "/metadata":
                 _method(request, "GET")
                 with self._stats_lock:
-                    return JSONResponse({**self.metadata, "stats": dict(self.stats)})
+                    return JSONResponse({**self.metadata, "stats": {**self.stats, "rss_mb": _rss_mb()}})
             raise RequestError(404, f"no endpoint {path!r}: POST /score, GET /healthz, GET /metadata")
         except RequestError as e:
             return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
@@ -157,6 +158,15 @@ class ScoringService:
         scorer = getattr(self, "scorer", None)
         if scorer is not None:
             scorer.close()
+
+
+def _rss_mb() -> float | None:
+    """This replica's resident memory in MB (Linux), so load tests can see whether it stays flat."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(round(int(line.split()[1]) / 1024, 1) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def _method(request: Request, want: str) -> None:
