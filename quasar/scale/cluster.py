@@ -6,7 +6,9 @@ Ray is the optional ``ray`` extra; :func:`require_ray` turns a missing install i
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from types import ModuleType
 
 from quasar.errors import QuasarError, one_line
@@ -45,7 +47,33 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
         _start_private(ray, num_cpus=num_cpus, **kwargs)
     else:
         _join(ray, address, what, timeout_s, kwargs)
+    _quiet_error_notes()
     return True
+
+
+def _silence_stderr_at_exit() -> None:
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _quiet_error_notes() -> None:
+    """Ray's driver prints the raylet's notes (a worker killed while the service or an actor pool
+    shuts down, ...) on *stdout*, coloured, as "(raylet) ..." lines: they look like errors, and with
+    ``-o -`` they would land in the results. They go to Ray's logger instead (INFO: not shown at the
+    ERROR level set here; a caller that lowers it sees them)."""
+    import logging
+
+    from ray._private import worker
+
+    log = logging.getLogger("ray")
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines", []):
+            log.info("(%s) %s", data.get("pid"), line)
+
+    worker.print_to_stdstream = to_log  # looked up by Ray's error listener at each note
 
 
 def _start_private(ray: ModuleType, **kwargs) -> None:
@@ -94,6 +122,9 @@ def _join(ray: ModuleType, address: str, what: str, timeout_s: float, kwargs: di
 
     threading.Thread(target=join, name="quasar-ray-join", daemon=True).start()
     if not done.wait(timeout_s):
+        # the abandoned join goes on in the background and Ray's C++ client logs its retries to stderr
+        # until the process ends: after this one line, nothing more of it is shown
+        atexit.register(_silence_stderr_at_exit)
         raise QuasarError(f"{hint}: not joined within {timeout_s:g} s (--connect-timeout); "
                           "is it running, reachable and of the same Ray version?")
     if outcome[0] is not None:
