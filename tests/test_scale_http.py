@@ -141,9 +141,10 @@ def test_body_over_the_limit_is_413_while_reading():
 
 
 def test_request_pixel_budget_is_413_from_the_headers():
-    limits = Limits(max_request_pixels=3_000_000)
-    parts = [("a", png_header_only(1000, 1000)), ("b", png_header_only(1000, 1000)), ("c", b"not an image")]
-    check_request_pixels(parts, limits)  # 2 MP (and an unreadable part, which fails on its own)
+    limits = Limits(max_request_pixels=3_000_000, max_pixels=2_000_000)
+    parts = [("a", png_header_only(1000, 1000)), ("b", png_header_only(1000, 1000)), ("c", b"not an image"),
+             ("bomb", png_header_only(5000, 5000))]
+    check_request_pixels(parts, limits)  # 2 MP; the unreadable part and the bomb fail on their own
     with pytest.raises(RequestError, match="request over 3000000 pixels in all") as e:
         check_request_pixels([*parts, ("d", png_header_only(2000, 1000))], limits)
     assert e.value.status == 413 and "\n" not in e.value.reason

@@ -123,11 +123,14 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
 
 
 def check_request_pixels(files: list[tuple[str, bytes]], limits: Limits) -> None:
-    """413 when the images' header sizes add up to more than ``max_request_pixels`` (unreadable
-    headers count 0: such parts fail on their own)."""
+    """413 when the images' header sizes add up to more than ``max_request_pixels``. Images that are
+    never decoded count 0: unreadable headers, and headers over ``max_pixels`` (each refused on its
+    own as a decompression bomb, from the header)."""
     total = 0
     for _, data in files:
-        total += probe(data).pixels or 0
+        pixels = probe(data).pixels or 0
+        if limits.max_pixels is None or pixels <= limits.max_pixels:
+            total += pixels
         if total > limits.max_request_pixels:
             raise RequestError(413, f"request over {limits.max_request_pixels} pixels in all (the service's "
                                     "--max-request-pixels): send fewer or smaller images per request")

@@ -40,8 +40,8 @@ def memory_pattern(info: ModelInfo) -> bool:
     """Whether the session plans memory per input shape (ORT's ``enable_mem_pattern``): on only for
     graphs that see one shape. ORT keeps one plan per shape it has run and never drops one, so a
     graph that takes any size (``dynamic_size``: one shape per image size) would grow with the number
-    of distinct sizes scored (measured: 254 MB after one size, 1,018 MB after 300;
-    benchmarks/ort_memory.py)."""
+    of distinct sizes scored (peak RSS for 300 sizes, pattern on vs off:
+    benchmarks/results/ort_memory.md)."""
     return not info.dynamic_size
 
 
