@@ -22,6 +22,7 @@ run side by side (``PYTHONPATH`` picks the code). About 2-3 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -36,7 +37,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def free_port() -> int:
@@ -156,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     from ray import serve
-    from scale_overhead import photo_paths
 
     from quasar.machine import machine_info
     from quasar.scale import serve as service
     from quasar.scale.cluster import connect, disconnect
 
-    image = open(photo_paths(1)[0], "rb").read()
+    photos = sorted(glob.glob(os.path.expanduser("~/.cache/quasar/photos/**/*.png"), recursive=True))
+    if not photos:
+        raise SystemExit("no photos under ~/.cache/quasar/photos: run `python -m quasar.photos` first")
+    image = open(photos[0], "rb").read()
     started = connect(None)
     port = free_port()
     try:

@@ -65,8 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--read-timeout-s", type=positive_float, default=Limits.read_timeout_s,
                    help="a request body must arrive within this (else 408)")
     p.add_argument("--max-slow-reads", type=positive_int, default=Limits.max_slow_reads,
-                   help=f"request bodies still arriving {Limits.read_grace_s:g} s after their request that "
-                        "are read at once (more: 503)")
+                   help=f"slow request bodies read at once (more: 503); slow: still arriving "
+                        f"{Limits.read_grace_s:g} s after the request, at under {Limits.min_body_rate // 1024} KiB/s")
     p.add_argument("--drain-s", type=non_negative_float, default=30.0,
                    help="on shutdown, how long replicas may take to answer the requests they hold")
     p.add_argument("--address", metavar="ADDR", default=None,

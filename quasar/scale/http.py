@@ -18,14 +18,14 @@ more pixels in all than            413     ``request over``
  ``max_request_pixels``
 body not in within                 408     ``request body not received``
  ``read_timeout_s``
-body slow while ``max_slow_reads``  503     ``busy: too many request bodies``
- others are slow too
+a slow body while                  503     ``busy: too many request bodies``
+ ``max_slow_reads`` others are
 not an image / truncated / bomb    400     the decoder's reason (one image; in a multipart
                                            request that part's ``error``, status 200)
 =================================  ======  ==========================================
 
-408 and 503 carry ``Retry-After``. **Slow bodies.** A body that has not fully arrived
-``read_grace_s`` after the request did is *slow*; at most ``max_slow_reads`` slow bodies are read
+408 and 503 carry ``Retry-After``. **Slow bodies.** A body still arriving ``read_grace_s`` after
+the request, at under ``min_body_rate`` on average, is *slow*; at most ``max_slow_reads`` slow bodies are read
 at once (more: 503 at once), and every body must be in within ``read_timeout_s`` (else 408), so
 clients sending a byte a second hold neither the replica nor a partial body for long, and requests
 whose body is there at once (nearly all) never wait for them. **Pixel budget.** The image sizes
@@ -57,6 +57,7 @@ class Limits:
     max_request_pixels: int = 128_000_000
     read_timeout_s: float = 30.0
     read_grace_s: float = 1.0
+    min_body_rate: int = 16 * 1024  # bytes a second, on average: slower (after read_grace_s) is slow
     max_slow_reads: int = 16
 
 
@@ -82,29 +83,35 @@ class SlowReads:
 
 async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowReads) -> bytes:
     """The whole body from ``chunks``, or :class:`RequestError` 413 (too long), 408 (not in within
-    ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). The chunk being waited for
-    is never cancelled until the read is given up, so the stream stays intact across the grace."""
+    ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). A body is slow when it is
+    still arriving ``read_grace_s`` after the request at under ``min_body_rate`` bytes a second on
+    average (looked at again every ``read_grace_s`` until it is slow or in): a body sent at once but
+    delivered late by a busy machine is not slow. The chunk being waited for is never cancelled
+    until the read is given up, so the stream stays intact between looks."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    body, counted = bytearray(), False
+    body, counted, look = bytearray(), False, limits.read_grace_s
     it = chunks.__aiter__()
     pending: asyncio.Future | None = None
     try:
         while True:
-            now = loop.time()
-            if not counted and now - start >= limits.read_grace_s:
-                if slow.count >= limits.max_slow_reads:
-                    raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
-                                            f"{limits.max_slow_reads}); retry shortly")
-                slow.count += 1
-                counted = True
-            left = start + (limits.read_timeout_s if counted else limits.read_grace_s) - now
-            if counted and left <= 0:
+            elapsed = loop.time() - start
+            if elapsed >= limits.read_timeout_s:
                 raise RequestError(408, f"request body not received within {limits.read_timeout_s:g} s "
                                         "(the service's read timeout)")
+            if not counted and elapsed >= look:
+                if len(body) < limits.min_body_rate * elapsed:
+                    if slow.count >= limits.max_slow_reads:
+                        raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
+                                                f"{limits.max_slow_reads}); retry shortly")
+                    slow.count += 1
+                    counted = True
+                else:
+                    look = elapsed + limits.read_grace_s
+            until = limits.read_timeout_s if counted else min(look, limits.read_timeout_s)
             if pending is None:
                 pending = asyncio.ensure_future(it.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=max(left, 0))
+            done, _ = await asyncio.wait({pending}, timeout=max(until - elapsed, 0))
             if not done:
                 continue
             fut, pending = pending, None
