@@ -64,12 +64,16 @@ def normal_client(port: int, image: bytes, stop: threading.Event, out: list) -> 
             conn.request("POST", "/score", body=image, headers={"Content-Type": "image/png"})
             r = conn.getresponse()
             ok = r.status == 200 and "scores" in json.loads(r.read())
-        except (OSError, http.client.HTTPException, ValueError):
-            ok = False
+            why = None if ok else str(r.status)
+            if not ok or r.will_close:
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            ok, why = False, type(e).__name__
             if conn is not None:
                 conn.close()
             conn = None
-        out.append((time.perf_counter() - t, ok))
+        out.append((time.perf_counter() - t, ok, why))
     if conn is not None:
         conn.close()
 
@@ -129,12 +133,16 @@ def phase(port: int, image: bytes, seconds: float, normal: int, slow: int) -> di
     stop.set()
     for t in threads:
         t.join(90)
-    ms = np.array([x for x, ok in lat if ok]) * 1000
+    ms = np.array([x for x, ok, _ in lat if ok]) * 1000
+    failures: dict = {}
+    for _, ok, why in lat:
+        if not ok:
+            failures[why] = failures.get(why, 0) + 1
     hms = np.array([x for x, ok in health if ok]) * 1000
     def pct(a, q):
         return (float(np.percentile(a, q)) if len(a) else None)
     return {"seconds": seconds, "normal_clients": normal, "slow_clients": slow,
-            "requests": len(lat), "failed": sum(not ok for _, ok in lat),
+            "requests": len(lat), "failed": sum(not ok for _, ok, _ in lat), "failures": failures,
             "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "max_ms": float(ms.max()) if len(ms) else None,
             "healthz": len(health), "healthz_failed": sum(not ok for _, ok in health), "healthz_p99_ms": pct(hms, 99),
             "slow_answers": statuses}

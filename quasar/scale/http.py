@@ -85,8 +85,9 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
     """The whole body from ``chunks``, or :class:`RequestError` 413 (too long), 408 (not in within
     ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). A body is slow when it is
     still arriving ``read_grace_s`` after the request at under ``min_body_rate`` bytes a second on
-    average (looked at again every ``read_grace_s`` until it is slow or in): a body sent at once but
-    delivered late by a busy machine is not slow. The chunk being waited for is never cancelled
+    average (looked at again every ``read_grace_s`` until it is slow or in). Before its first bytes
+    a body is not slow (it holds nothing but a coroutine, and the read timeout ends it): a body sent
+    at once but delivered late by a busy machine is not mistaken for a trickle. The chunk being waited for is never cancelled
     until the read is given up, so the stream stays intact between looks."""
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -100,7 +101,7 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
                 raise RequestError(408, f"request body not received within {limits.read_timeout_s:g} s "
                                         "(the service's read timeout)")
             if not counted and elapsed >= look:
-                if len(body) < limits.min_body_rate * elapsed:
+                if 0 < len(body) < limits.min_body_rate * elapsed:
                     if slow.count >= limits.max_slow_reads:
                         raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
                                                 f"{limits.max_slow_reads}); retry shortly")
