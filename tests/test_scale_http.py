@@ -177,3 +177,16 @@ def test_fair_batcher_scores_a_late_small_request_before_a_big_one_is_done():
     assert small == ["scored small"] and not big_done_first
     assert big == [f"scored big{i}" for i in range(32)]
     assert any("small" in batch for batch in batches[:2]), batches[:3]  # not behind all 32
+
+
+def test_a_body_with_no_bytes_in_yet_is_not_slow_but_ends_at_the_read_timeout():
+    """A busy machine can deliver a normal body late: before its first bytes it takes no slow-read place."""
+    limits = Limits(read_grace_s=0.05, read_timeout_s=0.3, max_slow_reads=0)  # no place at all
+
+    async def scenario():
+        slow = SlowReads()
+        return await read_body(_chunks([], asyncio.Event()), limits, slow), slow.count
+
+    with pytest.raises(RequestError) as e:
+        asyncio.run(scenario())
+    assert e.value.status == 408  # not 503: it was never counted slow
