@@ -42,6 +42,14 @@ def positive_int(v: str) -> int:
     return n
 
 
+def positive_float(v: str) -> float:
+    """argparse type: a number above 0 (timeouts)."""
+    x = float(v)
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {x}")
+    return x
+
+
 def non_negative_float(v: str) -> float:
     """argparse type: a number of at least 0 (waits, limits)."""
     x = float(v)

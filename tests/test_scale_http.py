@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from fixtures_images import png_header_only
 
 from quasar.runtime.scorer import ScoreRecord
-from quasar.scale.http import Limits, RequestError, check_length, parse_multipart, record_json, split_files
+from quasar.scale.fair import FairBatcher, FairQueue
+from quasar.scale.http import (
+    Limits,
+    RequestError,
+    SlowReads,
+    check_length,
+    check_request_pixels,
+    parse_multipart,
+    read_body,
+    record_json,
+    split_files,
+)
 
 BOUNDARY = "----quasar-test-7d1f"
 CT = f"multipart/form-data; boundary={BOUNDARY}"
@@ -86,3 +100,93 @@ def test_record_json():
     assert record_json(ok) == {"scores": {"quality": 0.5}, "warning": "tiny image"}
     assert record_json(ok, margins=True)["margins"] == {"quality": 0.1}
     assert record_json(ScoreRecord("b", error="not an image")) == {"error": "not an image"}
+
+
+# ---------------------------------------------------------------- slow bodies, pixel budget (issue 21, 11-12)
+
+async def _chunks(parts: list[bytes], stall: asyncio.Event | None = None):
+    """A body stream: ``parts`` at once, then (``stall``) nothing more until the event is set."""
+    for p in parts:
+        yield p
+    if stall is not None:
+        await stall.wait()
+
+
+def test_slow_bodies_get_408_or_503_with_retry_after_and_quick_ones_are_read():
+    limits = Limits(read_grace_s=0.05, read_timeout_s=0.5, max_slow_reads=1)
+
+    async def scenario():
+        slow, never = SlowReads(), asyncio.Event()
+        first = asyncio.ensure_future(read_body(_chunks([b"a"], never), limits, slow))  # a byte, then silence
+        await asyncio.sleep(0.2)  # past its grace: it holds the one slow-read place
+        assert slow.count == 1
+        results = await asyncio.gather(read_body(_chunks([b"b"], never), limits, slow),  # slow too: no place
+                                       read_body(_chunks([b"x" * 10, b"y" * 5]), limits, slow),  # all there
+                                       first, return_exceptions=True)
+        return results, slow.count
+
+    (busy, quick, timed_out), left = asyncio.run(scenario())
+    assert quick == b"x" * 10 + b"y" * 5 and left == 0
+    assert isinstance(busy, RequestError) and busy.status == 503 and busy.reason.startswith("busy")
+    assert isinstance(timed_out, RequestError) and timed_out.status == 408
+    assert "request body not received" in timed_out.reason
+    assert busy.headers["Retry-After"] == timed_out.headers["Retry-After"] == "1"
+
+
+def test_body_over_the_limit_is_413_while_reading():
+    limits = Limits(max_body_bytes=8)
+    with pytest.raises(RequestError, match="request body over") as e:
+        asyncio.run(read_body(_chunks([b"12345", b"67890"]), limits, SlowReads()))
+    assert e.value.status == 413
+
+
+def test_request_pixel_budget_is_413_from_the_headers():
+    limits = Limits(max_request_pixels=3_000_000, max_pixels=2_000_000)
+    parts = [("a", png_header_only(1000, 1000)), ("b", png_header_only(1000, 1000)), ("c", b"not an image"),
+             ("bomb", png_header_only(5000, 5000))]
+    check_request_pixels(parts, limits)  # 2 MP; the unreadable part and the bomb fail on their own
+    with pytest.raises(RequestError, match="request over 3000000 pixels in all") as e:
+        check_request_pixels([*parts, ("d", png_header_only(2000, 1000))], limits)
+    assert e.value.status == 413 and "\n" not in e.value.reason
+
+
+def test_fair_queue_takes_from_each_client_and_request_in_turn():
+    q = FairQueue()
+    q.put("10.0.0.1", [f"big{i}" for i in range(64)])  # one client's 64-image request first
+    q.put("10.0.0.2", ["small"])  # then another client's one image
+    q.put("10.0.0.1", ["second"])  # and a second request of the first client
+    assert q.take(3) == ["big0", "small", "second"]
+    assert q.take(2) == ["big1", "big2"] and q.size == 61
+
+
+def test_fair_batcher_scores_a_late_small_request_before_a_big_one_is_done():
+    batches: list[list] = []
+
+    def score(items: list) -> list:
+        batches.append(items)
+        return [f"scored {x}" for x in items]
+
+    async def scenario():
+        b = FairBatcher(score, max_batch=4, wait_s=0.01, concurrency=1)
+        big = asyncio.ensure_future(b.submit("a", [f"big{i}" for i in range(32)]))
+        await asyncio.sleep(0)  # the big request is queued first
+        small = await b.submit("b", ["small"])
+        return small, big.done(), await big
+
+    small, big_done_first, big = asyncio.run(scenario())
+    assert small == ["scored small"] and not big_done_first
+    assert big == [f"scored big{i}" for i in range(32)]
+    assert any("small" in batch for batch in batches[:2]), batches[:3]  # not behind all 32
+
+
+def test_a_body_with_no_bytes_in_yet_is_not_slow_but_ends_at_the_read_timeout():
+    """A busy machine can deliver a normal body late: before its first bytes it takes no slow-read place."""
+    limits = Limits(read_grace_s=0.05, read_timeout_s=0.3, max_slow_reads=0)  # no place at all
+
+    async def scenario():
+        slow = SlowReads()
+        return await read_body(_chunks([], asyncio.Event()), limits, slow), slow.count
+
+    with pytest.raises(RequestError) as e:
+        asyncio.run(scenario())
+    assert e.value.status == 408  # not 503: it was never counted slow

@@ -162,6 +162,72 @@ def test_concurrent_requests_are_batched_and_score_like_local(service, images):
     assert stats["largest_batch"] > 1, stats  # 12 clients at once: images were scored together
 
 
+def _slow_client(port: int) -> socket.socket:
+    """A client that sends its headers and 2 bytes of a 1000-byte body, then nothing."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=90)
+    s.sendall(b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+              b"Content-Length: 1000\r\n\r\n\xff\xd8")
+    return s
+
+
+def _status_and_headers(s: socket.socket) -> tuple[int, dict]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+    return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}
+
+
+def test_slow_bodies_get_408_or_503_while_others_are_answered(service, images):
+    from quasar.scale.serve import ServiceOptions
+
+    limits = Limits(read_timeout_s=5, read_grace_s=0.5, max_slow_reads=2)
+    deploy(ServiceOptions(max_batch_size=8, batch_wait_ms=20, limits=limits), port=_port())
+    slow = [_slow_client(_port()) for _ in range(6)]
+    assert request(service + "/healthz", timeout=30) == (200, {"status": "ok"})  # not queued behind them
+    data, want = images
+    status, body = request(service + "/score", data[0], "image/jpeg", timeout=60)
+    assert status == 200 and close(body["scores"], want[0])
+    answers = sorted((_status_and_headers(s) for s in slow), key=lambda a: a[0])  # each given up, answered
+    assert [a[0] for a in answers] == [408, 408, 503, 503, 503, 503], answers
+    assert all(h.get("retry-after") == "1" for _, h in answers), answers
+
+
+def test_a_big_request_does_not_hold_back_a_small_one(service, images):
+    from quasar.scale.serve import ServiceOptions
+
+    limits = Limits(max_body_bytes=32 * MiB, max_files=64, max_pixels=20_000_000, max_request_pixels=200_000_000)
+    deploy(ServiceOptions(max_batch_size=2, batch_wait_ms=5, batch_concurrency=1, limits=limits), port=_port())
+    bombs = multipart([("f", f"{i}.png", png_header_only(5000, 3900)) for i in range(11)])  # 11 x 19.5 MP
+    status, body = request(service + "/score", bombs, CT)
+    assert status == 413 and body["error"].startswith("request over 200000000 pixels in all"), body
+    data, want = images
+    big = multipart([("f", f"{i}.jpg", jpeg(pattern(1500, 2000, seed=i))) for i in range(48)])  # 144 MP
+    finished: list[str] = []
+
+    def send(name: str, body: bytes, ctype: str):
+        out = request(service + "/score", body, ctype, timeout=300)
+        finished.append(name)
+        return out
+
+    with ThreadPoolExecutor(2) as pool:
+        big_done = pool.submit(send, "big", big, CT)
+        deadline = time.monotonic() + 120
+        while request(service + "/metadata")[1]["stats"]["scorer_calls"] == 0:  # the big one is being scored
+            assert time.monotonic() < deadline and not big_done.done()
+            time.sleep(0.05)
+        small_done = pool.submit(send, "small", data[0], "image/jpeg")
+        (bs, bb), (ss, sb) = big_done.result(), small_done.result()
+    assert bs == 200 and len(bb["results"]) == 48 and all("scores" in r for r in bb["results"])
+    assert ss == 200 and close(sb["scores"], want[0])
+    assert finished == ["small", "big"], "the one-image request waited for all 48 images of the other"
+
+
 def test_batching_off_scores_the_same(service, images):
     from quasar.scale.serve import ServiceOptions
 

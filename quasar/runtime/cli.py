@@ -13,7 +13,7 @@ import sys
 import time
 
 from quasar.errors import QuasarError
-from quasar.helpfmt import positive_int
+from quasar.helpfmt import positive_float, positive_int
 
 MAX_LISTED_FAILURES = 20
 SCORE_MEANING = """What a score means:
@@ -37,6 +37,8 @@ characters are written \\xNN. --resume matches rows by absolute, normalised path
 
 
 def register(subparsers) -> None:
+    from quasar.scale.cluster import CONNECT_TIMEOUT_S  # a constant: imports no Ray
+
     p = subparsers.add_parser(
         "score", help="score images with a fused QUASAR model",
         description="Score image files and folders. One output row per input: path, one P(good) column "
@@ -91,7 +93,11 @@ def register(subparsers) -> None:
                    help="score on Ray Data actors: a local Ray cluster, or the one at --address (same output and --resume)")
     r.add_argument("--address", metavar="ADDR", default=None,
                    help="with --ray: join this Ray cluster (e.g. auto, or HOST:6379); every node must see the "
-                        "files and the model at the same paths (default: start a local cluster)")
+                        "files and the model at the same paths (default: start a private local cluster, "
+                        "listening on 127.0.0.1 only)")
+    r.add_argument("--connect-timeout", type=positive_float, default=None, metavar="S",
+                   help="with --address: seconds joining the cluster may take before giving up "
+                        f"(default: {CONNECT_TIMEOUT_S:g})")
     r.add_argument("--ray-actors", type=positive_int, default=None, metavar="N",
                    help="with --ray: scorer actors (default: cluster CPUs / --ray-actor-cpus)")
     r.add_argument("--ray-actor-cpus", type=positive_int, default=None, metavar="N",
@@ -144,14 +150,15 @@ def run(args: argparse.Namespace) -> int:
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
     check_outputs(args)
     _quiet_opencv()
-    if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch):
-        raise QuasarError("--address, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
+    if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch
+                         or args.connect_timeout is not None):
+        raise QuasarError("--address, --connect-timeout, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
     if args.ray and getattr(args, "embeddings", False):
         raise QuasarError("--embeddings is not available with --ray yet: score locally to write embeddings")
     if args.ray:
         from quasar.scale.raycli import RayScorer
 
-        scorer = RayScorer(args.model, address=args.address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
+        scorer = RayScorer(args.model, address=args.address, connect_timeout=args.connect_timeout, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
                            batch_size=args.ray_batch, margins=args.margins, backend=args.backend, device=args.device,
                            workers=args.workers, threads=args.threads, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                            reduced_decode=not args.no_reduced_decode, inference_batch=args.batch_size)

@@ -6,18 +6,25 @@ Building the parser imports nothing from Ray; ``run`` checks the extra first (on
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
 
 from quasar.errors import QuasarError
-from quasar.helpfmt import non_negative_float, positive_int
+from quasar.helpfmt import non_negative_float, positive_float, positive_int
+from quasar.scale.cluster import CONNECT_TIMEOUT_S  # a constant: importing the module imports no Ray
+from quasar.scale.http import Limits, MiB  # plain Python, no Ray
 
 SERVE_EPILOG = """endpoints:
   POST /score     one image as the body (Content-Type image/* or application/octet-stream), or several
                   as multipart/form-data; ?margins=1 adds margins. 200 with scores, or a JSON
                   {"error": reason}: 400 (empty, not an image, truncated, too many pixels, too many
-                  files, malformed multipart), 413 (body over --max-body-mb), 415 (other content type)
+                  files, malformed multipart), 413 (body over --max-body-mb, or images over
+                  --max-request-pixels in all), 415 (other content type), 408 (body not in within
+                  --read-timeout-s), 503 (body slow while --max-slow-reads others are); 408 and 503
+                  carry Retry-After. Images of concurrent requests are batched fairly: each batch
+                  takes one image per waiting client in turn
   GET  /healthz   {"status": "ok"}
   GET  /metadata  model, heads, precision, preprocessing spec, batching and limits
 
@@ -52,11 +59,43 @@ def register(subparsers) -> None:
     p.add_argument("--max-files", type=positive_int, default=64, help="most images in one multipart request (more: 400)")
     p.add_argument("--max-pixels", type=positive_int, default=64_000_000,
                    help="decompression-bomb limit per image, checked from the header before decoding")
+    p.add_argument("--max-request-pixels", type=positive_int, default=Limits.max_request_pixels,
+                   help="pixel budget of one request: its images' sizes (from their headers) added up; "
+                        "more: 413 (keep it at least --max-pixels)")
+    p.add_argument("--read-timeout-s", type=positive_float, default=Limits.read_timeout_s,
+                   help="a request body must arrive within this (else 408)")
+    p.add_argument("--max-slow-reads", type=positive_int, default=Limits.max_slow_reads,
+                   help=f"slow request bodies read at once (more: 503); slow: still arriving "
+                        f"{Limits.read_grace_s:g} s after the request, at under {Limits.min_body_rate // 1024} KiB/s")
     p.add_argument("--drain-s", type=non_negative_float, default=30.0,
                    help="on shutdown, how long replicas may take to answer the requests they hold")
     p.add_argument("--address", metavar="ADDR", default=None,
-                   help="join this Ray cluster (default: start a local one)")
+                   help="join this Ray cluster, e.g. auto or HOST:6379 (default: start a private local cluster, "
+                        "listening on 127.0.0.1 only; docs/scaling.md)")
+    p.add_argument("--connect-timeout", type=positive_float, default=CONNECT_TIMEOUT_S, metavar="S",
+                   help="with --address: seconds joining the cluster may take before giving up")
     p.set_defaults(func=run)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line (QuasarError) when ``host:port`` cannot be bound: another program, or another
+    ``quasar serve`` (Serve's proxy binds with SO_REUSEPORT, so a second one would otherwise share the
+    port and the two models would answer in turn). Checked by binding it once, before Ray starts."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise QuasarError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed earlier run's TIME_WAIT is no owner
+        try:
+            s.bind(addr)
+        except OSError as e:
+            why = "already in use (another quasar serve or another program)" if e.errno == errno.EADDRINUSE \
+                else (e.strerror or str(e))
+            raise QuasarError(f"quasar serve: port {port} on {host}: {why}; choose another --port") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
     require_ray("quasar serve")
     if not 0 < args.port < 65536:
         raise QuasarError(f"--port must be 1..65535, got {args.port}")
+    check_port_free(args.host, args.port)
     from quasar.runtime.model import default_model_path, load_model_info
-    from quasar.scale.http import Limits, MiB
 
     info = load_model_info(args.model or default_model_path())  # a bad model is one line, before Ray starts
-    started = connect(args.address, what="quasar serve")
+    started = connect(args.address, what="quasar serve", timeout_s=args.connect_timeout)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # replaces Ray's handler (exit at once); also during start-up
         signal.signal(sig, lambda *_: stop.set())
@@ -80,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms, workers=args.workers,
             threads=args.threads, backend=args.backend, device=args.device,
             limits=Limits(max_body_bytes=int(args.max_body_mb * MiB), max_files=args.max_files,
-                          max_pixels=args.max_pixels))
+                          max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
+                          read_timeout_s=args.read_timeout_s, max_slow_reads=args.max_slow_reads))
         app = service.build_app(info.path, options, replicas=args.replicas, replica_cpus=args.replica_cpus,
                                 graceful_shutdown_s=args.drain_s)
         service.start(app, args.host, args.port)

@@ -6,9 +6,12 @@ Ray is the optional ``ray`` extra; :func:`require_ray` turns a missing install i
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from types import ModuleType
 
+from quasar.errors import QuasarError, one_line
 from quasar.extras import require
 
 EXTRA = "ray"
@@ -19,19 +22,115 @@ def require_ray(what: str) -> ModuleType:
     return require("ray", EXTRA, what)
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, what: str = "quasar --ray") -> bool:
-    """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs here), or start a local
-    one with ``num_cpus`` (None: all cores). Returns True when this call started Ray (the caller
-    then shuts it down with :func:`disconnect`); False when Ray was already initialised."""
+CONNECT_TIMEOUT_S = 30.0  # default of --connect-timeout: how long joining a cluster may take
+LOOPBACK = "127.0.0.1"
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, what: str = "quasar --ray",
+            timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+    """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs here), or start a private
+    local one with ``num_cpus`` (None: all cores). Returns True when this call started Ray (the caller
+    then shuts it down with :func:`disconnect`); False when Ray was already initialised.
+
+    Without ``address`` the cluster is this process's own, never one already running on the machine
+    (``address="local"``), and every server of it listens on 127.0.0.1 only, no dashboard
+    (docs/scaling.md says how to expose a cluster deliberately). Joining gives up after ``timeout_s``
+    with one line (:class:`~quasar.errors.QuasarError`) instead of waiting for ever."""
     ray = require_ray(what)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a scoring job
-    kwargs: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
+    # Ray's own warnings (token authentication is on, no SIGTERM handler off the main thread, ...)
+    # are not the user's business: its logger at ERROR; worker logs stay in the session's files
+    kwargs: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address is None:
-        kwargs["num_cpus"] = num_cpus
-    ray.init(address=address, **kwargs)
+        _start_private(ray, num_cpus=num_cpus, **kwargs)
+    else:
+        _join(ray, address, what, timeout_s, kwargs)
+    _quiet_error_notes()
     return True
+
+
+def _silence_stderr_at_exit() -> None:
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _quiet_error_notes() -> None:
+    """Ray's driver prints the raylet's notes (a worker killed while the service or an actor pool
+    shuts down, ...) on *stdout*, coloured, as "(raylet) ..." lines: they look like errors, and with
+    ``-o -`` they would land in the results. They go to Ray's logger instead (INFO: not shown at the
+    ERROR level set here; a caller that lowers it sees them)."""
+    import logging
+
+    from ray._private import worker
+
+    log = logging.getLogger("ray")
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines", []):
+            log.info("(%s) %s", data.get("pid"), line)
+
+    worker.print_to_stdstream = to_log  # looked up by Ray's error listener at each note
+
+
+def _start_private(ray: ModuleType, **kwargs) -> None:
+    """``ray.init`` of a new local cluster bound to the loopback interface.
+
+    Ray turns a node address of 127.0.0.1 into the machine's network address unless it believes it
+    runs without clusters (its ``ENABLE_RAY_CLUSTER``, off on macOS/Windows): that belief is held
+    for the start only, so the GCS, raylets, workers and agents all listen on 127.0.0.1."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", _node_ip_address=LOOPBACK, dashboard_host=LOOPBACK, **kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def _join(ray: ModuleType, address: str, what: str, timeout_s: float, kwargs: dict) -> None:
+    """``ray.init(address)`` bounded by ``timeout_s``: a HOST:PORT that refuses or does not answer a
+    TCP connection fails at once (or after ``timeout_s``); a join that starts but does not finish
+    (``auto`` against a cluster it cannot join: Ray retries for ever) fails after ``timeout_s``."""
+    import socket
+    import threading
+
+    hint = f"{what}: cannot join the Ray cluster at {address}"
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        except OSError as e:
+            why = f"no answer within {timeout_s:g} s (--connect-timeout)" if isinstance(e, TimeoutError) \
+                else (e.strerror or str(e))
+            raise QuasarError(f"{hint}: {why}; is it running and reachable?") from None
+    done = threading.Event()
+    outcome: list = []
+
+    def join() -> None:
+        try:
+            ray.init(address=address, **kwargs)
+            outcome.append(None)
+        except BaseException as e:  # handed to the caller's thread
+            outcome.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=join, name="quasar-ray-join", daemon=True).start()
+    if not done.wait(timeout_s):
+        # the abandoned join goes on in the background and Ray's C++ client logs its retries to stderr
+        # until the process ends: after this one line, nothing more of it is shown
+        atexit.register(_silence_stderr_at_exit)
+        raise QuasarError(f"{hint}: not joined within {timeout_s:g} s (--connect-timeout); "
+                          "is it running, reachable and of the same Ray version?")
+    if outcome[0] is not None:
+        e = outcome[0]
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise QuasarError(f"{hint}: {one_line(first)[:300]}") from None
 
 
 def disconnect(started: bool) -> None:

@@ -14,17 +14,34 @@ other content type                 415     ``unsupported content type``
 multipart without a boundary, or   400     ``malformed multipart body``
  with no file in it
 more files than ``max_files``      400     ``too many files``
+more pixels in all than            413     ``request over``
+ ``max_request_pixels``
+body not in within                 408     ``request body not received``
+ ``read_timeout_s``
+a slow body while                  503     ``busy: too many request bodies``
+ ``max_slow_reads`` others are
 not an image / truncated / bomb    400     the decoder's reason (one image; in a multipart
                                            request that part's ``error``, status 200)
 =================================  ======  ==========================================
+
+408 and 503 carry ``Retry-After``. **Slow bodies.** A body still arriving ``read_grace_s`` after
+the request, at under ``min_body_rate`` on average, is *slow*; at most ``max_slow_reads`` slow bodies are read
+at once (more: 503 at once), and every body must be in within ``read_timeout_s`` (else 408), so
+clients sending a byte a second hold neither the replica nor a partial body for long, and requests
+whose body is there at once (nearly all) never wait for them. **Pixel budget.** The image sizes
+of a request, read from the headers before any decoding, may add up to ``max_request_pixels``:
+a larger request would hold the scorer for minutes (64 parts of 64 MP).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from quasar.io.decode import DEFAULT_MAX_PIXELS
+from quasar.io.formats import probe
 
 MiB = 1 << 20
 
@@ -37,15 +54,94 @@ class Limits:
     max_body_bytes: int = 32 * MiB
     max_files: int = 64
     max_pixels: int | None = min(DEFAULT_MAX_PIXELS, 64_000_000)
+    max_request_pixels: int = 128_000_000
+    read_timeout_s: float = 30.0
+    read_grace_s: float = 1.0
+    min_body_rate: int = 16 * 1024  # bytes a second, on average: slower (after read_grace_s) is slow
+    max_slow_reads: int = 16
+
+
+RETRY_AFTER_S = 1  # the Retry-After of 408 and 503 answers
 
 
 class RequestError(Exception):
-    """A refused request: ``status`` and a one-line ``reason`` for the JSON body."""
+    """A refused request: ``status`` and a one-line ``reason`` for the JSON body (and ``headers``)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (408, 503) else {}
+
+
+class SlowReads:
+    """How many slow request bodies are being read now (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowReads) -> bytes:
+    """The whole body from ``chunks``, or :class:`RequestError` 413 (too long), 408 (not in within
+    ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). A body is slow when it is
+    still arriving ``read_grace_s`` after the request at under ``min_body_rate`` bytes a second on
+    average (looked at again every ``read_grace_s`` until it is slow or in). Before its first bytes
+    a body is not slow (it holds nothing but a coroutine, and the read timeout ends it): a body sent
+    at once but delivered late by a busy machine is not mistaken for a trickle. The chunk being waited for is never cancelled
+    until the read is given up, so the stream stays intact between looks."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    body, counted, look = bytearray(), False, limits.read_grace_s
+    it = chunks.__aiter__()
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            elapsed = loop.time() - start
+            if elapsed >= limits.read_timeout_s:
+                raise RequestError(408, f"request body not received within {limits.read_timeout_s:g} s "
+                                        "(the service's read timeout)")
+            if not counted and elapsed >= look:
+                if 0 < len(body) < limits.min_body_rate * elapsed:
+                    if slow.count >= limits.max_slow_reads:
+                        raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
+                                                f"{limits.max_slow_reads}); retry shortly")
+                    slow.count += 1
+                    counted = True
+                else:
+                    look = elapsed + limits.read_grace_s
+            until = limits.read_timeout_s if counted else min(look, limits.read_timeout_s)
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=max(until - elapsed, 0))
+            if not done:
+                continue
+            fut, pending = pending, None
+            try:
+                chunk = fut.result()
+            except StopAsyncIteration:
+                return bytes(body)
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                raise RequestError(413, too_large(limits))
+    finally:
+        if pending is not None:
+            pending.cancel()
+        if counted:
+            slow.count -= 1
+
+
+def check_request_pixels(files: list[tuple[str, bytes]], limits: Limits) -> None:
+    """413 when the images' header sizes add up to more than ``max_request_pixels``. Images that are
+    never decoded count 0: unreadable headers, and headers over ``max_pixels`` (each refused on its
+    own as a decompression bomb, from the header)."""
+    total = 0
+    for _, data in files:
+        pixels = probe(data).pixels or 0
+        if limits.max_pixels is None or pixels <= limits.max_pixels:
+            total += pixels
+        if total > limits.max_request_pixels:
+            raise RequestError(413, f"request over {limits.max_request_pixels} pixels in all (the service's "
+                                    "--max-request-pixels): send fewer or smaller images per request")
 
 
 def media_type(content_type: str | None) -> str:

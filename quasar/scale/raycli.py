@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from quasar.runtime.scorer import ScoreRecord
-from quasar.scale.cluster import connect, disconnect, quiet_data
+from quasar.scale.cluster import CONNECT_TIMEOUT_S, connect, disconnect, quiet_data
 
 CHUNK = 100_000  # rows handed to Ray Data per dataset: bounds the driver's memory for huge listings
 
@@ -33,21 +33,23 @@ class RayScorer:
 
     Args:
         model: model file (None: the default model); must be at this path on every node.
-        address: Ray cluster to join (None: start a local one on this machine).
+        address: Ray cluster to join (None: start a private one on this machine, on 127.0.0.1).
+        connect_timeout: seconds joining ``address`` may take (None: ``CONNECT_TIMEOUT_S``).
         actors: actor pool size (None: as many as the cluster's CPUs allow at ``actor_cpus`` each).
         actor_cpus: CPUs per actor (None: all CPUs of this machine for a local cluster, else 1).
         batch_size: rows per actor call; ``inference_batch``: the Scorer's ``batch_size`` (images per
             model call). Other ``scorer_options`` go to each actor's Scorer.
     """
 
-    def __init__(self, model: str | None = None, *, address: str | None = None, actors: int | None = None,
+    def __init__(self, model: str | None = None, *, address: str | None = None,
+                 connect_timeout: float | None = None, actors: int | None = None,
                  actor_cpus: int | None = None, batch_size: int | None = None, margins: bool = True,
                  inference_batch: int | None = None, **scorer_options) -> None:
         from quasar.runtime.model import default_model_path, load_model_info
 
         self.info = load_model_info(model or default_model_path())
         self.model = self.info.path
-        self.started = connect(address, what="quasar score --ray")
+        self.started = connect(address, what="quasar score --ray", timeout_s=connect_timeout or CONNECT_TIMEOUT_S)
         try:
             import ray
 

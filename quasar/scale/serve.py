@@ -6,14 +6,22 @@ Endpoints (:mod:`quasar.scale.http` says what a request may be and how it is ref
   ``margins``), or several as ``multipart/form-data`` -> ``{"results": [{"name", "scores"|"error"}]}``.
 * ``GET /healthz`` -> ``{"status": "ok"}``.
 * ``GET /metadata`` -> model, heads, precision, preprocessing spec, batching and limits, and the
-  answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?).
+  answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?; its
+  resident memory ``rss_mb``).
 
-**Dynamic batching.** Every image of every request goes through one ``@serve.batch`` method:
-images that arrive within ``batch_wait_ms`` of each other (up to ``max_batch_size``) are scored by
-one :meth:`Scorer.score_items` call. ``batch_concurrency`` batches run at once on the replica's one
-:class:`~quasar.runtime.Scorer` (decode workers and session kept for the replica's life), so the
-next batch is decoded while the current one is on the model. ``max_batch_size=1`` turns batching
-off: each request is then scored by its own call, concurrently with the others.
+**Dynamic batching, fairly.** Every image of every request waits in one
+:class:`~quasar.scale.fair.FairBatcher`: images that arrive within ``batch_wait_ms`` of each other
+(up to ``max_batch_size``) are scored by one :meth:`Scorer.score_items` call, and each batch takes
+one image from each waiting client (each request) in turn, so a request of many large images
+cannot hold the others back (head of line). ``batch_concurrency`` batches run at once on the
+replica's one :class:`~quasar.runtime.Scorer` (decode workers and session kept for the replica's
+life), so the next batch is decoded while the current one is on the model. ``max_batch_size=1``
+turns batching off: each request is then scored by its own call, concurrently with the others.
+
+**Slow and greedy clients** (:mod:`quasar.scale.http`): bodies are read with a deadline and only
+``max_slow_reads`` slow ones at once (408 / 503 with ``Retry-After``); a request's images may add
+up to ``max_request_pixels`` (413). A replica holds up to ``max_ongoing_requests`` requests (256),
+so clients that hold a request open do not keep ``/healthz`` or anyone's ``/score`` waiting.
 
 The scorer runs in a worker thread, so ``/healthz`` answers while a batch is scored. Shutdown is
 graceful: Ray Serve stops routing to a replica and waits up to ``graceful_shutdown_s`` for the
@@ -29,13 +37,25 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 from ray import serve
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from quasar.scale.http import Limits, RequestError, check_length, record_json, split_files, too_large, truthy
+from quasar.scale.fair import FairBatcher
+from quasar.scale.http import (
+    Limits,
+    RequestError,
+    SlowReads,
+    check_length,
+    check_request_pixels,
+    read_body,
+    record_json,
+    split_files,
+    truthy,
+)
 
 log = logging.getLogger("quasar.serve")
 APP_NAME = "quasar"
+MAX_ONGOING = 256  # requests one replica holds at once (more wait in Serve's proxy)
 
 
 @dataclass(frozen=True)
@@ -65,12 +85,8 @@ class ScoringService:
         self.scorer = Scorer(model, backend=o.backend, device=o.device, batch_size=o.batch_size, workers=o.workers,
                              threads=o.threads, max_pixels=limits.max_pixels)
         self.batching = o.max_batch_size > 1
-
-        async def score_batch(items: list) -> list:  # one call per dynamic batch, in a worker thread
-            return await asyncio.to_thread(self._score_now, items)
-
-        self._batched = serve.batch(max_batch_size=o.max_batch_size, batch_wait_timeout_s=o.batch_wait_ms / 1000,
-                                    max_concurrent_batches=o.batch_concurrency)(score_batch)
+        self.batcher = FairBatcher(self._score_now, o.max_batch_size, o.batch_wait_ms / 1000, o.batch_concurrency)
+        self.slow_reads = SlowReads()
         self.metadata = self._metadata()
         self._stats_lock = threading.Lock()
         self.stats = {"scorer_calls": 0, "images": 0, "largest_batch": 0}
@@ -97,10 +113,12 @@ class ScoringService:
             if path == "/metadata":
                 _method(request, "GET")
                 with self._stats_lock:
-                    return JSONResponse({**self.metadata, "stats": dict(self.stats)})
+                    return JSONResponse({**self.metadata, "stats": {**self.stats, "rss_mb": _rss_mb()}})
             raise RequestError(404, f"no endpoint {path!r}: POST /score, GET /healthz, GET /metadata")
         except RequestError as e:
-            return JSONResponse({"error": e.reason}, status_code=e.status)
+            return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
+        except ClientDisconnect:  # nobody to answer
+            return JSONResponse({"error": "client disconnected"}, status_code=400)
         except Exception as e:  # a bug here, not the client's input: say so, keep the replica up
             log.exception("quasar serve: internal error")
             return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
@@ -108,12 +126,7 @@ class ScoringService:
     async def _read_body(self, request: Request) -> bytes:
         limits = self.options.limits
         check_length(request.headers.get("content-length"), limits)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_body_bytes:
-                raise RequestError(413, too_large(limits))
-        return bytes(body)
+        return await read_body(request.stream(), limits, self.slow_reads)
 
     async def _score(self, request: Request) -> JSONResponse:
         from quasar.runtime.sources import Item
@@ -121,9 +134,10 @@ class ScoringService:
         body = await self._read_body(request)
         multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
         files = split_files(request.headers.get("content-type"), body, self.options.limits)
+        check_request_pixels(files, self.options.limits)
         items = [Item(name, data=data) for name, data in files]
         if self.batching:
-            records = await asyncio.gather(*(self._batched(item) for item in items))
+            records = await self.batcher.submit(request.client.host if request.client else "", items)
         else:
             records = await asyncio.to_thread(self._score_now, items)
         margins = truthy(request.query_params.get("margins"))
@@ -146,6 +160,15 @@ class ScoringService:
             scorer.close()
 
 
+def _rss_mb() -> float | None:
+    """This replica's resident memory in MB (Linux), so load tests can see whether it stays flat."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(round(int(line.split()[1]) / 1024, 1) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def _method(request: Request, want: str) -> None:
     if request.method != want:
         raise RequestError(405, f"{request.method} not allowed here: use {want}")
@@ -155,7 +178,9 @@ def build_app(model: str | None = None, options: ServiceOptions | None = None, *
               replica_cpus: float = 1, graceful_shutdown_s: float = 30.0, max_ongoing_requests: int | None = None):
     """The Serve application (``serve.run(build_app(...))``); nothing starts until it is run."""
     o = options or ServiceOptions()
-    ongoing = max_ongoing_requests or max(64, 2 * o.max_batch_size * o.batch_concurrency)
+    # requests a replica holds at once: reading bodies and waiting for batches costs it a coroutine
+    # each (the slow ones are bounded by max_slow_reads), so it takes many, and /healthz is never queued
+    ongoing = max_ongoing_requests or max(MAX_ONGOING, 2 * o.max_batch_size * o.batch_concurrency)
     deployment = serve.deployment(
         ScoringService, name="QuasarScorer", num_replicas=replicas, max_ongoing_requests=ongoing,
         ray_actor_options={"num_cpus": replica_cpus}, graceful_shutdown_wait_loop_s=0.2,

@@ -39,6 +39,15 @@ def best_device() -> str:
     return "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
 
 
+def memory_pattern(info: ModelInfo) -> bool:
+    """Whether the session plans memory per input shape (ORT's ``enable_mem_pattern``): on only for
+    graphs that see one shape. ORT keeps one plan per shape it has run and never drops one, so a
+    graph that takes any size (``dynamic_size``: one shape per image size) would grow with the number
+    of distinct sizes scored (peak RSS for 300 sizes, pattern on vs off:
+    benchmarks/results/ort_memory.md)."""
+    return not info.dynamic_size
+
+
 def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
     """TensorRT EP options: a persistent engine cache, and one optimisation profile covering every
     input the spec can produce, so the EP does not rebuild its engine for each new image shape."""
@@ -98,6 +107,7 @@ class OrtBackend(Backend):
         if threads:
             so.intra_op_num_threads = int(threads)
         so.log_severity_level = 3
+        so.enable_mem_pattern = memory_pattern(info)
         if not spin:
             # Decode threads share the cores: ORT's idle workers would otherwise busy-wait on them.
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
