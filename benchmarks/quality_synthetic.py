@@ -244,7 +244,9 @@ def former_model(out_dir: Path) -> str:
     from quasar.export.onnx_export import export_onnx
 
     pack = CentroidPack.load(FORMER_PACK)
-    path = out_dir / f"former-{pack.content_hash[7:19]}-fp32.onnx"
+    from quasar.export.metadata import EXPORT_REVISION
+
+    path = out_dir / f"former-{pack.content_hash[7:19]}-r{EXPORT_REVISION}-fp32.onnx"  # a new exporter: new file
     if not path.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
         export_onnx(None, pack, path)
