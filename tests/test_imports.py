@@ -19,7 +19,7 @@ QUASAR = Path(__file__).resolve().parents[1] / "quasar"
 
 # Shared floor: below every stage, imports no stage.
 FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", "quasar.io", "quasar.onnx_meta",
-         "quasar.contract")
+         "quasar.contract", "quasar.model_file")
 STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval",
           "quasar.scale")
 # What each part may not import (prefix match).

@@ -49,7 +49,7 @@ def write_metadata(model: onnx.ModelProto, meta: Mapping[str, str]) -> None:
 def seal_model(path: str) -> None:
     """Write the model digest (``quasar.model_sha256``, :func:`quasar.contract.model_sha256`) into the
     finished file, as its last step, and check the file as the runtime will load it."""
-    from quasar.runtime.model import load_model_info
+    from quasar.model_file import load_model_info
 
     model = onnx.load(path)
     props = [(p.key, p.value) for p in model.metadata_props if p.key != MODEL_SHA256_KEY]

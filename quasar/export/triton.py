@@ -52,7 +52,7 @@ def read_info(model: str) -> ModelInfo:
         raise QuasarError(f"{model}: model file not found")
     if is_engine_path(model):
         return parse_metadata(engine_metadata(read_engine_sidecar(model), engine_sidecar_path(model)), model, "engine")
-    from quasar.runtime.model import load_model_info  # the one loader: metadata, graph and digest checked
+    from quasar.model_file import load_model_info  # the one loader: metadata, graph and digest checked
 
     return load_model_info(model)
 
