@@ -34,9 +34,14 @@ SHIPPED = "quasar/data/default_quality-fp32.onnx"
 
 
 def baseline_from_git(rev: str, dest: Path) -> str:
+    """The shipped model at ``rev``, sealed with today's digest (models exported before the digest are
+    refused by the runtime; sealing adds the metadata entry only, the graph is the same)."""
+    from quasar.export.metadata import seal_model
+
     data = subprocess.run(["git", "show", f"{rev}:{SHIPPED}"], cwd=HERE.parent, check=True,
                           capture_output=True).stdout
     dest.write_bytes(data)
+    seal_model(str(dest))
     return str(dest)
 
 

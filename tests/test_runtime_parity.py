@@ -167,7 +167,9 @@ def test_torch_backend_matches_onnxruntime_on_the_shipped_model(photos):
     with Scorer(model) as ort_s, Scorer(model, backend="torch") as torch_s:
         assert torch_s.backend.name.startswith("torch")
         for a, b in zip(ort_s.score(small), torch_s.score(small), strict=True):
-            assert a.ok and b.ok and a.margins == pytest.approx(b.margins, abs=1e-4)
+            # float32 rounding, amplified in a combine head's margin (logit units: family margins x their
+            # logit scales, ~15), hence a relative bound beside the absolute one
+            assert a.ok and b.ok and a.margins == pytest.approx(b.margins, rel=5e-4, abs=1e-4)
 
 
 @pytest.mark.slow
@@ -177,7 +179,7 @@ def test_torch_backend_matches_onnxruntime(effnet_model, photos):
     with Scorer(effnet_model) as ort_s, Scorer(effnet_model, backend="torch") as torch_s:
         assert torch_s.backend.name.startswith("torch")
         for a, b in zip(ort_s.score(files), torch_s.score(files), strict=True):
-            assert a.margins == pytest.approx(b.margins, abs=1e-4)
+            assert a.margins == pytest.approx(b.margins, rel=5e-4, abs=1e-4)  # (see above)
 
 
 @pytest.mark.slow

@@ -262,11 +262,12 @@ std::string py_list_repr(const std::vector<std::string>& v) {
     return out + "]";
 }
 
-std::vector<std::string> columns(const std::vector<std::string>& heads, bool margins) {
+std::vector<std::string> columns(const std::vector<std::string>& heads, bool margins, bool reason_column) {
     std::vector<std::string> cols = {"path"};
     cols.insert(cols.end(), heads.begin(), heads.end());
     if (margins)
         for (const auto& h : heads) cols.push_back(h + "_margin");
+    if (reason_column) cols.push_back("reason");
     cols.push_back("error");
     return cols;
 }
@@ -283,9 +284,10 @@ std::string infer_format(const std::string& out, const std::string& fmt) {
 }
 
 RowWriter::RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::string> heads, bool margins, bool header,
-                     std::string name)
-    : f_(f), owns_(owns), fmt_(std::move(fmt)), name_(std::move(name)), heads_(std::move(heads)), margins_(margins) {
-    if (header && fmt_ == "csv") put(csv_row(columns(heads_, margins_)));
+                     std::string name, bool reason_column)
+    : f_(f), owns_(owns), fmt_(std::move(fmt)), name_(std::move(name)), heads_(std::move(heads)), margins_(margins),
+      reason_column_(reason_column) {
+    if (header && fmt_ == "csv") put(csv_row(columns(heads_, margins_, reason_column_)));
 }
 
 RowWriter::~RowWriter() {
@@ -308,6 +310,7 @@ void RowWriter::write(const Row& r) {
         for (size_t i = 0; i < heads_.size(); ++i) fields.push_back(r.ok ? fmt6(r.scores[i]) : "");
         if (margins_)
             for (size_t i = 0; i < heads_.size(); ++i) fields.push_back(r.ok ? fmt6(r.margins[i]) : "");
+        if (reason_column_) fields.push_back(r.ok ? csv_cell(r.reason) : "");
         fields.push_back(r.ok ? "" : csv_cell(encode_text(r.error)));
         put(csv_row(fields));
         return;
@@ -317,6 +320,7 @@ void RowWriter::write(const Row& r) {
     if (margins_)
         for (size_t i = 0; i < heads_.size(); ++i)
             line += ", " + json_str(heads_[i] + "_margin") + ": " + (r.ok ? json_num(r.margins[i]) : "null");
+    if (reason_column_) line += ", \"reason\": " + (r.ok ? json_str(r.reason) : std::string("null"));
     line += ", \"error\": " + (r.ok ? std::string("null") : json_str(encode_text(r.error))) + "}\n";
     put(line);
 }
@@ -429,13 +433,13 @@ std::set<std::string> read_done(const std::string& path, const std::string& fmt,
 }
 
 RowWriter* open_writer(const std::string& out, const std::string& fmt_in, const std::vector<std::string>& heads,
-                       bool margins, bool resume, std::set<std::string>& done) {
+                       bool margins, bool resume, std::set<std::string>& done, bool reason_column) {
     std::string fmt = infer_format(out, fmt_in);
     if (fmt != "csv" && fmt != "jsonl")
         throw CliError("unknown output format '" + fmt + "'; expected one of ('csv', 'jsonl')");
     if (out == "-") {
         if (resume) throw CliError("--resume needs an output file (-o FILE), not stdout");
-        return new RowWriter(stdout, false, fmt, heads, margins, true, "<stdout>");
+        return new RowWriter(stdout, false, fmt, heads, margins, true, "<stdout>", reason_column);
     }
     struct stat st;
     if (::stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
@@ -446,7 +450,7 @@ RowWriter* open_writer(const std::string& out, const std::string& fmt_in, const 
     std::vector<std::string> notes;
     if (existing) {
         notes = repair_tail(out);
-        done = read_done(out, fmt, columns(heads, margins));
+        done = read_done(out, fmt, columns(heads, margins, reason_column));
         existing = ::stat(out.c_str(), &st) == 0 && st.st_size > 0;
     }
     // --resume appends in place (each row durable at once); otherwise a temporary file renamed into place
@@ -470,7 +474,7 @@ RowWriter* open_writer(const std::string& out, const std::string& fmt_in, const 
     if (!f) throw CliError(encode_text(out) + ": cannot write results: " + std::strerror(errno));
     std::unique_ptr<RowWriter> w;
     try {
-        w.reset(new RowWriter(f, true, fmt, heads, margins, !existing, out));
+        w.reset(new RowWriter(f, true, fmt, heads, margins, !existing, out, reason_column));
     } catch (...) {
         std::fclose(f);
         if (!tmp.empty()) ::unlink(tmp.c_str());

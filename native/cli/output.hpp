@@ -24,9 +24,11 @@ struct Row {
     std::vector<float> margins;
     bool ok = false;
     std::string error;
+    std::string reason;           // --explain: the weakest family head (quasar/runtime/explain.py), or ""
 };
 
-std::vector<std::string> columns(const std::vector<std::string>& heads, bool margins);
+// The columns of a results file; ``reason_column`` (--explain on a model with family heads) adds "reason".
+std::vector<std::string> columns(const std::vector<std::string>& heads, bool margins, bool reason_column = false);
 std::string infer_format(const std::string& out, const std::string& fmt);
 std::string py_list_repr(const std::vector<std::string>& v);
 
@@ -49,7 +51,8 @@ private:
 
 class RowWriter {
 public:
-    RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::string> heads, bool margins, bool header, std::string name);
+    RowWriter(FILE* f, bool owns, std::string fmt, std::vector<std::string> heads, bool margins, bool header, std::string name,
+              bool reason_column = false);
     ~RowWriter();
     void write(const Row& row);
     void close();  // a temporary file is renamed over the output (removed instead after a failed write)
@@ -64,6 +67,7 @@ private:
     std::string fmt_, name_;
     std::vector<std::string> heads_;
     bool margins_;
+    bool reason_column_;
     bool failed_ = false;
 };
 
@@ -73,6 +77,6 @@ std::vector<std::string> repair_tail(const std::string& path);
 std::set<std::string> read_done(const std::string& path, const std::string& fmt, const std::vector<std::string>& want);
 // Opens ``out`` ("-": stdout) for writing; with ``resume`` also fills ``done``.
 RowWriter* open_writer(const std::string& out, const std::string& fmt, const std::vector<std::string>& heads, bool margins,
-                       bool resume, std::set<std::string>& done);
+                       bool resume, std::set<std::string>& done, bool reason_column = false);
 
 }  // namespace quasar_cli

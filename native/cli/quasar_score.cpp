@@ -89,6 +89,22 @@ struct Args {
     long long max_pixels = 0;
 };
 
+constexpr float kReasonBelow = 0.6f;  // quasar/runtime/explain.py REASON_BELOW (level 2 on the heads' scale)
+
+// The `reason` of --explain: the family head with the lowest score (ties: the first name in sort order,
+// as Python's min over (score, name)) when that score is below kReasonBelow, else "".
+std::string weakest_family(const std::vector<float>& scores, const std::vector<size_t>& families,
+                           const std::vector<std::string>& names) {
+    const std::string* best = nullptr;
+    float low = 0.f;
+    for (size_t i : families)
+        if (!best || scores[i] < low || (scores[i] == low && names[i] < *best)) {
+            best = &names[i];
+            low = scores[i];
+        }
+    return best && low < kReasonBelow ? *best : std::string();
+}
+
 [[noreturn]] void usage_error(const std::string& msg) {
     std::fprintf(stderr, "%squasar-score: error: %s\n", kUsage, msg.c_str());
     std::exit(2);
@@ -254,8 +270,15 @@ int run(const Args& a) {
             cols.push_back(i);
             heads.push_back(all_heads[i]);
         }
+    // --explain: the heads a combine head summarises are the family heads; `reason` names the weakest
+    // below kReasonBelow (quasar/runtime/explain.py: REASON_BELOW, the same bound)
+    std::vector<size_t> families;
+    if (a.explain)
+        for (size_t i = 0; i < all_heads.size(); ++i)
+            if (!summary[i]) families.push_back(i);
     std::set<std::string> done;
-    std::unique_ptr<RowWriter> writer(open_writer(a.output, a.format, heads, a.margins, a.resume, done));
+    std::unique_ptr<RowWriter> writer(
+        open_writer(a.output, a.format, heads, a.margins, a.resume, done, !families.empty()));
     if (!a.quiet)
         for (const auto& note : writer->notes) std::fprintf(stderr, "quasar score: %s: %s\n", encode_text(a.output).c_str(), note.c_str());
 
@@ -295,6 +318,7 @@ int run(const Args& a) {
                     r.scores.push_back(res[i].scores[c]);
                     r.margins.push_back(res[i].margins[c]);
                 }
+                r.reason = weakest_family(res[i].scores, families, all_heads);
                 std::string w = batch[i]->image.warning();
                 if (!w.empty()) {
                     ++warned;

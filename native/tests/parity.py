@@ -68,7 +68,10 @@ def main() -> int:
         header = py_rows[0]
         if [r[0] for r in py_rows] != [r[0] for r in nat_rows]:
             failures.append("the rows' paths or their order differ")
-        heads = [h for h in header[1:-1]]
+        num = [i for i, h in enumerate(header) if h not in ("path", "reason", "error")]  # score/margin columns
+        heads = [header[i] for i in num]
+        reason_at = header.index("reason") if "reason" in header else None
+        reasons_differ = 0
         py_s, nat_s = [], []
         errors_same = errors_known = 0
         for pr, nr in zip(py_rows[1:], nat_rows[1:], strict=False):
@@ -83,8 +86,12 @@ def main() -> int:
             if pe:
                 errors_same += 1
                 continue
-            py_s.append([float(v) for v in pr[1:-1]])
-            nat_s.append([float(v) for v in nr[1:-1]])
+            py_s.append([float(pr[i]) for i in num])
+            nat_s.append([float(nr[i]) for i in num])
+            if reason_at is not None and pr[reason_at] != nr[reason_at]:
+                reasons_differ += 1  # the same rule on scores 1e-6 apart: only at the bound itself
+        if reasons_differ > 0.01 * max(1, len(py_s)):
+            failures.append(f"--explain's reason differs on {reasons_differ} of {len(py_s)} rows")
         py_a, nat_a = np.array(py_s), np.array(nat_s)
         diff = np.abs(py_a - nat_a)
         worst = float(diff.max()) if diff.size else float("nan")

@@ -160,10 +160,10 @@ class CentroidPack:
         >>> pack.encoder, pack.embed_dim
         ('effnet-lite0+taps', 4198)
         >>> pack.output_names
-        ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality']
+        ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics', 'quality']
         >>> scores, margins = pack.score_embeddings(np.ones((2, pack.embed_dim)))  # the graph's head, in numpy
         >>> scores.shape
-        (2, 7)
+        (2, 8)
 
         A hand-made pack with one centroid head (a good and a bad direction in 4 dimensions):
 

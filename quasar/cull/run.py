@@ -175,7 +175,8 @@ def score_resumable(scorer, items: list, out: str, on_record: Callable[[], None]
     from quasar.runtime.pathtext import resume_key
 
     side = out + SCORES_SUFFIX
-    writer, done = open_writer(side, "jsonl", scorer.heads, resume=True, embeddings=True)
+    # 9 significant digits: the embeddings read back on --resume are the float32 values grouped now
+    writer, done = open_writer(side, "jsonl", scorer.heads, resume=True, embeddings=True, embedding_digits=9)
     try:
         old = read_scored(side) if done else {}
         todo = [it for it in items if resume_key(it.label) not in old]

@@ -95,8 +95,9 @@ class ScoringHead(nn.Module):
                 part = logits[:, idx]
                 if rule == "min":
                     cols.append(part.min(dim=1).values)
-                elif rule == "mean":
-                    cols.append(part.mean(dim=1))
+                elif rule == "mean":  # a MatMul by 1/k, not ReduceMean: mobile runtimes and OpenCV DNN take it
+                    avg = torch.full((len(idx), 1), 1.0 / len(idx), dtype=part.dtype, device=part.device)
+                    cols.append(part.matmul(avg).reshape(-1))
                 else:  # softmin
                     cols.append(-torch.logsumexp(-part, dim=1))
             combined = torch.stack(cols, dim=1)

@@ -62,9 +62,11 @@ class RowWriter:
     """Writes one row per :class:`ScoreRecord` and flushes it."""
 
     def __init__(self, stream: TextIO, fmt: str, heads: tuple[str, ...], margins: bool, header: bool,
-                 owns: bool, name: str = "<stdout>", embeddings: bool = False, reasons: tuple[str, ...] = ()) -> None:
+                 owns: bool, name: str = "<stdout>", embeddings: bool = False, reasons: tuple[str, ...] = (),
+                 embedding_digits: int = 6) -> None:
         self.stream, self.fmt, self.heads, self.margins, self.owns = stream, fmt, heads, margins, owns
         self.reasons = reasons
+        self.embedding_digits = embedding_digits  # JSONL: significant digits (9 round-trips float32 exactly)
         self.name = name
         self.embeddings = embeddings
         self._npy_rows: list = []  # CSV with embeddings: one entry per row, written by close()
@@ -109,7 +111,8 @@ class RowWriter:
             d[REASON_COLUMN] = reason(rec.scores, self.reasons) if rec.ok else None
         d["error"] = error
         if self.embeddings:
-            d["embedding"] = None if rec.embedding is None else [float(f"{v:.6g}") for v in rec.embedding.tolist()]
+            d["embedding"] = None if rec.embedding is None else [float(f"{v:.{self.embedding_digits}g}")
+                                                                  for v in rec.embedding.tolist()]
         line = json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
         self._guarded(lambda: self.stream.write(line))
 
@@ -161,7 +164,7 @@ def _fmt(v: float | None) -> str:
 
 def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool = False,
                 resume: bool = False, embeddings: bool = False,
-                reasons: tuple[str, ...] = ()) -> tuple[RowWriter, set[str]]:
+                reasons: tuple[str, ...] = (), embedding_digits: int = 6) -> tuple[RowWriter, set[str]]:
     """Open ``out`` (``-``: stdout) for writing; with ``resume``, also return the
     :func:`~quasar.runtime.pathtext.resume_key` of every path already done. ``reasons``: the family
     heads whose weakest one the ``reason`` column names (:mod:`quasar.runtime.explain`)."""
@@ -198,7 +201,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         raise
     try:
         writer = RowWriter(output.stream, fmt, heads, margins, header=not existing, owns=True, name=out,
-                           embeddings=embeddings, reasons=reasons)
+                           embeddings=embeddings, reasons=reasons, embedding_digits=embedding_digits)
     except BaseException:
         output.discard()
         raise

@@ -106,7 +106,7 @@ class Scorer:
         >>> with Scorer() as scorer:
         ...     (record,) = scorer.score(np.full((240, 320, 3), 128, np.uint8))
         >>> record.ok, list(record.scores)
-        (True, ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality'])
+        (True, ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics', 'quality'])
         >>> 0.0 <= record.scores["quality"] <= 1.0
         True
 
