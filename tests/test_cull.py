@@ -172,3 +172,17 @@ def test_cull_command_on_bursts_of_real_photos(heldout_photos, tmp_path):
     assert (tmp_path / "cull.html").stat().st_size > 10_000
     first = out.read_text()
     assert main(args[:6] + ["-q"]) == 0 and out.read_text() == first
+
+
+def test_mild_bursts_degrade_every_other_frame_at_level_one():
+    """burst_eval's close-call set: the same bursts as the default ones (same keeper, same kinds of
+    defect), every degraded frame at level 1."""
+    from burst_sets import make_burst
+
+    img = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    for name in ("a", "b", "c"):
+        normal, mild = make_burst(img, name, size=5), make_burst(img, name, size=5, mild=True)
+        assert [f.keeper for f in mild] == [f.keeper for f in normal] and sum(f.keeper for f in mild) == 1
+        for fn, fm in zip(normal, mild, strict=True):
+            assert fn.degradation.split(":")[0] == fm.degradation.split(":")[0]
+            assert fm.keeper or fm.degradation.endswith(":1")

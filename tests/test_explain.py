@@ -16,3 +16,13 @@ def test_reason_names_the_weakest_family_only_when_it_is_low():
     fine = {"sharpness": 0.9, "noise": REASON_BELOW + 0.01, "exposure": 0.8}
     assert reason(fine, fams) == ""
     assert reason({}, fams) == "" and reason(low, ()) == ""
+
+
+def test_native_cli_uses_the_same_bound():
+    """quasar-score writes the same reason: its bound is this module's REASON_BELOW."""
+    import re
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[1] / "native" / "cli" / "quasar_score.cpp").read_text()
+    m = re.search(r"constexpr float kReasonBelow = ([0-9.]+)f;", src)
+    assert m and float(m.group(1)) == REASON_BELOW
