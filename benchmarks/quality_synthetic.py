@@ -59,10 +59,10 @@ from quasar.centroids.families import (
     QUALITY_HEADS,
     AnchorGrid,
     HeadConfig,
+    close_call_wins,
     fit_head,
     fit_quality,
     grid_scores,
-    pair_wins,
     pooled_srcc,
     within_srcc,
 )
@@ -80,7 +80,6 @@ FORMER_PACK = HERE / "baselines" / "default_quality_v1.qpack.json"
 PREVIOUS_PACK = HERE / "baselines" / "default_quality_v2.qpack.json"
 JPEG_QUALITIES = (95, 92, 85, 75, 50)
 FAMILY_OF = {t: f for f, ts in QUALITY_HEADS.items() for t in ts} | {t: "mixture" for t in MIXTURE_TYPES}
-CLOSE_CALLS = (("pristine_over_L1", 0, 1), ("pristine_over_L2", 0, 2))
 
 
 # --------------------------------------------------------------------------- metrics with CIs
@@ -111,9 +110,7 @@ def summary(scores: np.ndarray, grid: AnchorGrid, types: list[str], n_boot: int,
 def close_call_summary(sub: np.ndarray, types: list[str], ci) -> dict:
     """Pairwise accuracies (same photo, same type): P(pristine > level 1), P(pristine > level 2) and
     P(level k > level k + 1) averaged over k, overall, per family and per type, with CIs over photos."""
-    wins = {name: pair_wins(sub, a, b) for name, a, b in CLOSE_CALLS}  # [P, T]
-    n = sub.shape[-1]
-    wins["steps"] = np.mean([pair_wins(sub, k, k + 1) for k in range(1, n - 1)], axis=0)
+    wins = close_call_wins(sub)  # [P, T] each
     fams = sorted({FAMILY_OF[t] for t in types})
     out = {}
     for name, w in wins.items():

@@ -154,11 +154,17 @@ class ModelInfo:
         return json.loads(self.metadata["quasar.preprocess"])
 
     @property
-    def summary_heads(self) -> tuple[str, ...]:
-        """The heads a user sees by default: all but those that a combine head summarises (the
-        default model: ``quality``; its family heads explain it, ``quasar score --explain``)."""
+    def combined_heads(self) -> tuple[str, ...]:
+        """The heads a combine head summarises, in head order (the default model: its family heads,
+        which ``quasar score --explain`` adds and whose weakest names the ``reason``)."""
         parts = {i for _, idx in self.combine for i in idx}
-        return tuple(h for i, h in enumerate(self.heads) if i not in parts)
+        return tuple(h for i, h in enumerate(self.heads) if i in parts)
+
+    @property
+    def summary_heads(self) -> tuple[str, ...]:
+        """The heads a user sees by default: all but :attr:`combined_heads` (the default model:
+        ``quality``)."""
+        return tuple(h for h in self.heads if h not in self.combined_heads)
 
 
 def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_scales: Sequence[float],

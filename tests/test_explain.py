@@ -1,12 +1,23 @@
 """The ``reason`` of ``quasar score --explain``: the weakest family head, or nothing when none is low."""
 
-from quasar.runtime.explain import REASON_BELOW, family_heads, reason
+from quasar.runtime.explain import REASON_BELOW, reason
+
+
+def _info(heads, combine):
+    from quasar.contract import fused_metadata, parse_metadata
+    from quasar.preprocess import PreprocessSpec
+
+    meta = fused_metadata(encoder="effnet-lite0+taps", pack_hash="sha256:" + "0" * 64, heads=heads,
+                          logit_scales=[30.0] * len(heads), preprocess=PreprocessSpec().to_dict(),
+                          dynamic_size=False, precision="fp32", combine=combine)
+    return parse_metadata(meta)
 
 
 def test_family_heads_are_what_the_combine_heads_summarise():
     heads = ("sharpness", "noise", "exposure", "quality")
-    assert family_heads(heads, [("mean", (0, 1, 2))]) == ("sharpness", "noise", "exposure")
-    assert family_heads(heads, []) == ()
+    info = _info(heads, [("mean", (0, 1, 2))])
+    assert info.combined_heads == ("sharpness", "noise", "exposure") and info.summary_heads == ("quality",)
+    assert _info(heads, []).combined_heads == ()
 
 
 def test_reason_names_the_weakest_family_only_when_it_is_low():

@@ -188,7 +188,6 @@ def fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndarr
 def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndarray, cfg: HeadConfig,
               others: Sequence[str] = ()) -> FittedHead:
     emb, levels, target, weight = _rows(grid, photos, grid.type_index(types))
-    n_own = len(emb)
     fit_emb, fit_target, fit_weight = emb, target, weight
     if others:
         o = grid.distorted[photos][:, grid.type_index(others)].reshape(-1, emb.shape[1])
@@ -212,7 +211,7 @@ def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndar
     if not sd > 0:
         raise QuasarError(f"head {name!r}: the anchors' margins do not vary; cannot calibrate")
     w = w * (MARGIN_SPREAD / sd)
-    scale, bias = H.calibrate(emb[:n_own] @ w, target, weight)
+    scale, bias = H.calibrate(emb @ w, target, weight)
     return FittedHead(name, w.astype(np.float64), scale, bias)
 
 
@@ -237,10 +236,9 @@ def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = N
     """Fit each family head on its types, then calibrate their combination on all of those types."""
     heads = QUALITY_HEADS if heads is None else heads
     photos = np.ones(len(grid.photos), bool) if photos is None else photos
-    every = [t for types in heads.values() for t in types]
-    fams = [fit_head(grid, name, types, photos, cfg, [t for t in every if t not in types])
-            for name, types in heads.items()]
     all_types = [t for types in heads.values() for t in types]
+    fams = [fit_head(grid, name, types, photos, cfg, [t for t in all_types if t not in types])
+            for name, types in heads.items()]
     if heads is QUALITY_HEADS:
         all_types += [t for t in MIXTURE_TYPES if t in grid.types]
     emb, _, target, weight = _rows(grid, photos, grid.type_index(all_types))
@@ -282,12 +280,18 @@ def pair_wins(scores: np.ndarray, better: int, worse: int) -> np.ndarray:
     return (a > b).astype(np.float64) + 0.5 * (a == b)
 
 
-def close_calls(scores: np.ndarray) -> dict[str, float]:
-    """Pairwise accuracies over a grid's scores [P, T, 1 + L]: pristine above level 1, pristine above
-    level 2, and each level above the next (``steps``, the mean over k of level k above level k + 1)."""
+def close_call_wins(scores: np.ndarray) -> dict[str, np.ndarray]:
+    """The close calls of a grid's scores [P, T, 1 + L], per photo and type [P, T]: pristine above level 1,
+    pristine above level 2, and each level above the next (``steps``, the mean over k of level k above
+    level k + 1)."""
     n = scores.shape[-1]
-    return {"pristine_over_L1": float(pair_wins(scores, 0, 1).mean()), "pristine_over_L2": float(pair_wins(scores, 0, 2).mean()),
-            "steps": float(np.mean([pair_wins(scores, k, k + 1).mean() for k in range(1, n - 1)]))}
+    return {"pristine_over_L1": pair_wins(scores, 0, 1), "pristine_over_L2": pair_wins(scores, 0, 2),
+            "steps": np.mean([pair_wins(scores, k, k + 1) for k in range(1, n - 1)], axis=0)}
+
+
+def close_calls(scores: np.ndarray) -> dict[str, float]:
+    """:func:`close_call_wins` averaged over every photo and type."""
+    return {name: float(w.mean()) for name, w in close_call_wins(scores).items()}
 
 
 def pooled_srcc(scores: np.ndarray, levels: Sequence[int] = LEVELS) -> float:

@@ -139,7 +139,6 @@ def _quiet_opencv() -> None:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
     from quasar.io.decode import DEFAULT_MAX_PIXELS
-    from quasar.runtime.explain import family_heads
     from quasar.runtime.output import open_writer
     from quasar.runtime.pathtext import encode_text, resume_key
     from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
@@ -169,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                         embeddings=getattr(args, "embeddings", False))
     try:
         heads = scorer.heads if args.explain else scorer.info.summary_heads
-        reasons = family_heads(scorer.heads, scorer.info.combine) if args.explain else ()
+        reasons = scorer.info.combined_heads if args.explain else ()
         writer, done = open_writer(args.output, args.format, heads, margins=args.margins, reasons=reasons,
                                    resume=args.resume, embeddings=getattr(args, "embeddings", False))
     except BaseException:

@@ -6,7 +6,7 @@ is the weakest. Every family head reads on the same documented scale as ``qualit
 pristine photo, ``1 - level/5`` for a synthetic defect at level 1..5), so one fixed bound serves all
 of them: the reason is the family with the lowest score when that score is below
 :data:`REASON_BELOW` (about level 2 of 5 of that family's defects, or worse), and empty when nothing
-stands out. How often the named family is the true one is measured by
+stands out. The family heads are the model's ``ModelInfo.combined_heads``. How often the named family is the true one is measured by
 ``benchmarks/quality_synthetic.py`` (its ``explain`` section).
 """
 
@@ -16,13 +16,6 @@ from collections.abc import Mapping, Sequence
 
 REASON_BELOW = 0.6  # on the heads' scale 1 - level/5: level 2 reads 0.6
 REASON_COLUMN = "reason"  # the results-file column (after the head columns, before ``error``)
-
-
-def family_heads(heads: Sequence[str], combine: Sequence[tuple[str, Sequence[int]]]) -> tuple[str, ...]:
-    """The heads that the model's combine heads summarise (in head order), from a model's contract
-    (``ModelInfo.heads`` and ``ModelInfo.combine``); empty for a model without combine heads."""
-    parts = sorted({int(i) for _, idx in combine for i in idx})
-    return tuple(heads[i] for i in parts)
 
 
 def reason(scores: Mapping[str, float], families: Sequence[str]) -> str:

@@ -1,10 +1,6 @@
 """Find the model to score with (``$QUASAR_MODEL``, the shipped default, or the cached export); reading and
-verifying a model file is :mod:`quasar.model_file` (the floor), re-exported here for the runtime's callers.
-
-A fused model is an ONNX graph with ``metadata_props`` per the contract in docs/architecture.md (also
-converted to ONNX Runtime's ``.ort`` format, which keeps them), or a TensorRT engine ``X.engine`` with
-the same keys in a JSON sidecar ``X.engine.json``. Validation happens
-before any inference session exists, so a wrong file fails fast with a message naming it.
+verifying a model file (ONNX, ``.ort`` or a TensorRT engine with its sidecar) is :mod:`quasar.model_file`
+(the floor), re-exported here for the runtime's callers.
 """
 
 from __future__ import annotations
