@@ -35,12 +35,12 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DOCS = ("README.md", "docs/*.md", "benchmarks/README.md")
-STRICT_FILES = ("README.md",)  # claims from top to bottom
+STRICT_FILES = ("README.md", "docs/perf.md", "docs/architecture.md", "docs/embedding.md", "docs/scaling.md", "docs/report.md", "benchmarks/README.md")
 CLAIMS_START, CLAIMS_END = "<!-- claims -->", "<!-- /claims -->"
 
 NUMBER = r"[+\-−]?\d[\d,]*(?:\.\d+)?"
 SOURCED = re.compile(rf"(?P<num>{NUMBER})(?P<unit>\s?(?:%|×|MB|GB|ms|s)?)"
-                     r"<!--src (?P<file>[\w.-]+\.json):(?P<path>[^|>]*?)(?:\|x(?P<scale>[\d.]+))?-->")
+                     r"<!--src (?P<file>[\w-]+(?:/[\w-]+)*\.json):(?P<path>[^|>]*?)(?:\|x(?P<scale>[\d.]+))?-->")
 # What counts as a measurement when it has no source: decimals, percentages, numbers with a unit.
 MEASUREMENT = re.compile(r"(?<![\w.])(?:\d[\d,]*\.\d+(?![.\d])|\d[\d,]*(?:\.\d+)?\s?(?:%|×|MB|GB|ms|s\b)"
                          r"|\d[\d,]*(?:\.\d+)?x\b)")
@@ -53,6 +53,20 @@ class SourceError(Exception):
     """A source marker names a file, key or value that is not there."""
 
 
+def step(node, seg: str) -> tuple | None:
+    """``(child,)`` of ``node`` named by one path segment (a key, an index or a ``k=v&k2=v2`` selector)."""
+    if isinstance(node, list) and "=" in seg:
+        want = dict(kv.split("=", 1) for kv in seg.split("&") if "=" in kv)
+        for el in node:
+            if isinstance(el, dict) and all(str(el.get(k)) == v for k, v in want.items()):
+                return (el,)
+    elif isinstance(node, list) and seg.lstrip("-").isdigit() and -len(node) <= int(seg) < len(node):
+        return (node[int(seg)],)
+    elif isinstance(node, dict) and seg in node:
+        return (node[seg],)
+    return None
+
+
 def lookup(file: str, path: str, cache: dict | None = None) -> float:
     """The number at ``path`` in benchmarks/results/``file``."""
     cache = {} if cache is None else cache
@@ -63,20 +77,18 @@ def lookup(file: str, path: str, cache: dict | None = None) -> float:
         except (OSError, ValueError) as e:
             raise SourceError(f"benchmarks/results/{file}: {e}") from None
     node = cache[file]
-    for seg in path.strip().split("/"):
-        if isinstance(node, list) and "=" in seg:
-            want = dict(kv.split("=", 1) for kv in seg.split("&"))
-            hits = [el for el in node if isinstance(el, dict)
-                    and all(str(el.get(k)) == v for k, v in want.items())]
-            if not hits:
-                raise SourceError(f"{file}:{path}: no element with {seg}")
-            node = hits[0]
-        elif isinstance(node, list) and seg.lstrip("-").isdigit() and -len(node) <= int(seg) < len(node):
-            node = node[int(seg)]
-        elif isinstance(node, dict) and seg in node:
-            node = node[seg]
+    segs = path.strip().split("/")
+    i = 0
+    while i < len(segs):
+        # a key or selector may itself hold "/" ("camera/eager_single"): the shortest run of segments that
+        # resolves is the step
+        for j in range(i + 1, len(segs) + 1):
+            nxt = step(node, "/".join(segs[i:j]))
+            if nxt is not None:
+                node, i = nxt[0], j
+                break
         else:
-            raise SourceError(f"{file}:{path}: no key {seg!r}")
+            raise SourceError(f"{file}:{path}: no key or element {segs[i]!r}")
     if isinstance(node, bool) or not isinstance(node, (int, float)):
         raise SourceError(f"{file}:{path}: not a number ({type(node).__name__})")
     return float(node)
