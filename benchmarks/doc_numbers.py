@@ -45,7 +45,7 @@ SOURCED = re.compile(rf"(?P<num>{NUMBER})(?P<unit>\s?(?:%|×|MB|GB|ms|s)?)"
 MEASUREMENT = re.compile(r"(?<![\w.])(?:\d[\d,]*\.\d+(?![.\d])|\d[\d,]*(?:\.\d+)?\s?(?:%|×|MB|GB|ms|s\b)"
                          r"|\d[\d,]*(?:\.\d+)?x\b)")
 VERSION_WORDS = re.compile(r"(?:OpenCV|Python|TensorRT|CUDA|torch|torchvision|onnxruntime|Runtime|opset|"
-                           r"version|v|LoadGen|Lite|API|Ubuntu|Debian|spec)\s?(?:[≥>=]+\s?)?$", re.IGNORECASE)
+                           r"version|v|LoadGen|Lite|API|Ubuntu|Debian|spec|pip|ray)\s?(?:[≥>=]+\s?)?$", re.IGNORECASE)
 CODE = re.compile(r"```.*?```|`[^`\n]*`|<!--(?!src ).*?-->", re.DOTALL)
 
 
@@ -118,10 +118,15 @@ def claims_text(path: str, text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _blank(m: re.Match) -> str:
+    """A match's text as spaces, its line breaks kept (so line numbers stay right)."""
+    return re.sub(r"[^\n]", " ", m.group())
+
+
 def unsourced(text: str) -> list[str]:
     """Measurements in ``text`` with no source marker (code, comments and versions excepted)."""
-    blank = CODE.sub(lambda m: " " * len(m.group()), text)
-    blank = SOURCED.sub(lambda m: " " * len(m.group()), blank)
+    blank = CODE.sub(_blank, text)
+    blank = SOURCED.sub(_blank, blank)
     found = []
     for m in MEASUREMENT.finditer(blank):
         if VERSION_WORDS.search(blank[max(0, m.start() - 20):m.start()]):
