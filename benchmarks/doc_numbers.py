@@ -45,7 +45,7 @@ SOURCED = re.compile(rf"(?P<num>{NUMBER})(?P<unit>\s?(?:%|×|MB|GB|ms|s)?)"
 MEASUREMENT = re.compile(r"(?<![\w.])(?:\d[\d,]*\.\d+(?![.\d])|\d[\d,]*(?:\.\d+)?\s?(?:%|×|MB|GB|ms|s\b)"
                          r"|\d[\d,]*(?:\.\d+)?x\b)")
 VERSION_WORDS = re.compile(r"(?:OpenCV|Python|TensorRT|CUDA|torch|torchvision|onnxruntime|Runtime|opset|"
-                           r"version|v|LoadGen|Lite|API|Ubuntu|Debian|spec|pip|ray)\s?(?:[≥>=]+\s?)?$", re.IGNORECASE)
+                           r"version|v|LoadGen|Lite|API|Ubuntu|Debian|spec|pip|ray|Pillow|libavif)\s?(?:[≥>=]+\s?)?$", re.IGNORECASE)
 CODE = re.compile(r"```.*?```|`[^`\n]*`|<!--(?!src ).*?-->", re.DOTALL)
 
 
