@@ -24,7 +24,7 @@ def dn():
 
 def test_every_number_in_the_docs_matches_its_results_file(dn):
     """README.md, docs/*.md, benchmarks/README.md and `quasar score --help`: each sourced number equals
-    its results file's value, and the claims regions quote no unsourced measurement."""
+    its results file's value, and no page quotes an unsourced measurement."""
     problems, total = dn.check_all(write=False)
     assert problems == [], "\n".join(problems) + "\n(fix: python benchmarks/doc_numbers.py, or source/delete them)"
     assert total >= 10
@@ -45,9 +45,10 @@ def results(dn, tmp_path, monkeypatch):
 
 def test_a_changed_result_fails_the_check_until_the_docs_are_rendered(dn, results, tmp_path):
     doc = tmp_path / "doc.md"
-    doc.write_text("intro 0.5 unchecked\n<!-- claims -->\nmean 0.73<!--src r.json:a/mean-->, "
+    doc.write_text("intro\n\n"
+                   "mean 0.73<!--src r.json:a/mean-->, "
                    "F1 97 %<!--src r.json:rows/view=deep&w=None/f1|x100-->, "
-                   "shift +0.01<!--src r.json:a/up--> / −0.00<!--src r.json:a/diff-->\n<!-- /claims -->\n")
+                   "shift +0.01<!--src r.json:a/up--> / −0.00<!--src r.json:a/diff-->\n")
     assert dn.process(str(doc), write=False, cache={}) == ([], 4)
     data = json.loads((results / "r.json").read_text())
     data["a"]["mean"], data["a"]["diff"] = 0.8149, 0.004
@@ -60,19 +61,54 @@ def test_a_changed_result_fails_the_check_until_the_docs_are_rendered(dn, result
     assert dn.process(str(doc), write=False, cache={}) == ([], 4)
 
 
+def test_a_placeholder_is_rendered_from_a_key_holding_a_slash_in_a_results_subfolder(dn, results, tmp_path):
+    (results / "sub").mkdir()
+    (results / "sub" / "s.json").write_text(json.dumps({
+        "rows": {"camera/eager": {"ips": 4.0285}},
+        "targets": [{"name": "camera/fp32/e2e", "value": 0.6352}]}))
+    doc = tmp_path / "doc.md"
+    doc.write_text("eager 0.00<!--src sub/s.json:rows/camera/eager/ips--> img/s, "
+                   "0 %<!--src sub/s.json:targets/name=camera/fp32/e2e/value|x100--> of model-only\n")
+    problems, n = dn.process(str(doc), write=True, cache={})
+    assert n == 2 and all("should be" in p for p in problems)
+    assert doc.read_text().startswith("eager 4.03<!--src") and "img/s, 64 %<!--src" in doc.read_text()
+    assert dn.process(str(doc), write=False, cache={}) == ([], 2)
+
+
 def test_unsourced_measurements_and_bad_sources_are_problems(dn, results, tmp_path):
     doc = tmp_path / "doc.md"
-    doc.write_text("outside 0.5 and 12 ms: not a claims region\n<!-- claims -->\n"
+    doc.write_text("# A page\n"
                    "p99 106 ms, 1.15x, 78 % kept, SRCC 0.67, OpenCV 4.6, level 3 of 5, `--ratio 0.2`\n"
                    "gone 0.5<!--src r.json:a/nope--> text 1<!--src r.json:text--> missing 2<!--src nofile.json:a-->\n"
-                   "<!-- /claims -->\n")
+                   "<!-- a comment: 0.5 -->\n")
     problems, n = dn.process(str(doc), write=False, cache={})
     assert n == 3
-    assert problems[:3] == ["line 4: r.json:a/nope: no key 'nope'", "line 4: r.json:text: not a number (str)",
-                            f"line 4: benchmarks/results/nofile.json: [Errno 2] No such file or directory: "
+    assert problems[:3] == ["line 3: r.json:a/nope: no key or element 'nope'",
+                            "line 3: r.json:text: not a number (str)",
+                            f"line 3: benchmarks/results/nofile.json: [Errno 2] No such file or directory: "
                             f"'{results / 'nofile.json'}'"]
     assert [re.search(r"'(.*)'", p).group(1) for p in problems[3:]] == ["106 ms", "1.15", "78 %", "0.67"]
-    assert all(p.startswith("line 3:") for p in problems[3:])
+    assert all(p.startswith("line 2:") for p in problems[3:])
+
+
+def test_line_numbers_count_the_lines_of_code_blocks(dn, results, tmp_path):
+    """A multi-line code block is blanked, not removed: the line named is the number's own."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n```bash\nquasar perf --duration 45\nquasar bench\n```\nafter it: 12 ms\n")
+    assert dn.process(str(doc), write=False, cache={}) == (["line 6: '12 ms' has no source"], 0)
+
+
+def test_an_unsourced_measurement_anywhere_in_a_docs_page_fails_the_check(dn, results, tmp_path, monkeypatch):
+    """Every page of docs/ is checked from top to bottom, not only marked regions."""
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "benchmarks").mkdir()
+    (root / "README.md").write_text("# QUASAR\n")
+    (root / "benchmarks" / "README.md").write_text("mean 0.73<!--src r.json:a/mean-->\n")
+    (root / "docs" / "guide.md").write_text("# Guide\n\nA history paragraph: it took 106 ms then.\n")
+    monkeypatch.setattr(dn, "ROOT", str(root))
+    monkeypatch.setattr(dn, "help_texts", lambda: {})
+    assert dn.check_all(write=False) == (["docs/guide.md: line 3: '106 ms' has no source"], 1)
 
 
 def test_render_keeps_decimals_and_sign_style(dn):
