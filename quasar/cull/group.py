@@ -10,8 +10,7 @@ Which pairs are compared (the cost):
   found by sorting on time, so the cost grows with N times the photos per window, not N^2; photos
   without a capture time are compared among themselves (all pairs);
 * otherwise all pairs, as blocked matrix products (``BLOCK`` rows at a time, so memory stays at
-  ``BLOCK x N`` similarities): exact, and about N^2 x D / 2 multiply-adds (10,000 photos with
-  1280-dimensional views: a few seconds on two cores, see ``benchmarks/README.md``).
+  ``BLOCK x N`` similarities): exact, and about N^2 x D / 2 multiply-adds.
 
 Everything is deterministic: ties and group numbers follow the input order.
 """
