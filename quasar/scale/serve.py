@@ -189,7 +189,10 @@ def build_app(model: str | None = None, options: ServiceOptions | None = None, *
 
 
 def start(app, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Start Serve's HTTP proxy on ``host:port`` (one, on the head node) and deploy ``app`` there."""
+    """Start Serve's HTTP proxy on ``host:port`` (one, on the head node) and deploy ``app`` there.
+    Serve's own INFO lines on stderr ("Started Serve", "Connecting to existing Serve app ... will not be
+    applied", "Deleting app") are not the user's business: its driver-side logger is set to WARNING."""
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
 
