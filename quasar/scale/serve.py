@@ -23,11 +23,11 @@ turns batching off: each request is then scored by its own call, concurrently wi
 up to ``max_request_pixels`` (413). A replica holds up to ``max_ongoing_requests`` requests (256),
 so clients that hold a request open do not keep ``/healthz`` or anyone's ``/score`` waiting.
 
-**Memory.** A replica's heap is bounded by two glibc settings (:mod:`quasar.runtime.heap`): its
+**Memory.** Two glibc settings keep a replica's heap from creeping up (:mod:`quasar.runtime.heap`): its
 process runs with ``MALLOC_ARENA_MAX=2`` (``malloc_arenas``), so the many threads that decode and
 score share two heaps instead of up to eight per core, and the freed memory of a batch is given back
-to the system when no other batch is running (``trim_heap``). Without them its RSS crept up with
-every load test (``benchmarks/serve_memory.py``).
+to the system when no other batch is running (``trim_heap``). Without them its RSS rose with every
+round of the same load; with them it is flat after the second (``benchmarks/serve_memory.py``).
 
 The scorer runs in a worker thread, so ``/healthz`` answers while a batch is scored. Shutdown is
 graceful: Ray Serve stops routing to a replica and waits up to ``graceful_shutdown_s`` for the
