@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quasar_bench.machine import machine_info
+from quasar.machine import machine_info
 
 PHOTOS = os.path.expanduser("~/.cache/quasar/photos")
 

@@ -35,8 +35,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quasar_bench.machine import machine_info, usable_cores
 from scale_overhead import photo_paths
+
+from quasar.machine import machine_info, usable_cores
 
 BOUNDARY = "quasar-bench-boundary"
 

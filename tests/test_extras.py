@@ -81,6 +81,15 @@ def test_export_without_onnx(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_export_ort_without_onnx(tmp_path):
+    from quasar.runtime.model import default_model_path
+
+    r = _without(["onnx"], ["export", "ort", default_model_path(), "-o", str(tmp_path / "m.ort")])
+    assert _one_error_line(r) == ("quasar: error: quasar export ort needs onnx, which is not installed: "
+                                  "pip install 'quasar-engine[export]'")
+    assert not (tmp_path / "m.ort").exists()
+
+
 def test_evaluate_without_scipy(tmp_path):
     csv_file = tmp_path / "mos.csv"
     csv_file.write_text("path,mos\na.png,1\n")

@@ -151,3 +151,58 @@ def test_page_renders_and_images_load_in_chromium(tiny, folder, tmp_path):
     assert r.returncode == 0 and shot.exists()
     px = np.asarray(Image.open(shot).convert("RGB"))
     assert px.shape == (900, 1280, 3) and px.std() > 20  # not a blank page
+
+
+@pytest.mark.parametrize("how", ["link in the thumbnail folder", "photo in the thumbnail folder"])
+def test_thumbnails_never_overwrite_an_input(tiny, folder, tmp_path, how):
+    from quasar.errors import QuasarError
+
+    files_dir = tmp_path / "r_files"
+    if how == "link in the thumbnail folder":
+        files_dir.mkdir()
+        os.symlink(folder / "img0.jpg", files_dir / "000001.webp")  # a thumbnail name, pointing at a photo
+        fmt, victim = "webp", folder / "img0.jpg"
+    else:  # the photos themselves live where the thumbnails go, named like thumbnails
+        shutil.copytree(folder, files_dir)
+        for i in range(3):
+            os.rename(files_dir / f"img{i}.jpg", files_dir / f"{i:06d}.jpg")
+        folder, fmt, victim = files_dir, "jpeg", files_dir / "000000.jpg"
+    before = victim.read_bytes()
+    out = tmp_path / "scores.jsonl"
+    _score(tiny, folder, out)
+    with pytest.raises(QuasarError, match="over an input"):
+        build_report(read_results(str(out)), str(tmp_path / "r.html"), thumbs="files", workers=2, fmt=fmt)
+    assert victim.read_bytes() == before
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_failed_thumbnail_write_leaves_no_partial_file(tiny, folder, tmp_path):
+    """A write that fails half-way (here: the file size limit, as a full disk would) leaves only whole
+    thumbnails, and no temporary file."""
+    import resource
+    import signal
+    import sys
+
+    out = tmp_path / "scores.jsonl"
+    _score(tiny, folder, out)
+    code = ("import sys\nfrom quasar.errors import QuasarError\nfrom quasar.report.build import build_report\n"
+            "from quasar.report.data import read_results\n"
+            "try:\n    build_report(read_results(sys.argv[1]), sys.argv[2], thumbs='files', workers=1)\n"
+            "except QuasarError as e:\n    print(e)\n    sys.exit(2)\n")
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as ENOSPC would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code, str(out), str(tmp_path / "r.html")], preexec_fn=limit,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "cannot write the thumbnail" in r.stdout, (r.stdout, r.stderr)
+    left = sorted(os.listdir(tmp_path / "r_files"))
+    assert not [f for f in left if f.startswith(".") or f.endswith(".tmp")], left
+    for f in left:  # every thumbnail there is whole
+        with Image.open(tmp_path / "r_files" / f) as im:
+            im.load()
+    assert not (tmp_path / "r.html").exists()

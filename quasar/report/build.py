@@ -8,7 +8,9 @@ for 10,000 photos; keep the folder with the page). Generation time and file size
 Names and messages go onto the page as :func:`quasar.runtime.pathtext.encode_text` writes them in
 result files (a name that is not UTF-8 shows its bytes as ``\\xNN``), so any file name can be shown;
 the page is written through :func:`quasar.runtime.outfile.write_whole` (locked, a temporary file
-renamed into place: a failure leaves no empty or partial report).
+renamed into place: a failure leaves no empty or partial report), and each thumbnail of
+``thumbs="files"`` through :func:`quasar.runtime.outfile.write_file` (the same temporary file; never
+over an input photo, checked for every name before any thumbnail is made).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from quasar.errors import QuasarError
 from quasar.report.data import ReportData
 from quasar.report.page import render
 from quasar.report.thumbs import FORMATS, THUMB_SIDE, make_thumbs
-from quasar.runtime.outfile import write_whole
+from quasar.runtime.outfile import check_not_input, file_ids, write_file, write_whole
 from quasar.runtime.pathtext import encode_text
 
 THUMB_MODES = ("embed", "files")
@@ -74,8 +76,16 @@ def build_report(data: ReportData, out: str, *, thumbs: str = "embed", workers: 
     thumb_of: dict[int, tuple[int, int, int]] = {}
     thumb_err: dict[int, str] = {}
     thumb_bytes = 0
+    protect: frozenset = frozenset()
     if thumbs == "files":
-        os.makedirs(files_dir, exist_ok=True)
+        # every name a thumbnail may take is checked before any work: none may be (or link to) a photo
+        protect = file_ids(p.file for p in data.photos)
+        for k in range(len(scored)):
+            check_not_input(os.path.join(files_dir, f"{k:06d}{ext}"), protect, "thumbnail")
+        try:
+            os.makedirs(files_dir, exist_ok=True)
+        except OSError as e:
+            raise QuasarError(f"{encode_text(files_dir)}: cannot make the thumbnail folder: {e.strerror or e}") from None
     for i, t in zip(scored, make_thumbs((data.photos[i].file for i in scored), workers, side, fmt), strict=True):
         if t.data is None:
             thumb_err[i] = encode_text(f"no preview: {t.error}")
@@ -85,8 +95,7 @@ def build_report(data: ReportData, out: str, *, thumbs: str = "embed", workers: 
             uris.append(f"data:{mime};base64,{base64.b64encode(t.data).decode()}")
         else:
             name = f"{len(uris):06d}{ext}"
-            with open(os.path.join(files_dir, name), "wb") as f:
-                f.write(t.data)
+            write_file(os.path.join(files_dir, name), t.data, what="thumbnail", protect=protect)
             uris.append(f"{os.path.basename(files_dir)}/{name}")
         thumb_of[i] = (len(uris) - 1, t.width, t.height)
     rows = []

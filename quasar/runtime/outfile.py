@@ -15,7 +15,9 @@ One home for how QUASAR writes a user's files, used by ``quasar score`` (``-o``,
   :func:`os.replace` when done; a failure removes the temporary file and leaves ``OUT`` as it was,
   so no command leaves a 0-byte or half-written file in place of a good one. An ``OUT`` that is a
   symlink keeps pointing where it did: the file it points to is replaced. An existing ``OUT``'s
-  permission bits are kept.
+  permission bits are kept. Side files (a report's thumbnails in ``REPORT_files/``) go through
+  :func:`write_file`: never over an input (by identity, links followed), a symlink in their place
+  replaced rather than followed.
 * :class:`OutputLock` holds an exclusive :func:`fcntl.flock` on ``.OUT.lock`` beside the output
   (holding the owner's PID) while a command writes it, so two runs on one output (two ``--resume``
   runs, say) cannot interleave rows: the second ends at once with one line naming the first one's
@@ -83,9 +85,11 @@ def check_output(out: str, inputs: Iterable[str] = (), *, what: str = "output", 
 class AtomicFile:
     """A file written under a temporary name beside ``out``, renamed over it by :meth:`commit`."""
 
-    def __init__(self, out: str, binary: bool = False, what: str = "output") -> None:
+    def __init__(self, out: str, binary: bool = False, what: str = "output", follow_links: bool = True) -> None:
         self.out, self.what = out, what
-        self.target = os.path.realpath(out)  # a symlinked OUT: replace the file it points to, keep the link
+        # a symlinked OUT: replace the file it points to and keep the link, or (follow_links False) the link itself
+        self.target = os.path.realpath(out) if follow_links else os.path.abspath(out)
+        self.follow_links = follow_links
         folder, base = os.path.split(self.target)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
@@ -110,7 +114,8 @@ class AtomicFile:
         try:
             self.stream.close()
             try:
-                mode = stat.S_IMODE(os.stat(self.target).st_mode)
+                st = os.stat(self.target, follow_symlinks=self.follow_links)
+                mode = None if stat.S_ISLNK(st.st_mode) else stat.S_IMODE(st.st_mode)
             except OSError:
                 mode = None
             if mode is not None:
@@ -271,6 +276,52 @@ class Output:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def file_ids(paths: Iterable[str | None]) -> frozenset[tuple[int, int]]:
+    """The identities (device, inode) of the files among ``paths`` that exist: what :func:`write_file` protects."""
+    ids = set()
+    for p in paths:
+        if p is None:
+            continue
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return frozenset(ids)
+
+
+def check_not_input(out: str, protect: frozenset[tuple[int, int]], what: str = "output") -> None:
+    """QuasarError when ``out`` exists and is (or links to) one of the ``protect`` files (:func:`file_ids`)."""
+    try:
+        st = os.stat(out)
+    except (OSError, ValueError):
+        return
+    if (st.st_dev, st.st_ino) in protect:
+        raise QuasarError(f"{_shown(out)}: the {what} would be written over an input; refusing (move the input "
+                          "or write the output elsewhere)")
+
+
+def write_file(out: str, content: bytes, *, what: str = "output",
+               protect: frozenset[tuple[int, int]] = frozenset()) -> None:
+    """Write a side file a command makes beside its main output (a report's thumbnails) in one go:
+    refused when ``out`` is one of the ``protect`` files (an input: :func:`check_not_input`), written
+    through an :class:`AtomicFile` (a failure leaves no partial file, and ``out`` as it was) that
+    replaces a symlink at ``out`` rather than the file it points to. Not locked: its folder is the
+    command's own, and the main output's lock covers the run."""
+    check_not_input(out, protect, what)
+    f = AtomicFile(out, binary=True, what=what, follow_links=False)
+    try:
+        f.stream.write(content)
+    except (OSError, ValueError) as e:
+        f.discard()
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise QuasarError(f"{_shown(out)}: cannot write the {what}: {reason}") from None
+    except BaseException:
+        f.discard()
+        raise
+    f.commit()
 
 
 def write_whole(out: str, content: str | bytes, what: str = "output") -> None:

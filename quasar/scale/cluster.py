@@ -48,7 +48,24 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
     else:
         _join(ray, address, what, timeout_s, kwargs)
     _quiet_error_notes()
+    no_colour_reset()
     return True
+
+
+def no_colour_reset() -> None:
+    """Undo what importing Ray's CLI logger does to this process (Ray Serve and ``ray.init`` import it):
+    ``colorama.init(strip=False)`` wraps ``sys.stdout``/``sys.stderr`` and registers an exit hook that
+    writes a colour reset (``ESC[0m``) to a terminal, so every ``--ray`` run and every ``quasar serve``
+    ended in a stray colour code. Called after Ray starts and again after it stops (idempotent)."""
+    init = sys.modules.get("colorama.initialise")
+    if init is None or not getattr(init, "atexit_done", False):
+        return
+    for name in ("stdout", "stderr"):  # only colorama's own wrappers (a stream set since then stays)
+        original = getattr(init, f"orig_{name}", None)
+        if original is not None and type(getattr(sys, name)).__name__ == "StreamWrapper":
+            setattr(sys, name, original)
+    atexit.unregister(init.reset_all)
+    init.atexit_done = False
 
 
 def _silence_stderr_at_exit() -> None:
@@ -139,6 +156,7 @@ def disconnect(started: bool) -> None:
         import ray
 
         ray.shutdown()
+    no_colour_reset()
 
 
 def quiet_data() -> None:

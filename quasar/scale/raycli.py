@@ -96,7 +96,7 @@ class RayScorer:
         # each actor gets whole batches; small inputs are split so every actor has work
         batch = self.batch_size or max(1, min(DEFAULT_BATCH, math.ceil(len(items) / (2 * self.actors))))
         scored = score_dataset(ds, self.model, batch_size=batch, actors=self.actors, actor_cpus=self.actor_cpus,
-                               margins=self.margins, **self.scorer_options)
+                               margins=self.margins, max_restarts=0, **self.scorer_options)
         expect = 0
         for b in scored.iter_batches(batch_format="numpy", batch_size=None):
             for j, idx in enumerate(b["index"]):

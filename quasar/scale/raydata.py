@@ -25,6 +25,7 @@ names that are not valid UTF-8, ``bytes`` (``os.fsencode``); Arrow cannot hold t
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class ScoreBatch:
 def score_dataset(ds, model: str | os.PathLike | None = None, *, path_column: str = "path",
                   bytes_column: str | None = None, batch_size: int = DEFAULT_BATCH, actors: int = 1,
                   actor_cpus: float = 1, calls_per_actor: int = 2, margins: bool = False,
-                  udf: type[ScoreBatch] = ScoreBatch, **scorer_options):
+                  udf: type[ScoreBatch] = ScoreBatch, max_restarts: int | None = None, **scorer_options):
     """Score every row of ``ds`` (lazy: returns a Dataset; nothing runs until it is consumed).
 
     Args:
@@ -113,6 +114,11 @@ def score_dataset(ds, model: str | os.PathLike | None = None, *, path_column: st
         calls_per_actor: batches an actor works on at once (decode of one overlaps inference of another).
         margins: add ``<head>_margin`` columns.
         udf: the actor class: :class:`ScoreBatch` or a subclass (to add columns, say).
+        max_restarts: how often Ray may restart a dead actor (None: Ray Data's default, for ever, its
+            calls retried). ``0``: a dead actor ends the run with an error. Ray Data always hands its
+            actors their constructor arguments through the object store, and Ray's core worker logs
+            an E-level line for each actor that may be restarted with such arguments; ``quasar score
+            --ray`` passes 0 (no such line; a run that loses an actor ends, and ``--resume`` goes on).
         scorer_options: more :class:`~quasar.runtime.Scorer` arguments (backend, device, batch_size...).
 
     Output columns: the input's (without ``bytes_column``), one float per head (NaN on failure),
@@ -130,7 +136,11 @@ def score_dataset(ds, model: str | os.PathLike | None = None, *, path_column: st
                                  max_concurrent_calls_per_actor=calls_per_actor)
     else:
         pool = ActorPoolStrategy(size=actors, max_concurrent_calls_per_actor=calls_per_actor)
-    return ds.map_batches(
-        udf, batch_size=batch_size, batch_format="numpy", compute=pool, num_cpus=actor_cpus,
-        fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "path_column": path_column,
-                               "bytes_column": bytes_column, "margins": margins, "scorer_options": options})
+    restarts = {} if max_restarts is None else {"max_restarts": max_restarts}
+    with warnings.catch_warnings():  # Ray 2.60 deprecates remote args that have no named parameter,
+        warnings.simplefilter("ignore", DeprecationWarning)  # max_restarts among them, with no replacement yet
+        return ds.map_batches(
+            udf, batch_size=batch_size, batch_format="numpy", compute=pool, num_cpus=actor_cpus,
+            fn_constructor_kwargs={"model": None if model is None else os.fspath(model), "path_column": path_column,
+                                   "bytes_column": bytes_column, "margins": margins, "scorer_options": options},
+            **restarts)

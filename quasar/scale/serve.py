@@ -7,7 +7,7 @@ Endpoints (:mod:`quasar.scale.http` says what a request may be and how it is ref
 * ``GET /healthz`` -> ``{"status": "ok"}``.
 * ``GET /metadata`` -> model, heads, precision, preprocessing spec, batching and limits, and the
   answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?; its
-  resident memory ``rss_mb``).
+  resident memory ``rss_mb``); ``memory`` says how the replica keeps its heap bounded.
 
 **Dynamic batching, fairly.** Every image of every request waits in one
 :class:`~quasar.scale.fair.FairBatcher`: images that arrive within ``batch_wait_ms`` of each other
@@ -22,6 +22,12 @@ turns batching off: each request is then scored by its own call, concurrently wi
 ``max_slow_reads`` slow ones at once (408 / 503 with ``Retry-After``); a request's images may add
 up to ``max_request_pixels`` (413). A replica holds up to ``max_ongoing_requests`` requests (256),
 so clients that hold a request open do not keep ``/healthz`` or anyone's ``/score`` waiting.
+
+**Memory.** Two glibc settings keep a replica's heap from creeping up (:mod:`quasar.runtime.heap`): its
+process runs with ``MALLOC_ARENA_MAX=2`` (``malloc_arenas``), so the many threads that decode and
+score share two heaps instead of up to eight per core, and the freed memory of a batch is given back
+to the system when no other batch is running (``trim_heap``). Without them its RSS rose with every
+round of the same load; with them it is flat after the second (``benchmarks/serve_memory.py``).
 
 The scorer runs in a worker thread, so ``/healthz`` answers while a batch is scored. Shutdown is
 graceful: Ray Serve stops routing to a replica and waits up to ``graceful_shutdown_s`` for the
@@ -40,6 +46,7 @@ from ray import serve
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from quasar.runtime.heap import ARENAS_ENV, trim_heap
 from quasar.scale.fair import FairBatcher
 from quasar.scale.http import (
     Limits,
@@ -71,6 +78,8 @@ class ServiceOptions:
     backend: str = "auto"
     device: str | None = None
     limits: Limits = field(default_factory=Limits)
+    trim_heap: bool = True  # give freed heap memory back after each batch when none other runs (runtime.heap)
+    malloc_arenas: int | None = 2  # MALLOC_ARENA_MAX of the replica's process (None: glibc's 8 per core)
 
 
 class ScoringService:
@@ -90,6 +99,7 @@ class ScoringService:
         self.metadata = self._metadata()
         self._stats_lock = threading.Lock()
         self.stats = {"scorer_calls": 0, "images": 0, "largest_batch": 0}
+        self._running = 0  # batches being scored now (under _stats_lock)
 
     def _metadata(self) -> dict:
         info, o = self.scorer.info, self.options
@@ -99,7 +109,8 @@ class ScoringService:
                 "higher_is_better": True, "backend": self.scorer.backend.name, "device": self.scorer.backend.device,
                 "batching": {"max_batch_size": o.max_batch_size, "batch_wait_ms": o.batch_wait_ms,
                              "batch_concurrency": o.batch_concurrency},
-                "limits": asdict(o.limits)}
+                "limits": asdict(o.limits),
+                "memory": {"trim_heap": o.trim_heap, "malloc_arena_max": os.environ.get(ARENAS_ENV)}}
 
     async def __call__(self, request: Request) -> JSONResponse:
         path = request.url.path.rstrip("/") or "/"
@@ -152,7 +163,15 @@ class ScoringService:
             self.stats["scorer_calls"] += 1
             self.stats["images"] += len(items)
             self.stats["largest_batch"] = max(self.stats["largest_batch"], len(items))
-        return list(self.scorer.score_items(items))
+            self._running += 1
+        try:
+            return list(self.scorer.score_items(items))
+        finally:
+            with self._stats_lock:
+                self._running -= 1
+                last = self._running == 0
+            if last and self.options.trim_heap:
+                trim_heap()  # the batch's buffers are free now: back to the system, not kept at the peak
 
     def __del__(self) -> None:
         scorer = getattr(self, "scorer", None)
@@ -181,15 +200,21 @@ def build_app(model: str | None = None, options: ServiceOptions | None = None, *
     # requests a replica holds at once: reading bodies and waiting for batches costs it a coroutine
     # each (the slow ones are bounded by max_slow_reads), so it takes many, and /healthz is never queued
     ongoing = max_ongoing_requests or max(MAX_ONGOING, 2 * o.max_batch_size * o.batch_concurrency)
+    actor: dict = {"num_cpus": replica_cpus}
+    if o.malloc_arenas:  # set before the replica's process starts: glibc reads it once
+        actor["runtime_env"] = {"env_vars": {ARENAS_ENV: str(o.malloc_arenas)}}
     deployment = serve.deployment(
         ScoringService, name="QuasarScorer", num_replicas=replicas, max_ongoing_requests=ongoing,
-        ray_actor_options={"num_cpus": replica_cpus}, graceful_shutdown_wait_loop_s=0.2,
+        ray_actor_options=actor, graceful_shutdown_wait_loop_s=0.2,
         graceful_shutdown_timeout_s=graceful_shutdown_s)
     return deployment.bind(model, asdict(o))
 
 
 def start(app, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Start Serve's HTTP proxy on ``host:port`` (one, on the head node) and deploy ``app`` there."""
+    """Start Serve's HTTP proxy on ``host:port`` (one, on the head node) and deploy ``app`` there.
+    Serve's own INFO lines on stderr ("Started Serve", "Connecting to existing Serve app ... will not be
+    applied", "Deleting app") are not the user's business: its driver-side logger is set to WARNING."""
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
 
