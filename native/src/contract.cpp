@@ -13,6 +13,7 @@
 
 #include "errors.hpp"
 #include "sha256.hpp"
+#include "varint.hpp"
 
 namespace quasar {
 
@@ -569,14 +570,7 @@ static void prescan_metadata(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) return;
     auto varint = [&f](uint64_t& v) {
-        v = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            int c = f.get();
-            if (c == EOF) return false;
-            v |= uint64_t(c & 0x7F) << shift;
-            if (!(c & 0x80)) return true;
-        }
-        return false;
+        return decode_varint([&f]() -> int { int c = f.get(); return c == EOF ? -1 : c; }, v) == VarintRead::Ok;
     };
     size_t entries = 0;
     uint64_t tag, n;

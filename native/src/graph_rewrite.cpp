@@ -13,19 +13,6 @@ namespace {
 
 constexpr int kGraph = 7, kNode = 1, kInitializer = 5;
 
-uint64_t varint(const std::string& b, size_t& i, size_t end) {
-    uint64_t v = 0;
-    int shift = 0;
-    while (true) {
-        if (i >= end) throw NotOnnx("truncated varint");
-        uint8_t c = uint8_t(b[i++]);
-        v |= uint64_t(c & 0x7F) << shift;
-        if (!(c & 0x80)) return v;
-        shift += 7;
-        if (shift > 63) throw NotOnnx("varint too long");
-    }
-}
-
 struct RawField {
     int num, wire;
     size_t start, end;        // the whole field, tag included
@@ -37,14 +24,14 @@ std::vector<RawField> raw_fields(const std::string& b, size_t start, size_t end)
     size_t i = start;
     while (i < end) {
         size_t s = i;
-        uint64_t tag = varint(b, i, end);
+        uint64_t tag = read_varint(b, i, end);
         int wire = int(tag & 7);
         RawField f{int(tag >> 3), wire, s, 0, 0, 0};
-        if (wire == 0) varint(b, i, end);
+        if (wire == 0) read_varint(b, i, end);
         else if (wire == 1) i += 8;
         else if (wire == 5) i += 4;
         else if (wire == 2) {
-            uint64_t n = varint(b, i, end);
+            uint64_t n = read_varint(b, i, end);
             if (n > end - i) throw NotOnnx("field runs past the end of its message");
             f.data = i;
             f.data_len = size_t(n);
@@ -108,17 +95,17 @@ bool scalar_value(const std::string& b, size_t start, size_t end, std::string& n
     bool have = false;
     for (const auto& f : raw_fields(b, start, end)) {
         size_t i = f.start;
-        uint64_t tag = varint(b, i, f.end);
+        uint64_t tag = read_varint(b, i, f.end);
         (void)tag;
         if (f.num == 1 && f.wire == 0) {
             size_t j = i;
-            count *= size_t(varint(b, j, f.end));
+            count *= size_t(read_varint(b, j, f.end));
         } else if (f.num == 1 && f.wire == 2) {
             size_t j = f.data;
-            while (j < f.data + f.data_len) count *= size_t(varint(b, j, f.data + f.data_len));
+            while (j < f.data + f.data_len) count *= size_t(read_varint(b, j, f.data + f.data_len));
         } else if (f.num == 2 && f.wire == 0) {
             size_t j = i;
-            dtype = int(varint(b, j, f.end));
+            dtype = int(read_varint(b, j, f.end));
         } else if (f.num == 8 && f.wire == 2) {
             name = b.substr(f.data, f.data_len);
         } else if (f.num == 9 && f.wire == 2) {
