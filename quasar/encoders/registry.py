@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from quasar.constants import IMAGENET_MEAN, IMAGENET_STD
 from quasar.encoders.base import Encoder
 from quasar.encoders.names import (
     BUILTIN_NAMES,
@@ -34,8 +35,6 @@ from quasar.encoders.names import (
 )
 from quasar.preprocess import PreprocessSpec
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SEED = 0  # timm:<name>@random
 
 

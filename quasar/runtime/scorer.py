@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from quasar.constants import SCORE_RANGE
 from quasar.io import IMAGE_EXTENSIONS
 from quasar.io.decode import DEFAULT_MAX_PIXELS
 from quasar.runtime.backends import create_backend
@@ -118,7 +119,7 @@ class Scorer:
     """
 
     lower_better: bool = False
-    score_range: tuple[float, float] = (0.0, 1.0)
+    score_range: tuple[float, float] = SCORE_RANGE
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
