@@ -42,10 +42,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from quasar_bench import camera  # noqa: E402
-from quasar_bench.machine import machine_info  # noqa: E402
 from quasar_bench.stats import percentiles, spread  # noqa: E402
 
 from quasar.eval.metrics import srcc  # noqa: E402  (ties get average ranks, as scipy's spearmanr)
+from quasar.machine import machine_info  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
