@@ -274,7 +274,7 @@ def test_synthetic_images_are_deterministic_jpegs():
     assert a.data == b.data and len(set(a.data)) == 3 and all(d[:2] == b"\xff\xd8" for d in a.data)
     for bad in ("64", "64x", "8x8", "axb"):
         with pytest.raises(Exception, match="--synthetic"):
-            workload.parse_hw(bad)
+            workload.synthetic(bad)
 
 
 def test_model_only_runner_batches_per_shape(tiny):
