@@ -52,3 +52,7 @@ def write_non_finite(src: str, dst: str) -> None:
         m.metadata_props.add(key=k, value=v)
     with open(dst, "wb") as f:
         f.write(seal_model_bytes(m.SerializeToString()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
