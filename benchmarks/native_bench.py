@@ -42,8 +42,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from quasar_bench import camera  # noqa: E402
-from quasar_bench.machine import machine_info  # noqa: E402
 from quasar_bench.stats import percentiles, spread  # noqa: E402
+
+from quasar.eval.metrics import srcc  # noqa: E402  (ties get average ranks, as scipy's spearmanr)
+from quasar.machine import machine_info  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -121,11 +123,6 @@ def child_rss(cmd: list[str]) -> tuple[str, float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... exited {os.waitstatus_to_exitcode(status)}")
     return "", wall, usage.ru_maxrss / 1024
-
-
-def srcc(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def file_mb(path: str | Path) -> float:

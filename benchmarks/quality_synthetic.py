@@ -363,13 +363,13 @@ def run(args) -> dict:
     report["classical_seconds"] = round(time.perf_counter() - t1, 1)
     # (d) JPEG curve and (e) int8 agreement and cost, through the runtime
     if not args.quick and not args.no_models:
-        from quasar.export.default import default_model_path
+        from quasar.export.default import default_pack_model
         from quasar.paths import cache_dir
 
-        models = {"default": default_model_path(), "former default": former_model(cache_dir() / "bench")}
+        models = {"default": default_pack_model(), "former default": former_model(cache_dir() / "bench")}
         report["jpeg_curve"] = jpeg_curve([p.path for p in held], models)
         report["model_checks"] = model_checks([p.path for p in held[:8]], {
-            "default fp32": models["default"], "default int8": default_model_path("int8"),
+            "default fp32": models["default"], "default int8": default_pack_model("int8"),
             "former default fp32": models["former default"]})
     return report
 

@@ -32,7 +32,7 @@ from quasar_bench.stats import srcc
 from quasar.centroids.distortions import distort
 from quasar.contract import shipped_model_path
 from quasar.export.onnx_export import export_onnx
-from quasar.export.static import parse_hw
+from quasar.helpfmt import parse_hw
 from quasar.io import read_rgb
 from quasar.photos import balanced, fetch_photos
 from quasar.runtime import Scorer
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="384x512", help="static H x W")
     ap.add_argument("--out", default=str(HERE / "results" / "static_fit"))
     args = ap.parse_args(argv)
-    h, w = parse_hw(args.size)
+    h, w = parse_hw(args.size, "--size")
     photos = balanced([p for p in fetch_photos() if p.split == "heldout"], args.photos)
     images, photo_of, level_of, type_of = [], [], [], []
     for i, p in enumerate(photos):

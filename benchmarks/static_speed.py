@@ -54,7 +54,7 @@ def session(path: str, threads: int):
 
 def models(workdir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(batch-1 models, batch-8 models): name -> path, exporting what is missing into ``workdir``."""
-    from quasar.export.default import default_model_path
+    from quasar.export.default import default_pack_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     tag = CentroidPack.load("default").content_hash[7:19]
@@ -66,7 +66,7 @@ def models(workdir: Path) -> tuple[dict[str, str], dict[str, str]]:
             export_onnx(None, "default", path, static=(H, W), batch=batch, **kw)
         return str(path)
 
-    one = {"dynamic fp32": shipped_model_path(), "dynamic int8": default_model_path("int8"),
+    one = {"dynamic fp32": shipped_model_path(), "dynamic int8": default_pack_model("int8"),
            "static fp32 relu": static("fp32relu", 1, clip_form="relu"), "static fp32": static("fp32clip", 1),
            "static int8": static("int8", 1, precision="int8")}
     ort_path = str(workdir / f"{tag}-fp32clip-b1.ort")

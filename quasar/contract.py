@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from quasar.constants import SHIPPED_MODEL, SHIPPED_PACK
 from quasar.errors import QuasarError, one_line
 from quasar.limits import MAX_LOGIT_SCALE, MAX_SPEC_SIZE, MIN_SPEC_SIZE
 from quasar.onnx_meta import (
@@ -695,8 +696,6 @@ def check_engine(path: str, data: bytes, sidecar: Mapping, trt_version: str, *, 
                                    + "; ".join(problems)))
 
 
-SHIPPED_MODEL = "default_quality-fp32.onnx"  # in quasar/data, beside the pack it was exported from
-SHIPPED_PACK = "default_quality.qpack.json"
 
 
 def shipped_model_path(pack_hash: str | None = None) -> str | None:

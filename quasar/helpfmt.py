@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from quasar.errors import QuasarError
+
 
 class HelpFormatter(argparse.HelpFormatter):
     def _fill_text(self, text: str, width: int, indent: str) -> str:
@@ -56,3 +58,18 @@ def non_negative_float(v: str) -> float:
     if x < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {x}")
     return x
+
+
+def parse_hw(text: str, flag: str, minimum: int = 1, maximum: int | None = None,
+             example: str = "384x512") -> tuple[int, int]:
+    """``"384x512"`` -> (384, 512): height x width in pixels, each side in ``minimum..maximum``; a one-line
+    QuasarError naming ``flag`` otherwise. The one parser of every HxW option (``--static``,
+    ``--opt-size``, ``--synthetic``)."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise QuasarError(f"{flag} must look like {example} (height x width), not {text!r}") from None
+    if h < minimum or w < minimum or (maximum is not None and (h > maximum or w > maximum)):
+        bounds = f"{minimum}..{maximum}" if maximum is not None else f"at least {minimum}"
+        raise QuasarError(f"{flag} {text}: each side must be {bounds} pixels")
+    return h, w

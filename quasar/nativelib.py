@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from quasar import argcheck
 from quasar.errors import QuasarError, one_line
+from quasar.lifecycle import Closeable
 
 API_VERSION = 1  # QUASAR_API_VERSION in quasar.h (tests/test_native_contract.py keeps them equal)
 ENV_LIB = "QUASAR_NATIVE_LIB"
@@ -186,7 +188,7 @@ def load(path: str | os.PathLike | None = None) -> Library:
         return _loaded[key]
 
 
-class Image:
+class Image(Closeable):
     """A prepared (decoded, preprocessed) image, ``quasar_image``: pass it to :meth:`NativeScorer.score_images`,
     then :meth:`close` it (garbage collection frees it too)."""
 
@@ -205,25 +207,26 @@ class Image:
         return None if w is None else _text(w)
 
     def close(self) -> None:
-        h, self._handle = self._handle, None
+        h, self._handle = getattr(self, "_handle", None), None
         if h:
             self._lib._lib.quasar_image_destroy(h)
-
-    def __del__(self) -> None:
-        self.close()
-
-    def __enter__(self) -> Image:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _fptr(a: np.ndarray):
     return a.ctypes.data_as(_F)
 
 
-class NativeScorer:
+NATIVE_BACKENDS = ("auto", "opencv", "tensorrt", "onnxruntime")  # quasar.h quasar_options.backend
+
+
+def check_native_scorer_args(*, backend=None, threads=0) -> None:
+    """QuasarError (one line naming the argument) for a :class:`NativeScorer` argument the C API cannot
+    take, before the library is loaded."""
+    argcheck.one_of("NativeScorer", "backend", backend, NATIVE_BACKENDS, allow_none=True)
+    argcheck.int_at_least("NativeScorer", "threads", threads, 0, default="the backend's default, as 0")
+
+
+class NativeScorer(Closeable):
     """``quasar_scorer``: one model loaded by the native library.
 
     Args:
@@ -235,6 +238,7 @@ class NativeScorer:
 
     def __init__(self, model: str | os.PathLike, *, backend: str | None = None, threads: int = 0,
                  library: Library | str | os.PathLike | None = None) -> None:
+        check_native_scorer_args(backend=backend, threads=threads)
         self.lib = library if isinstance(library, Library) else load(library)
         self.model_path = os.fspath(model)
         opts = Options()
@@ -291,15 +295,6 @@ class NativeScorer:
         h, self._handle = getattr(self, "_handle", None), None
         if h:
             self.lib._lib.quasar_scorer_destroy(h)
-
-    def __del__(self) -> None:
-        self.close()
-
-    def __enter__(self) -> NativeScorer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (f"NativeScorer({self.model_path!r}, backend={self.backend_name!r}, batch_size={self.batch_size}, "

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from quasar.constants import CLIP_MEAN, CLIP_STD
+
 SPEC_VERSION = 2
 # Every policy bounds what one image can become, so memory and time per image are bounded whatever
 # its aspect ratio: ``native`` keeps both sides within ``size``; ``center_crop`` (before its crop) and
@@ -67,8 +69,8 @@ class PreprocessSpec:
     policy: str = "center_crop"
     size: int = 224
     interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
     channel_order: str = "RGB"
     size_multiple: int = 1
     min_size: int = 32

@@ -38,9 +38,9 @@ def test_percentiles_match_numpy_and_handle_empty():
 
 
 def test_spread_and_throughput():
-    assert stats.spread([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0}
+    assert stats.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
     t = stats.throughput(10, [2.0, 1.0, 4.0])  # 5, 10, 2.5 images/s
-    assert t == {"min": 2.5, "median": 5.0, "max": 10.0}
+    assert t == {"min": 2.5, "median": 5.0, "max": 10.0, "n": 3}
 
 
 def test_agreement_uses_shared_keys():

@@ -64,3 +64,17 @@ def test_score_help_says_what_a_score_means(capsys):
         assert text in " ".join(meaning.split()), text
     assert "--batch-size BATCH_SIZE" in out and "(default: 4 on CPU, 32 on CUDA" in " ".join(out.split())
     assert "(default: auto)" in out
+
+
+def test_one_hxw_parser_for_every_option():
+    """--static, --opt-size and --synthetic share helpfmt.parse_hw: one-line QuasarErrors naming the flag."""
+    from quasar.errors import QuasarError
+    from quasar.helpfmt import parse_hw
+
+    assert parse_hw("384x512", "--static") == (384, 512) and parse_hw("3000X4000", "--synthetic") == (3000, 4000)
+    with pytest.raises(QuasarError, match=r"^--static must look like 384x512 \(height x width\), not '384'$"):
+        parse_hw("384", "--static")
+    with pytest.raises(QuasarError, match=r"^--opt-size 0x5: each side must be at least 1 pixels$"):
+        parse_hw("0x5", "--opt-size")
+    with pytest.raises(QuasarError, match=r"^--synthetic 8x8: each side must be 16\.\.20000 pixels$"):
+        parse_hw("8x8", "--synthetic", minimum=16, maximum=20000)

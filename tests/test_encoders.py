@@ -1,5 +1,7 @@
 """Encoders: real effnet-lite0 weights, open_clip checkpoints loaded by path, RN50* at any size."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,23 @@ def test_timm_needs_weights_and_random_ones_are_seeded():
     x = torch.randint(0, 255, (1, a.spec.size, a.spec.size, 3), dtype=torch.uint8)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
+
+
+def test_timm_checkpoint_reports_unexpected_keys(tmp_path):
+    """strict=False loading used to drop a checkpoint's unknown tensors unseen: one warning lists them
+    (not the classifier that num_classes=0 removes on purpose)."""
+    import timm
+
+    sd = timm.create_model("test_efficientnet", pretrained=False).state_dict()  # with its classifier
+    clean = tmp_path / "clean.pth"
+    torch.save(sd, clean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_encoder(f"timm:test_efficientnet@{clean}")
+    sd["extra.weight"] = torch.zeros(3)
+    sd["blocks.99.scale"] = torch.ones(1)
+    extra = tmp_path / "extra.pth"
+    torch.save(sd, extra)
+    with pytest.warns(UserWarning, match=r"2 checkpoint tensors are not part of the model and were ignored: "
+                                         r"extra\.weight, blocks\.99\.scale"):
+        create_encoder(f"timm:test_efficientnet@{extra}")

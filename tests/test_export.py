@@ -320,19 +320,19 @@ def test_cli_export_onnx_errors(problem, effnet_pack_file, tmp_path, capsys):
 # --------------------------------------------------------------------------- default model
 
 
-def test_default_model_path(effnet_pack_file, tmp_path, monkeypatch, capsys):
+def test_default_pack_model(effnet_pack_file, tmp_path, monkeypatch, capsys):
     import quasar.centroids.pack as pack_module
     from quasar.export import default
 
     monkeypatch.setenv("QUASAR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pack_module, "default_pack_path", lambda: effnet_pack_file)
     pack = CentroidPack.load(effnet_pack_file)
-    path = default.default_model_path()
+    path = default.default_pack_model()
     assert path == str(tmp_path / "cache" / "models" / f"default-{pack.content_hash[7:19]}-fp32.onnx")
     assert load_info(path).pack_hash == pack.content_hash
     with open(path, "r+b") as f:  # a truncated cache file is exported again, not used
         f.truncate(1000)
-    assert default.default_model_path() == path and load_info(path).precision == "fp32"
+    assert default.default_pack_model() == path and load_info(path).precision == "fp32"
     mtime = os.path.getmtime(path)
     monkeypatch.setattr("quasar.export.onnx_export.export_onnx", lambda *a, **k: pytest.fail("exported twice"))
     assert default.main([]) == 0

@@ -140,9 +140,9 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
     monkeypatch.setattr("quasar.contract.shipped_model_path", lambda *a: None)  # the cache is under test
-    path = default_mod.default_model_path()
+    path = default_mod.default_pack_model()
     assert len(exports) == 1 and os.path.isfile(path + ".sha256")
-    assert default_mod.default_model_path() == path and len(exports) == 1  # a cache hit
+    assert default_mod.default_pack_model() == path and len(exports) == 1  # a cache hit
     load_model_info(path)
 
     conv_w = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer if t.name == "conv_w"))
@@ -152,7 +152,7 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
     open(path, "wb").write(bytes(data))
     with pytest.raises(QuasarError, match=r"does not match the .* recorded in .*\.sha256 at export: the file is corrupted"):
         load_model_info(path)
-    assert default_mod.default_model_path() == path and len(exports) == 2  # exported again
+    assert default_mod.default_pack_model() == path and len(exports) == 2  # exported again
     load_model_info(path)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from quasar import contract, limits, nativelib, preprocess
+from quasar import constants, contract, limits, nativelib, preprocess
 from quasar.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from quasar.runtime import prepare
 
@@ -55,6 +55,22 @@ def test_io_and_spec_constants_match():
     interps = _strings(re.search(r"kInterpolations = \{(.*?)\};", spec, re.S).group(1))
     assert tuple(interps) == tuple(preprocess.INTERPOLATIONS)
     assert f"kTinySide = {prepare.TINY_SIDE};" in (SRC / "prepare.cpp").read_text()
+
+
+def _cpp_doubles(text: str, name: str) -> tuple[float, ...]:
+    m = re.search(name + r"\s*\{([^}]*)\}", text)
+    assert m, f"{name} is not in the header"
+    return tuple(float(v) for v in m.group(1).split(","))
+
+
+def test_normalisation_constants_match():
+    """spec.hpp's default mean/std are quasar.constants' CLIP ones, and the Spec default uses them."""
+    spec = (SRC / "spec.hpp").read_text()
+    assert _cpp_doubles(spec, "kClipMean") == constants.CLIP_MEAN
+    assert _cpp_doubles(spec, "kClipStd") == constants.CLIP_STD
+    assert "mean = kClipMean;" in spec and "std = kClipStd;" in spec
+    default = preprocess.PreprocessSpec()
+    assert (default.mean, default.std) == (constants.CLIP_MEAN, constants.CLIP_STD)
 
 
 def test_python_binding_matches_the_c_api():

@@ -274,7 +274,7 @@ def test_synthetic_images_are_deterministic_jpegs():
     assert a.data == b.data and len(set(a.data)) == 3 and all(d[:2] == b"\xff\xd8" for d in a.data)
     for bad in ("64", "64x", "8x8", "axb"):
         with pytest.raises(Exception, match="--synthetic"):
-            workload.parse_hw(bad)
+            workload.synthetic(bad)
 
 
 def test_model_only_runner_batches_per_shape(tiny):
@@ -419,3 +419,18 @@ def test_server_tests_are_never_capped_before_their_queries():
     assert used["max_duration_ms"] == s.max_duration_ms == 30_000
     _, used = sc.test_settings(lg, "single-stream", s, 8, 0.05, 20.0)
     assert used["max_duration_ms"] == 30_000
+
+
+@pytest.mark.parametrize(("argv", "reason"), [
+    (["--workers", "0"], "must be at least 1, got 0"), (["--threads", "-1"], "must be at least 1, got -1"),
+    (["--count", "0"], "must be at least 1"), (["--repeat", "0"], "must be at least 1"),
+    (["--min-queries", "0"], "must be at least 1"), (["--multi-stream-samples", "0"], "must be at least 1"),
+    (["--batch", "4,0"], "must be at least 1, got 0"), (["--duration", "0"], "must be above 0"),
+    (["--target-latency", "-5"], "must be above 0"), (["--server-qps", "0"], "must be above 0")])
+def test_perf_counts_are_checked_like_the_other_commands(argv, reason, capsys):
+    """helpfmt.positive_int / positive_float, as `quasar score` and `quasar bench` use: a usage error (exit 2)."""
+    from quasar.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["perf", *argv])
+    assert e.value.code == 2 and reason in capsys.readouterr().err

@@ -131,12 +131,12 @@ def test_default_export_says_what_it_does(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
     monkeypatch.setattr("quasar.contract.shipped_model_path", lambda *a: None)  # a tree whose pack changed
-    path = default.default_model_path()
+    path = default.default_pack_model()
     err = capsys.readouterr().err
     assert path.startswith(str(tmp_path)) and Path(path).exists()
     assert err.startswith("quasar: preparing the default model (first use, ~10 s)") and path in err
     monkeypatch.setattr(default, "_is_current", lambda *a: True)  # a cache hit: nothing to say
-    assert default.default_model_path() == path and capsys.readouterr().err == ""
+    assert default.default_pack_model() == path and capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- Ctrl-C

@@ -6,7 +6,7 @@ built from one pack compared with an engine built from another gives meaningless
 numbers. So the run takes a snapshot of the pack (:func:`snapshot_pack`), the eager workers load
 that file, and the models are checked against its content hash.
 
-Preferred model source: ``quasar.export.default.default_model_path(precision)`` (the cached default
+Preferred model source: ``quasar.export.default.default_pack_model(precision)`` (the cached default
 model that ``Scorer()`` uses), accepted only if its ``quasar.pack_hash`` is the snapshot's. Otherwise
 (no such module yet, or another pack) the model is exported with
 :func:`quasar.export.onnx_export.export_onnx` into the benchmark's cache, keyed by the pack's hash
@@ -66,12 +66,12 @@ def _loads(path: Path) -> bool:
 def _default_for(precision: str, pack) -> str | None:
     """The project's cached default model, if that API exists and the model is built from ``pack``."""
     try:
-        from quasar.export.default import default_model_path
+        from quasar.export.default import default_pack_model
     except ImportError:
         return None
     from quasar.runtime.model import load_model_info
 
-    path = str(default_model_path(precision))
+    path = str(default_pack_model(precision))
     return path if load_model_info(path).pack_hash == pack.content_hash else None
 
 

@@ -1,8 +1,9 @@
 """Timing statistics in numpy only: percentiles, min/median/max, throughput, timed calls.
 
 The benchmark's worker processes import this and must not import torch or scipy (their peak RSS
-is part of what is measured). Percentiles are numpy's default linear interpolation. Score agreement
-(SRCC) is not computed here: :mod:`quasar_bench.report` uses :func:`quasar.eval.metrics.srcc`.
+is part of what is measured). Percentiles are numpy's default linear interpolation; ``spread`` is
+:func:`quasar.perf.stats.spread` (numpy only). Score agreement (SRCC) is not computed here:
+:mod:`quasar_bench.report` uses :func:`quasar.eval.metrics.srcc`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from quasar.perf.stats import spread  # the one median/min/max/n of repetitions (quasar perf's)
+
+__all__ = ["percentiles", "spread", "throughput", "time_calls"]
+
 
 def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
     """``{"p50": ..., "p95": ..., "p99": ...}`` with linear interpolation; empty input gives NaNs."""
@@ -20,14 +25,6 @@ def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> 
     if a.size == 0:
         return {f"p{q:g}": float("nan") for q in qs}
     return {f"p{q:g}": float(np.percentile(a, q)) for q in qs}
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    """min / median / max of repeated measurements (the median is what targets are judged on)."""
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return {"min": float("nan"), "median": float("nan"), "max": float("nan")}
-    return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
 
 
 def throughput(n_images: int, rep_seconds: Sequence[float]) -> dict[str, float]:

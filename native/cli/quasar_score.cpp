@@ -240,8 +240,9 @@ int exit_status(long n, long failed, long skipped, bool strict) {
     return n == 0 && skipped ? 0 : 1;
 }
 
-int run(const Args& a) {
-    auto t0 = std::chrono::steady_clock::now();
+// validate: the model path, and the output checked against the inputs before anything loads (an output
+// that is an input is never touched).
+std::string validate(const Args& a) {
     std::string model = a.model;
     if (model.empty()) {
         const char* env = std::getenv("QUASAR_MODEL");
@@ -249,169 +250,220 @@ int run(const Args& a) {
         model = env;
     }
     if (a.resume && a.output == "-") throw CliError("--resume needs an output file (-o FILE), not stdout");
-    check_output(a.output, a.paths);  // before the model loads: an output that is an input is never touched
+    check_output(a.output, a.paths);
+    return model;
+}
+
+// What build() makes from valid arguments: the scorer, the columns written, the open output.
+struct Plan {
+    std::string model;
+    std::unique_ptr<quasar::Scorer> scorer;
+    std::vector<std::string> all_heads;
+    std::vector<size_t> cols;      // the heads written (all with --explain, else the summary heads)
+    std::vector<size_t> families;  // --explain: the heads a combine head summarises (for `reason`)
+    std::set<std::string> done;    // --resume: keys already in the output
+    std::unique_ptr<RowWriter> writer;
+    int batch_size = 1, workers = 1;
+};
+
+std::unique_ptr<quasar::Scorer> load_scorer(const Args& a, const std::string& model) {
     quasar::Options o;
     o.backend = a.backend;
     o.threads = a.threads;
     o.max_pixels = a.max_pixels;
     o.reduced_decode = !a.no_reduced;
-    std::unique_ptr<quasar::Scorer> scorer;
     try {
-        scorer.reset(new quasar::Scorer(model, o));
+        return std::unique_ptr<quasar::Scorer>(new quasar::Scorer(model, o));
     } catch (const quasar::Exception& e) {
         throw CliError(e.what());
     }
-    const auto all_heads = scorer->heads();
-    const auto summary = scorer->summary_mask();
-    std::vector<size_t> cols;
+}
+
+// build: load the model, choose the columns (--explain: `reason` names the weakest family head below
+// kReasonBelow, quasar/runtime/explain.py REASON_BELOW), open the output.
+Plan build(const Args& a, const std::string& model) {
+    Plan p;
+    p.model = model;
+    p.scorer = load_scorer(a, model);
+    p.all_heads = p.scorer->heads();
+    const auto summary = p.scorer->summary_mask();
     std::vector<std::string> heads;
-    for (size_t i = 0; i < all_heads.size(); ++i)
+    for (size_t i = 0; i < p.all_heads.size(); ++i) {
         if (a.explain || summary[i]) {
-            cols.push_back(i);
-            heads.push_back(all_heads[i]);
+            p.cols.push_back(i);
+            heads.push_back(p.all_heads[i]);
         }
-    // --explain: the heads a combine head summarises are the family heads; `reason` names the weakest
-    // below kReasonBelow (quasar/runtime/explain.py: REASON_BELOW, the same bound)
-    std::vector<size_t> families;
-    if (a.explain)
-        for (size_t i = 0; i < all_heads.size(); ++i)
-            if (!summary[i]) families.push_back(i);
-    std::set<std::string> done;
-    std::unique_ptr<RowWriter> writer(
-        open_writer(a.output, a.format, heads, a.margins, a.resume, done, !families.empty()));
+        if (a.explain && !summary[i]) p.families.push_back(i);
+    }
+    p.writer.reset(open_writer(a.output, a.format, heads, a.margins, a.resume, p.done, !p.families.empty()));
     if (!a.quiet)
-        for (const auto& note : writer->notes) std::fprintf(stderr, "quasar score: %s: %s\n", encode_text(a.output).c_str(), note.c_str());
+        for (const auto& note : p.writer->notes) std::fprintf(stderr, "quasar score: %s: %s\n", encode_text(a.output).c_str(), note.c_str());
+    p.batch_size = std::max(1, a.batch_size ? std::min(a.batch_size, p.scorer->batch_size()) : p.scorer->batch_size());
+    p.workers = a.workers ? a.workers : std::max(1, std::min(8, int(std::thread::hardware_concurrency())));
+    return p;
+}
 
-    const int bs = std::max(1, a.batch_size ? std::min(a.batch_size, scorer->batch_size()) : scorer->batch_size());
-    const int workers = a.workers ? a.workers : std::max(1, std::min(8, int(std::thread::hardware_concurrency())));
-    const size_t max_inflight = size_t(2 * workers + 2);
-    Walker walker(a.paths, a.recursive, a.follow_links);
-    Pool pool(workers);
-    std::deque<std::shared_ptr<Job>> inflight;
-    long n = 0, skipped = 0, warned = 0;
-    std::vector<std::pair<std::string, std::string>> failures;
-    const size_t k = all_heads.size();
+// The reason a worker could not prepare a file.
+std::string prepare_error(const quasar::Exception& e) {
+    if (e.status() == QUASAR_ERR_OUT_OF_MEMORY) return "out of memory while decoding (use fewer --workers or a lower --max-pixels)";
+    if (e.status() == QUASAR_ERR_IMAGE) return e.what();
+    return std::string("unexpected error: ") + e.what();
+}
 
-    auto write = [&](const Row& r) {
-        writer->write(r);
-        ++n;
-        if (!r.ok) failures.emplace_back(r.path, r.error);
-    };
-    std::vector<std::shared_ptr<Job>> batch;  // prepared images waiting for inference, in input order
-    auto flush = [&] {
-        if (batch.empty()) return;
-        std::vector<const quasar::Image*> imgs;
-        for (auto& j : batch) imgs.push_back(&j->image);
-        std::vector<quasar_status> st;
-        std::vector<quasar::Scores> res;
-        try {
-            res = scorer->score_images(imgs, &st);
-        } catch (const quasar::Exception& e) {
-            throw CliError(e.what());
-        }
-        for (size_t i = 0; i < batch.size(); ++i) {
-            Row r;
-            r.path = batch[i]->item.label;
-            if (st[i] == QUASAR_OK) {
-                r.ok = true;
-                for (size_t c : cols) {
-                    r.scores.push_back(res[i].scores[c]);
-                    r.margins.push_back(res[i].margins[c]);
-                }
-                r.reason = weakest_family(res[i].scores, families, all_heads);
-                std::string w = batch[i]->image.warning();
-                if (!w.empty()) {
-                    ++warned;
-                    if (!a.quiet && warned <= kMaxListed)
-                        std::fprintf(stderr, "quasar score: warning: %s: %s\n", encode_text(r.path).c_str(), w.c_str());
-                }
-            } else {
-                r.error = "the model gave a non-finite score (NaN or infinity); suspect the model file " + model +
-                          " (corrupted weights or logit scale), not the image";
+// execute: walk the inputs, prepare them on the pool, score them in batches on this thread and write
+// the rows in input order. The pool is a member, so it stops before the plan's scorer goes.
+class Execution {
+public:
+    Execution(const Args& a, Plan& p) : a_(a), p_(p), pool_(p.workers) {}
+    int run(std::chrono::steady_clock::time_point t0);
+
+private:
+    void write(const Row& r) {
+        p_.writer->write(r);
+        ++n_;
+        if (!r.ok) failures_.emplace_back(r.path, r.error);
+    }
+    Row scored_row(const Job& job, const quasar::Scores& res, quasar_status st);
+    void flush();
+    void take();
+    void submit(const Item& item);
+    int interrupted();
+    void summary(double seconds) const;
+
+    const Args& a_;
+    Plan& p_;
+    Pool pool_;
+    std::deque<std::shared_ptr<Job>> inflight_;
+    std::vector<std::shared_ptr<Job>> batch_;  // prepared images waiting for inference, in input order
+    long n_ = 0, skipped_ = 0, warned_ = 0;
+    std::vector<std::pair<std::string, std::string>> failures_;
+};
+
+Row Execution::scored_row(const Job& job, const quasar::Scores& res, quasar_status st) {
+    Row r;
+    r.path = job.item.label;
+    if (st != QUASAR_OK) {
+        r.error = "the model gave a non-finite score (NaN or infinity); suspect the model file " + p_.model +
+                  " (corrupted weights or logit scale), not the image";
+        return r;
+    }
+    r.ok = true;
+    for (size_t c : p_.cols) {
+        r.scores.push_back(res.scores[c]);
+        r.margins.push_back(res.margins[c]);
+    }
+    r.reason = weakest_family(res.scores, p_.families, p_.all_heads);
+    std::string w = job.image.warning();
+    if (!w.empty() && ++warned_ <= kMaxListed && !a_.quiet)
+        std::fprintf(stderr, "quasar score: warning: %s: %s\n", encode_text(r.path).c_str(), w.c_str());
+    return r;
+}
+
+void Execution::flush() {
+    if (batch_.empty()) return;
+    std::vector<const quasar::Image*> imgs;
+    for (auto& j : batch_) imgs.push_back(&j->image);
+    std::vector<quasar_status> st;
+    std::vector<quasar::Scores> res;
+    try {
+        res = p_.scorer->score_images(imgs, &st);
+    } catch (const quasar::Exception& e) {
+        throw CliError(e.what());
+    }
+    for (size_t i = 0; i < batch_.size(); ++i) write(scored_row(*batch_[i], res[i], st[i]));
+    batch_.clear();
+}
+
+void Execution::take() {
+    std::shared_ptr<Job> j = inflight_.front();
+    inflight_.pop_front();
+    j->ready.wait();
+    if (!j->error.empty()) {
+        flush();  // rows stay in input order
+        Row r;
+        r.path = j->item.label;
+        r.error = j->error;
+        write(r);
+        return;
+    }
+    batch_.push_back(j);
+    if (int(batch_.size()) >= p_.batch_size) flush();
+}
+
+void Execution::submit(const Item& item) {
+    auto job = std::make_shared<Job>();
+    job->item = item;
+    job->ready = job->done.get_future().share();
+    if (!item.error.empty()) {
+        job->error = item.error;
+        job->done.set_value();
+    } else {
+        quasar::Scorer* s = p_.scorer.get();
+        pool_.submit([job, s] {
+            try {
+                job->image = s->prepare_file(job->item.label);
+            } catch (const quasar::Exception& e) {
+                job->error = prepare_error(e);
+            } catch (const std::exception& e) {
+                job->error = std::string("unexpected error: ") + e.what();
             }
-            write(r);
-        }
-        batch.clear();
-        (void)k;
-    };
-    auto take = [&]() {
-        std::shared_ptr<Job> j = inflight.front();
-        inflight.pop_front();
-        j->ready.wait();
-        if (!j->error.empty()) {
-            flush();  // rows stay in input order
-            Row r;
-            r.path = j->item.label;
-            r.error = j->error;
-            write(r);
-            return;
-        }
-        batch.push_back(j);
-        if (int(batch.size()) >= bs) flush();
-    };
+            job->done.set_value();
+        });
+    }
+    inflight_.push_back(job);
+}
 
+int Execution::interrupted() {
+    for (auto& j : inflight_) j->ready.wait();  // let the workers finish before the scorer goes
+    p_.writer->close();
+    std::string rows = std::to_string(n_) + (n_ != 1 ? " rows" : " row");
+    if (a_.output == "-")
+        std::fprintf(stderr, "quasar score: interrupted after %s\n", rows.c_str());
+    else
+        std::fprintf(stderr, "quasar score: interrupted; the %s written to %s are kept: run the same command with --resume to continue\n",
+                     rows.c_str(), encode_text(a_.output).c_str());
+    return 130;
+}
+
+void Execution::summary(double dt) const {
+    long failed = long(failures_.size());
+    char rate[64] = "";
+    if (dt > 0 && n_) std::snprintf(rate, sizeof rate, ", %.1f img/s", double(n_) / dt);
+    std::string extra = skipped_ ? ", " + std::to_string(skipped_) + " already in the output" : "";
+    if (warned_) extra += ", " + std::to_string(warned_) + " with a warning";
+    std::fprintf(stderr, "quasar score: %ld of %ld scored, %ld failed%s (%.1f s%s)\n", n_ - failed, n_, failed, extra.c_str(), dt, rate);
+    if (n_ == 0 && !skipped_) std::fprintf(stderr, "quasar score: no images found (folders need -r to include sub-folders)\n");
+    for (size_t i = 0; i < failures_.size() && i < size_t(kMaxListed); ++i)
+        std::fprintf(stderr, "  %s: %s\n", encode_text(failures_[i].first).c_str(), encode_text(failures_[i].second).c_str());
+    if (failures_.size() > size_t(kMaxListed))
+        std::fprintf(stderr, "  ... and %zu more (see the error column)\n", failures_.size() - size_t(kMaxListed));
+}
+
+int Execution::run(std::chrono::steady_clock::time_point t0) {
+    const size_t max_inflight = size_t(2 * p_.workers + 2);
+    Walker walker(a_.paths, a_.recursive, a_.follow_links);
     Item item;
     while (!g_interrupted && walker.next(item)) {
-        if (!done.empty() && done.count(resume_key(item.label))) {
-            ++skipped;
+        if (!p_.done.empty() && p_.done.count(resume_key(item.label))) {
+            ++skipped_;
             continue;
         }
-        auto job = std::make_shared<Job>();
-        job->item = item;
-        job->ready = job->done.get_future().share();
-        if (!item.error.empty()) {
-            job->error = item.error;
-            job->done.set_value();
-        } else {
-            quasar::Scorer* s = scorer.get();
-            pool.submit([job, s] {
-                try {
-                    job->image = s->prepare_file(job->item.label);
-                } catch (const quasar::Exception& e) {
-                    if (e.status() == QUASAR_ERR_OUT_OF_MEMORY)
-                        job->error = "out of memory while decoding (use fewer --workers or a lower --max-pixels)";
-                    else if (e.status() == QUASAR_ERR_IMAGE)
-                        job->error = e.what();
-                    else
-                        job->error = std::string("unexpected error: ") + e.what();
-                } catch (const std::exception& e) {
-                    job->error = std::string("unexpected error: ") + e.what();
-                }
-                job->done.set_value();
-            });
-        }
-        inflight.push_back(job);
-        while (inflight.size() >= max_inflight && !g_interrupted) take();
+        submit(item);
+        while (inflight_.size() >= max_inflight && !g_interrupted) take();
     }
-    while (!inflight.empty() && !g_interrupted) take();
-    if (!g_interrupted) flush();
-    if (g_interrupted) {
-        for (auto& j : inflight) j->ready.wait();  // let the workers finish before the scorer goes
-        writer->close();
-        std::string rows = std::to_string(n) + (n != 1 ? " rows" : " row");
-        if (a.output == "-")
-            std::fprintf(stderr, "quasar score: interrupted after %s\n", rows.c_str());
-        else
-            std::fprintf(stderr, "quasar score: interrupted; the %s written to %s are kept: run the same command with --resume to continue\n",
-                         rows.c_str(), encode_text(a.output).c_str());
-        return 130;
-    }
-    writer->close();
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!a.quiet) {
-        long failed = long(failures.size());
-        char rate[64] = "";
-        if (dt > 0 && n) std::snprintf(rate, sizeof rate, ", %.1f img/s", double(n) / dt);
-        std::string extra = skipped ? ", " + std::to_string(skipped) + " already in the output" : "";
-        if (warned) extra += ", " + std::to_string(warned) + " with a warning";
-        std::fprintf(stderr, "quasar score: %ld of %ld scored, %ld failed%s (%.1f s%s)\n", n - failed, n, failed, extra.c_str(), dt, rate);
-        if (n == 0 && !skipped) std::fprintf(stderr, "quasar score: no images found (folders need -r to include sub-folders)\n");
-        for (size_t i = 0; i < failures.size() && i < size_t(kMaxListed); ++i)
-            std::fprintf(stderr, "  %s: %s\n", encode_text(failures[i].first).c_str(), encode_text(failures[i].second).c_str());
-        if (failures.size() > size_t(kMaxListed))
-            std::fprintf(stderr, "  ... and %zu more (see the error column)\n", failures.size() - size_t(kMaxListed));
-    }
-    return exit_status(n, long(failures.size()), skipped, a.strict);
+    while (!inflight_.empty() && !g_interrupted) take();
+    if (g_interrupted) return interrupted();
+    flush();
+    p_.writer->close();
+    if (!a_.quiet) summary(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return exit_status(n_, long(failures_.size()), skipped_, a_.strict);
+}
+
+int run(const Args& a) {
+    auto t0 = std::chrono::steady_clock::now();
+    const std::string model = validate(a);
+    Plan plan = build(a, model);
+    return Execution(a, plan).run(t0);
 }
 
 }  // namespace

@@ -115,7 +115,10 @@ QUASAR_API const char* quasar_image_warning(const quasar_image* image);
 QUASAR_API void quasar_image_destroy(quasar_image* image);
 /* Score n prepared images: scores/margins receive n * num_heads floats (row i = image i); capacity
  * is their length in floats. statuses (optional, n entries) says per image QUASAR_OK or
- * QUASAR_ERR_NON_FINITE; the call itself fails only when the batch could not run at all. */
+ * QUASAR_ERR_NON_FINITE; with statuses, the call itself fails only when the batch could not run at all.
+ * Returns QUASAR_ERR_INVALID_ARGUMENT when n * num_heads overflows size_t (nothing is read), and, when
+ * statuses is NULL and any row is non-finite, QUASAR_ERR_NON_FINITE (every row is still written; the
+ * finite ones are valid, the others hold NaN or infinity). */
 QUASAR_API quasar_status quasar_score_images(quasar_scorer* scorer, const quasar_image* const* images, size_t n,
                                              float* scores, float* margins, size_t capacity, quasar_status* statuses);
 

@@ -1,4 +1,5 @@
 // The C API (quasar.h): every entry point catches everything and returns a status code.
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -223,6 +224,7 @@ quasar_status quasar_score_images(quasar_scorer* s, const quasar_image* const* i
     return guarded([&] {
         need(s && (images || n == 0) && (scores || n == 0), "quasar_score_images: NULL argument");
         const size_t k = s->engine.info().heads.size();
+        need(k == 0 || n <= SIZE_MAX / k, "quasar_score_images: n * num_heads overflows size_t");
         need(capacity >= n * k, "output arrays hold fewer than n * num_heads floats");
         std::vector<cv::Mat> tensors;
         for (size_t i = 0; i < n; ++i) {
@@ -231,11 +233,14 @@ quasar_status quasar_score_images(quasar_scorer* s, const quasar_image* const* i
         }
         std::vector<bool> finite;
         s->engine.score(tensors, scores, margins, finite);
-        for (size_t i = 0; i < n; ++i)
+        bool all_finite = true;
+        for (size_t i = 0; i < n; ++i) {
             if (statuses) statuses[i] = finite[i] ? QUASAR_OK : QUASAR_ERR_NON_FINITE;
-        for (size_t i = 0; i < n; ++i)
-            if (!finite[i]) g_last_error = s->engine.non_finite_reason();
-        return QUASAR_OK;
+            all_finite = all_finite && finite[i];
+        }
+        if (all_finite) return QUASAR_OK;
+        g_last_error = s->engine.non_finite_reason();
+        return statuses ? QUASAR_OK : QUASAR_ERR_NON_FINITE;  // no statuses: the call itself reports the rows
     });
 }
 

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
 #include "errors.hpp"
 #include "sha256.hpp"
+#include "varint.hpp"
 
 namespace quasar {
 
@@ -151,8 +153,13 @@ std::vector<bool> ModelInfo::summary_mask() const {
     return keep;
 }
 
-ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const std::string& path, const std::string& kind) {
-    auto bad = [&](const std::string& msg) { return model_error(path + ": " + msg); };
+namespace {
+
+using Meta = std::map<std::string, std::string>;
+using BadModel = std::function<Error(const std::string&)>;
+
+// quasar.format, quasar.format_version and the required keys; the format version.
+int check_format(const Meta& meta, const BadModel& bad) {
     auto it = meta.find("quasar.format");
     if (it == meta.end()) throw bad("not a QUASAR fused model (no quasar.format metadata); export one with `quasar export`");
     if (it->second != kFormat)
@@ -170,21 +177,25 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     for (const auto& k : kRequired)
         if (!meta.count(k)) missing += (missing.empty() ? "" : ", ") + k;
     if (!missing.empty()) throw bad("QUASAR model metadata is missing " + missing);
+    return int(version);
+}
 
-    ModelInfo info;
-    info.path = path;
-    info.kind = kind;
-    info.format_version = int(version);
-    info.metadata = meta;
+std::vector<std::string> parse_heads(const Meta& meta, const std::string& path, const BadModel& bad) {
     Json heads = parse_key(meta, "quasar.heads", path);
     bool ok = heads.kind == Json::Array && !heads.arr.empty();
     std::set<std::string> seen;
+    std::vector<std::string> out;
     if (ok)
         for (const auto& h : heads.arr) {
             if (h.kind != Json::String || h.str.empty() || !seen.insert(h.str).second) { ok = false; break; }
-            info.heads.push_back(h.str);
+            out.push_back(h.str);
         }
     if (!ok) throw bad("quasar.heads must be a non-empty list of distinct names, got " + py_repr(meta.at("quasar.heads")));
+    return out;
+}
+
+// The spec, the input layout and quasar.dynamic_size, which must agree with the spec's policy.
+void parse_input(const Meta& meta, ModelInfo& info, const BadModel& bad) {
     try {
         info.spec = parse_spec(meta.at("quasar.preprocess"));
     } catch (const std::exception& e) {
@@ -201,18 +212,63 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     if (info.dynamic_size && info.spec.policy == "fixed")
         throw bad("quasar.dynamic_size is true but the spec's policy 'fixed' makes every image " + std::to_string(info.spec.height) +
                   "x" + std::to_string(info.spec.width) + "; a static graph says dynamic_size false");
-    info.encoder = meta.at("quasar.encoder");
-    if (meta.count(kLogitScalesKey)) {
-        Json raw = parse_key(meta, kLogitScalesKey, path);
-        bool good = raw.kind == Json::Array && raw.arr.size() == info.heads.size();
+}
+
+std::vector<double> parse_logit_scales(const Meta& meta, size_t num_heads, const std::string& path, const BadModel& bad) {
+    std::vector<double> out;
+    if (!meta.count(kLogitScalesKey)) return out;
+    Json raw = parse_key(meta, kLogitScalesKey, path);
+    bool good = raw.kind == Json::Array && raw.arr.size() == num_heads;
+    if (good)
+        for (const auto& s : raw.arr)
+            if (s.kind != Json::Number || !std::isfinite(s.num)) good = false;
+    if (!good)
+        throw bad("quasar.logit_scales must list " + std::to_string(num_heads) + " finite numbers (one per head), got " +
+                  py_repr(raw));
+    for (const auto& s : raw.arr) out.push_back(s.num);
+    return out;
+}
+
+std::vector<std::pair<std::string, std::vector<int>>> parse_combine(const Meta& meta, size_t num_heads,
+                                                                     const std::string& path, const BadModel& bad) {
+    std::vector<std::pair<std::string, std::vector<int>>> out;
+    if (!meta.count(kCombineKey)) return out;
+    Json raw = parse_key(meta, kCombineKey, path);
+    if (raw.kind != Json::Array || raw.arr.size() >= num_heads)
+        throw bad(std::string(kCombineKey) + " must be a list with fewer entries than the " + std::to_string(num_heads) +
+                  " heads, got " + py_repr(head_chars(meta.at(kCombineKey), 80)));
+    int n_base = int(num_heads - raw.arr.size());
+    for (const auto& e : raw.arr) {
+        bool good = e.kind == Json::Array && e.arr.size() == 2 && e.arr[0].kind == Json::String &&
+                    std::find(kCombineRules.begin(), kCombineRules.end(), e.arr[0].str) != kCombineRules.end() &&
+                    e.arr[1].kind == Json::Array && !e.arr[1].arr.empty();
+        std::vector<int> idx;
         if (good)
-            for (const auto& s : raw.arr)
-                if (s.kind != Json::Number || !std::isfinite(s.num)) good = false;
+            for (const auto& i : e.arr[1].arr) {
+                if (!is_true_int(i) || i.num < 0 || i.num >= n_base) { good = false; break; }
+                idx.push_back(int(i.num));
+            }
         if (!good)
-            throw bad("quasar.logit_scales must list " + std::to_string(info.heads.size()) +
-                      " finite numbers (one per head), got " + py_repr(raw));
-        for (const auto& s : raw.arr) info.logit_scales.push_back(s.num);
+            throw bad(std::string(kCombineKey) + " entry " + py_repr(e) + " is not [rule in ['min', 'mean', 'softmin'], " +
+                      "[base columns < " + std::to_string(n_base) + "]]");
+        out.emplace_back(e.arr[0].str, idx);
     }
+    return out;
+}
+
+}  // namespace
+
+ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const std::string& path, const std::string& kind) {
+    BadModel bad = [&](const std::string& msg) { return model_error(path + ": " + msg); };
+    ModelInfo info;
+    info.format_version = check_format(meta, bad);
+    info.path = path;
+    info.kind = kind;
+    info.metadata = meta;
+    info.heads = parse_heads(meta, path, bad);
+    parse_input(meta, info, bad);
+    info.encoder = meta.at("quasar.encoder");
+    info.logit_scales = parse_logit_scales(meta, info.heads.size(), path, bad);
     if (meta.count("quasar.precision")) {
         info.precision = meta.at("quasar.precision");
         if (std::find(kPrecisions.begin(), kPrecisions.end(), info.precision) == kPrecisions.end())
@@ -220,29 +276,7 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     }
     if (meta.count("quasar.pack_hash")) info.pack_hash = meta.at("quasar.pack_hash");
     if (meta.count("quasar.project_version")) info.project_version = meta.at("quasar.project_version");
-    if (meta.count(kCombineKey)) {
-        Json raw = parse_key(meta, kCombineKey, path);
-        size_t num_heads = info.heads.size();
-        if (raw.kind != Json::Array || raw.arr.size() >= num_heads)
-            throw bad(std::string(kCombineKey) + " must be a list with fewer entries than the " + std::to_string(num_heads) +
-                      " heads, got " + py_repr(head_chars(meta.at(kCombineKey), 80)));
-        int n_base = int(num_heads - raw.arr.size());
-        for (const auto& e : raw.arr) {
-            bool good = e.kind == Json::Array && e.arr.size() == 2 && e.arr[0].kind == Json::String &&
-                        std::find(kCombineRules.begin(), kCombineRules.end(), e.arr[0].str) != kCombineRules.end() &&
-                        e.arr[1].kind == Json::Array && !e.arr[1].arr.empty();
-            std::vector<int> idx;
-            if (good)
-                for (const auto& i : e.arr[1].arr) {
-                    if (!is_true_int(i) || i.num < 0 || i.num >= n_base) { good = false; break; }
-                    idx.push_back(int(i.num));
-                }
-            if (!good)
-                throw bad(std::string(kCombineKey) + " entry " + py_repr(e) + " is not [rule in ['min', 'mean', 'softmin'], " +
-                          "[base columns < " + std::to_string(n_base) + "]]");
-            info.combine.emplace_back(e.arr[0].str, idx);
-        }
-    }
+    info.combine = parse_combine(meta, info.heads.size(), path, bad);
     return info;
 }
 
@@ -267,32 +301,25 @@ std::string model_sha256(const std::string& bytes, int& own_entries) {
     return "sha256:" + h.hexdigest();
 }
 
-void check_graph(ModelInfo& info, const std::string& bytes) {
-    const std::string& path = info.path;
+namespace {
+
+// quasar.pack_hash and quasar.encoder are well formed.
+void check_ids(const ModelInfo& info, const BadModel& bad) {
     const auto& meta = info.metadata;
-    auto bad = [&](const std::string& msg) {
-        return model_error(path + ": " + msg + "; refusing this model (re-export it with `quasar export onnx`)");
-    };
-    std::string reason = check_spec_bounds(info.spec);
-    if (!reason.empty()) throw bad(reason);
     if (meta.count("quasar.pack_hash")) {
         const std::string& ph = meta.at("quasar.pack_hash");
         if (!(ph.size() == 71 && ph.compare(0, 7, "sha256:") == 0 && is_hex64(ph.substr(7))))
             throw bad("quasar.pack_hash " + py_repr(head_chars(ph, 80)) + " is not 'sha256:' and 64 hex digits");
     }
-    {
-        const std::string& enc = info.encoder;
-        bool good = !enc.empty() && enc.size() <= 200;
-        for (char c : enc)
-            if (uint8_t(c) < 0x21 || uint8_t(c) > 0x7e) good = false;
-        if (!good) throw bad("quasar.encoder " + py_repr(head_chars(enc, 80)) + " is not an encoder id");
-    }
-    OnnxModel graph;
-    try {
-        read_graph(bytes, kHeadPrefix, graph);
-    } catch (const NotOnnx& e) {
-        throw model_error(path + ": cannot read the graph's initializers (" + e.what() + ")");
-    }
+    const std::string& enc = info.encoder;
+    bool good = !enc.empty() && enc.size() <= 200;
+    for (char c : enc)
+        if (uint8_t(c) < 0x21 || uint8_t(c) > 0x7e) good = false;
+    if (!good) throw bad("quasar.encoder " + py_repr(head_chars(enc, 80)) + " is not an encoder id");
+}
+
+// quasar.precision agrees with the weights' data types; quasar.head_sha256 with the head initializers.
+void check_precision_and_heads(const ModelInfo& info, const OnnxModel& graph, const BadModel& bad) {
     if (!info.precision.empty() && info.precision != graph_precision(graph.dtypes)) {
         std::string kinds;
         for (const auto& kv : graph.dtypes) {
@@ -303,15 +330,20 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
         throw bad("quasar.precision says " + py_repr(info.precision) + " but the graph's weights (" + kinds + ") are " +
                   graph_precision(graph.dtypes));
     }
-    auto rec = meta.find(kHeadShaKey);
-    if (rec == meta.end())
+    auto rec = info.metadata.find(kHeadShaKey);
+    if (rec == info.metadata.end())
         throw bad(std::string("no ") + kHeadShaKey + " in the metadata (exported by an older QUASAR, or edited)");
     std::string actual = head_sha256(graph.head_tensors);
     if (rec->second != actual)
         throw bad(std::string(kHeadShaKey) + " " + py_repr(head_chars(rec->second, 23)) +
                   "... does not match the graph's head initializers (" + actual.substr(0, 23) +
                   "...): the graph or its metadata was changed after export");
-    // _check_logit_scales
+}
+
+// The logit scales initializer: float32, equal to the metadata's list, each within 0 < s <= kMaxLogitScale
+// (quasar/contract.py _check_logit_scales).
+void check_logit_scales(const ModelInfo& info, const OnnxModel& graph, const BadModel& bad) {
+    const auto& meta = info.metadata;
     auto t = graph.head_tensors.find(kLogitScalesKey);
     if (t == graph.head_tensors.end()) throw bad(std::string("the graph has no ") + kLogitScalesKey + " initializer");
     if (t->second.data_type != 1) {
@@ -338,12 +370,16 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
     for (double s : got)
         if (!(std::isfinite(s) && s > 0 && s <= kMaxLogitScale))
             throw bad("logit scale " + py_float_repr(s) + " is outside the documented range 0 < s <= 1000");
+}
+
+// No external data, no NaN weights, and the file's digest is the one recorded.
+void check_weights_and_digest(const ModelInfo& info, const OnnxModel& graph, const std::string& bytes, const BadModel& bad) {
     if (!graph.external.empty())
         throw bad("initializer " + py_repr(head_chars(graph.external[0], 80)) +
                   " keeps its data in an external file, which " + kModelShaKey + " does not cover");
     if (!graph.nan.empty()) throw bad("initializer " + py_repr(head_chars(graph.nan[0], 80)) + " holds NaN values (corrupted weights)");
-    auto recorded = meta.find(kModelShaKey);
-    if (recorded == meta.end())
+    auto recorded = info.metadata.find(kModelShaKey);
+    if (recorded == info.metadata.end())
         throw bad(std::string("no ") + kModelShaKey + " in the metadata (exported by an older QUASAR, or edited)");
     int entries = 0;
     std::string digest;
@@ -356,6 +392,27 @@ void check_graph(ModelInfo& info, const std::string& bytes) {
     if (recorded->second != digest)
         throw bad(std::string(kModelShaKey) + " " + py_repr(head_chars(recorded->second, 23)) + "... does not match the file (" +
                   digest.substr(0, 23) + "...): the graph or its metadata was changed after export");
+}
+
+}  // namespace
+
+void check_graph(ModelInfo& info, const std::string& bytes) {
+    const std::string& path = info.path;
+    BadModel bad = [&](const std::string& msg) {
+        return model_error(path + ": " + msg + "; refusing this model (re-export it with `quasar export onnx`)");
+    };
+    std::string reason = check_spec_bounds(info.spec);
+    if (!reason.empty()) throw bad(reason);
+    check_ids(info, bad);
+    OnnxModel graph;
+    try {
+        read_graph(bytes, kHeadPrefix, graph);
+    } catch (const NotOnnx& e) {
+        throw model_error(path + ": cannot read the graph's initializers (" + e.what() + ")");
+    }
+    check_precision_and_heads(info, graph, bad);
+    check_logit_scales(info, graph, bad);
+    check_weights_and_digest(info, graph, bytes, bad);
     for (const auto& vi : graph.inputs)
         if (vi.name == kInputName) {
             info.input_dims = vi.dims;
@@ -569,14 +626,7 @@ static void prescan_metadata(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) return;
     auto varint = [&f](uint64_t& v) {
-        v = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            int c = f.get();
-            if (c == EOF) return false;
-            v |= uint64_t(c & 0x7F) << shift;
-            if (!(c & 0x80)) return true;
-        }
-        return false;
+        return decode_varint([&f]() -> int { int c = f.get(); return c == EOF ? -1 : c; }, v) == VarintRead::Ok;
     };
     size_t entries = 0;
     uint64_t tag, n;

@@ -1,5 +1,7 @@
 #include "onnx_reader.hpp"
 
+#include "varint.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,6 +22,15 @@ size_t dtype_size(int t) {
     }
 }
 
+uint64_t read_varint(const std::string& b, size_t& i, size_t end) {
+    uint64_t v = 0;
+    switch (decode_varint([&]() -> int { return i < end ? int(uint8_t(b[i++])) : -1; }, v)) {
+        case VarintRead::Ok: return v;
+        case VarintRead::TooLong: throw NotOnnx("varint too long");
+        default: throw NotOnnx("truncated varint");
+    }
+}
+
 namespace {
 
 constexpr int kMetadataProps = 14, kGraph = 7, kInitializer = 5, kGraphInput = 11, kGraphOutput = 12;
@@ -33,35 +44,12 @@ struct Reader {
     bool done() const { return pos >= end; }
     // false on a clean end (no byte at all)
     bool varint(uint64_t& v, bool& clean_end) {
-        v = 0;
-        int shift = 0;
-        clean_end = false;
-        while (true) {
-            if (pos >= end) {
-                if (shift == 0) { clean_end = true; return false; }
-                throw NotOnnx("truncated varint");
-            }
-            uint8_t c = uint8_t(b[pos++]);
-            v |= uint64_t(c & 0x7F) << shift;
-            if (!(c & 0x80)) return true;
-            shift += 7;
-            if (shift > 63) throw NotOnnx("varint too long");
-        }
+        clean_end = pos >= end;
+        if (clean_end) return false;
+        v = read_varint(b, pos, end);
+        return true;
     }
 };
-
-uint64_t varint_at(const std::string& buf, size_t& i, size_t end) {
-    uint64_t v = 0;
-    int shift = 0;
-    while (true) {
-        if (i >= end) throw NotOnnx("truncated varint");
-        uint8_t c = uint8_t(buf[i++]);
-        v |= uint64_t(c & 0x7F) << shift;
-        if (!(c & 0x80)) return v;
-        shift += 7;
-        if (shift > 63) throw NotOnnx("varint too long");
-    }
-}
 
 // UTF-8 with invalid sequences replaced by U+FFFD (Python's errors="replace").
 std::string utf8_replace(const std::string& s) {
@@ -102,9 +90,9 @@ std::pair<std::string, std::string> entry(const std::string& buf) {
     std::string key, value;
     size_t i = 0;
     while (i < buf.size()) {
-        uint64_t tag = varint_at(buf, i, buf.size());
+        uint64_t tag = read_varint(buf, i, buf.size());
         if ((tag & 7) != 2) throw NotOnnx("unexpected field type in a metadata entry");
-        uint64_t n = varint_at(buf, i, buf.size());
+        uint64_t n = read_varint(buf, i, buf.size());
         size_t take = size_t(std::min<uint64_t>(n, buf.size() - i));
         std::string s = utf8_replace(buf.substr(i, take));
         i += take;
@@ -126,9 +114,9 @@ std::pair<std::string, std::string> raw_entry(const std::string& b, size_t off, 
     std::string key, value;
     size_t i = off, end = off + len;
     while (i < end) {
-        uint64_t tag = varint_at(b, i, end);
+        uint64_t tag = read_varint(b, i, end);
         if ((tag & 7) != 2) throw NotOnnx("unexpected field type in a metadata entry");
-        uint64_t n = varint_at(b, i, end);
+        uint64_t n = read_varint(b, i, end);
         if (n > end - i) throw NotOnnx("metadata entry runs past its end");
         if ((tag >> 3) == 1) key = b.substr(i, size_t(n));
         else if ((tag >> 3) == 2) value = b.substr(i, size_t(n));
@@ -199,7 +187,7 @@ std::vector<Field> fields(const std::string& b, size_t start, size_t end) {
 std::vector<uint64_t> packed_varints(const std::string& b, size_t off, size_t len) {
     std::vector<uint64_t> out;
     size_t i = off;
-    while (i < off + len) out.push_back(varint_at(b, i, off + len));
+    while (i < off + len) out.push_back(read_varint(b, i, off + len));
     return out;
 }
 
@@ -408,18 +396,18 @@ void model_layout(const std::string& b, std::vector<std::pair<size_t, size_t>>& 
     size_t pos = 0;
     while (pos < b.size()) {
         size_t start = pos;
-        uint64_t tag = varint_at(b, pos, b.size());
+        uint64_t tag = read_varint(b, pos, b.size());
         int num = int(tag >> 3), wire = int(tag & 7);
         if (num == 0) throw NotOnnx("field number 0");
         if (num > 64) throw NotOnnx("field number " + std::to_string(num) + " is not part of ModelProto");
         if (wire == 0) {
-            varint_at(b, pos, b.size());
+            read_varint(b, pos, b.size());
         } else if (wire == 1 || wire == 5) {
             size_t width = wire == 1 ? 8 : 4;
             if (width > b.size() - pos) throw NotOnnx("field runs past the end of its message");
             pos += width;
         } else if (wire == 2) {
-            uint64_t n = varint_at(b, pos, b.size());
+            uint64_t n = read_varint(b, pos, b.size());
             if (n > b.size() - pos) throw NotOnnx("field runs past the end of its message");
             if (num == kMetadataProps) {
                 check_metadata_entry(n, entries.size() + 1);

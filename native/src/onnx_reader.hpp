@@ -55,6 +55,9 @@ std::map<std::string, std::string> read_metadata_props(const std::string& bytes)
 // Initializers with ``prefix`` (data), all data types, graph inputs/outputs; throws NotOnnx.
 void read_graph(const std::string& bytes, const std::string& prefix, OnnxModel& out);
 
+// The varint at b[i] (i < end), i moved past it; throws NotOnnx when truncated or over 10 bytes (varint.hpp).
+uint64_t read_varint(const std::string& b, size_t& i, size_t end);
+
 extern const std::map<int, std::string> kDtypeNames;
 size_t dtype_size(int dtype);  // 0 if unknown
 

@@ -43,13 +43,10 @@ double num_field(const Json& v, const char* name) {
 
 long long py_round(double v) { return (long long)std::nearbyint(v); }
 
-Spec parse_spec(const std::string& text) {
-    Json d;
-    std::string err;
-    if (!parse_json(text, d, err)) throw std::invalid_argument(err);
-    if (d.kind != Json::Object) throw std::invalid_argument("'" + std::string(d.kind == Json::Array ? "list" : "str") +
-                                                            "' object has no attribute 'items'");
-    Spec s;
+namespace {
+
+// The spec's version (newer than this build: refused) after refusing unknown fields.
+int spec_version(const Json& d) {
     const Json* ver = d.find("version");
     int version = kSpecVersion;
     if (ver) {
@@ -69,8 +66,20 @@ Spec parse_spec(const std::string& text) {
         for (size_t k = 0; k < unknown.size(); ++k) list += (k ? ", " : "") + py_repr(unknown[k]);
         throw std::invalid_argument("unknown preprocess spec fields: " + list + "]");
     }
-    if (version < 2) s.resampler = "opencv_area";  // version 1 specs always shrank with INTER_AREA
-    s.version = kSpecVersion;
+    return version;
+}
+
+void read_normalisation(const std::string& k, const Json& v, Spec& s) {
+    if (v.kind != Json::Array) throw std::invalid_argument(k + " must be a list of numbers, got " + py_repr(v));
+    auto& arr = k == "mean" ? s.mean : s.std;
+    (k == "mean" ? s.mean_len : s.std_len) = v.arr.size();
+    for (size_t i = 0; i < v.arr.size() && i < 3; ++i) {
+        if (v.arr[i].kind != Json::Number) throw std::invalid_argument("could not convert " + py_repr(v.arr[i]) + " to float");
+        arr[i] = v.arr[i].num;
+    }
+}
+
+void read_fields(const Json& d, Spec& s) {
     for (const auto& kv : d.obj) {
         const std::string& k = kv.first;
         const Json& v = kv.second;
@@ -85,16 +94,13 @@ Spec parse_spec(const std::string& text) {
         else if (k == "height" || k == "width") {
             if (v.kind == Json::Number && v.is_int) (k == "height" ? s.height : s.width) = int(std::max(-1.0, std::min(1e9, v.num)));
         } else if (k == "mean" || k == "std") {
-            if (v.kind != Json::Array) throw std::invalid_argument(k + " must be a list of numbers, got " + py_repr(v));
-            auto& arr = k == "mean" ? s.mean : s.std;
-            (k == "mean" ? s.mean_len : s.std_len) = v.arr.size();
-            for (size_t i = 0; i < v.arr.size() && i < 3; ++i) {
-                if (v.arr[i].kind != Json::Number) throw std::invalid_argument("could not convert " + py_repr(v.arr[i]) + " to float");
-                arr[i] = v.arr[i].num;
-            }
+            read_normalisation(k, v, s);
         }
     }
-    // PreprocessSpec.__post_init__
+}
+
+// PreprocessSpec.__post_init__
+void check_fields(const Json& d, const Spec& s) {
     if (!in(kPolicies, s.policy))
         throw std::invalid_argument("unknown resize policy " + py_repr(s.policy) + "; expected one of " + tuple_repr(kPolicies));
     if (!in(kInterpolations, s.interpolation))
@@ -122,6 +128,22 @@ Spec parse_spec(const std::string& text) {
     } else if (!is_null(jh) || !is_null(jw) || !is_null(jf)) {
         throw std::invalid_argument("height, width and fit apply to policy 'fixed' only, not " + py_repr(s.policy));
     }
+}
+
+}  // namespace
+
+Spec parse_spec(const std::string& text) {
+    Json d;
+    std::string err;
+    if (!parse_json(text, d, err)) throw std::invalid_argument(err);
+    if (d.kind != Json::Object) throw std::invalid_argument("'" + std::string(d.kind == Json::Array ? "list" : "str") +
+                                                            "' object has no attribute 'items'");
+    Spec s;
+    int version = spec_version(d);
+    if (version < 2) s.resampler = "opencv_area";  // version 1 specs always shrank with INTER_AREA
+    s.version = kSpecVersion;
+    read_fields(d, s);
+    check_fields(d, s);
     return s;
 }
 

@@ -12,13 +12,16 @@ constexpr int kSpecVersion = 2;
 constexpr int kMaxAspectRatio = 16;
 constexpr int kMinSpecSize = 16;    // quasar/limits.py
 constexpr int kMaxSpecSize = 8192;
+// The PreprocessSpec default normalisation (quasar/constants.py CLIP_MEAN, CLIP_STD; checked by a test).
+constexpr std::array<double, 3> kClipMean{0.48145466, 0.4578275, 0.40821073};
+constexpr std::array<double, 3> kClipStd{0.26862954, 0.26130258, 0.27577711};
 
 struct Spec {
     std::string policy = "center_crop";  // center_crop | native | short_side | fixed
     double size = 224;                   // kept as read; check_spec_bounds() insists on integers
     std::string interpolation = "bicubic";
-    std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};
-    std::array<double, 3> std{0.26862954, 0.26130258, 0.27577711};
+    std::array<double, 3> mean = kClipMean;
+    std::array<double, 3> std = kClipStd;
     size_t mean_len = 3, std_len = 3;
     std::string channel_order = "RGB";
     double size_multiple = 1;

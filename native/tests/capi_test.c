@@ -1,8 +1,9 @@
 /* The C API from C (no C++ in this file): status codes and messages for bad arguments, models and
  * inputs; the model's heads and metadata; one image scored from a file, from its bytes and from raw
- * pixels in every pixel format and with a row stride; prepared batches; concurrent preparation.
+ * pixels in every pixel format and with a row stride; prepared batches; concurrent preparation; with a
+ * third model (one that gives non-finite scores), QUASAR_ERR_NON_FINITE from a batch without statuses.
  *
- *     quasar-capi-test MODEL.onnx PHOTO.png
+ *     quasar-capi-test MODEL.onnx PHOTO.png [NON_FINITE_MODEL.onnx]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -55,12 +56,38 @@ static void* prepare_job(void* arg) {
     return NULL;
 }
 
-int main(int argc, char** argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: quasar-capi-test MODEL PHOTO\n");
-        return 2;
-    }
-    const char *model = argv[1], *photo = argv[2];
+/* A batch whose n * num_heads does not fit in size_t is refused before any image is read (the images
+ * array here holds two entries, the second NULL: a wrapped product would pass the capacity check). */
+static void check_batch_overflow(quasar_scorer* s, const quasar_image* img) {
+    const size_t k = quasar_num_heads(s);
+    const quasar_image* two[2] = {img, NULL};
+    float out[16];
+    size_t n = ((size_t)-1) / k + 2; /* n * k wraps round to a small number */
+    CHECK(quasar_score_images(s, two, n, out, NULL, 16, NULL) == QUASAR_ERR_INVALID_ARGUMENT);
+    CHECK(contains(quasar_last_error(), "overflow"));
+}
+
+/* A model that gives NaN: with statuses the batch call succeeds and marks the row; without them the
+ * call itself says QUASAR_ERR_NON_FINITE (a caller that asked for no statuses must not get NaN rows). */
+static void check_non_finite(const char* model, const char* photo) {
+    quasar_scorer* s = NULL;
+    CHECK(quasar_scorer_create(model, NULL, &s) == QUASAR_OK && s != NULL);
+    if (!s) return;
+    quasar_image* img = NULL;
+    CHECK(quasar_prepare_file(s, photo, &img) == QUASAR_OK);
+    const quasar_image* batch[1] = {img};
+    float out[16];
+    quasar_status st[1] = {QUASAR_ERR_INTERNAL};
+    CHECK(quasar_score_images(s, batch, 1, out, NULL, 16, st) == QUASAR_OK && st[0] == QUASAR_ERR_NON_FINITE);
+    CHECK(quasar_score_images(s, batch, 1, out, NULL, 16, NULL) == QUASAR_ERR_NON_FINITE);
+    CHECK(contains(quasar_last_error(), "non-finite score"));
+    CHECK(quasar_score_file(s, photo, out, NULL, 16) == QUASAR_ERR_NON_FINITE);
+    quasar_image_destroy(img);
+    quasar_scorer_destroy(s);
+}
+
+/* Library facts, refusals at creation; then the scorer every other check uses. */
+static quasar_scorer* create_checked(const char* model, const char* photo) {
     CHECK(quasar_api_version() == QUASAR_API_VERSION);
     CHECK(strlen(quasar_version()) > 0);
     CHECK(contains(quasar_backends(), "opencv-dnn"));
@@ -79,9 +106,12 @@ int main(int argc, char** argv) {
     o.backend = "opencv";
     o.threads = 2;
     CHECK(quasar_scorer_create(model, &o, &s) == QUASAR_OK && s != NULL);
-    if (!s) return 1;
+    if (!s) return NULL;
     CHECK(strcmp(quasar_last_error(), "") == 0);
+    return s;
+}
 
+static void check_info(quasar_scorer* s) {
     const size_t k = quasar_num_heads(s);
     CHECK(k == 8);  // seven family heads and quality
     CHECK(strcmp(quasar_head_name(s, k - 1), "quality") == 0 && quasar_head_name(s, k) == NULL);
@@ -90,8 +120,11 @@ int main(int argc, char** argv) {
     CHECK(quasar_metadata_value(s, "no.such.key") == NULL);
     CHECK(quasar_metadata_count(s) >= 11 && quasar_metadata_key(s, quasar_metadata_count(s)) == NULL);
     CHECK(strcmp(quasar_backend_name(s), "opencv") == 0 && quasar_batch_size(s) >= 1);
+}
 
-    float a[16], am[16], b[16], c[16];
+static void check_file_and_buffer(quasar_scorer* s, const char* photo) {
+    const size_t k = quasar_num_heads(s);
+    float a[16], am[16], b[16];
     CHECK(quasar_score_file(s, photo, a, am, 16) == QUASAR_OK);
     for (size_t i = 0; i < k; ++i) CHECK(a[i] > 0.0f && a[i] < 1.0f);
     size_t n = 0;
@@ -108,8 +141,12 @@ int main(int argc, char** argv) {
     CHECK(strcmp(quasar_last_error(), "file not found") == 0);
     CHECK(quasar_score_file(NULL, photo, b, NULL, 16) == QUASAR_ERR_INVALID_ARGUMENT);
     free(bytes);
+}
 
-    /* Raw pixels: the same picture in every layout scores the same. */
+/* Raw pixels: the same picture in every layout scores the same; then prepared batches. */
+static void check_pixels_and_batches(quasar_scorer* s, const char* photo) {
+    const size_t k = quasar_num_heads(s);
+    float a[16], b[16], c[16];
     enum { W = 300, H = 200, PAD = 17 };
     unsigned char *rgb = malloc(W * H * 3), *bgr_padded = malloc((W * 3 + PAD) * H), *rgba = malloc(W * H * 4);
     for (int y = 0; y < H; ++y)
@@ -146,10 +183,22 @@ int main(int argc, char** argv) {
     CHECK(st[0] == QUASAR_OK && st[1] == QUASAR_OK && st[2] == QUASAR_OK);
     CHECK(same(out + k, a, k));
     CHECK(quasar_score_images(s, batch, 3, out, outm, 3 * k - 1, st) == QUASAR_ERR_INVALID_ARGUMENT);
+    check_batch_overflow(s, p1);
     float one[16];
     CHECK(quasar_score_file(s, photo, one, NULL, 16) == QUASAR_OK && same(out, one, k));
+    quasar_image_destroy(p1);
+    quasar_image_destroy(p2);
+    quasar_image_destroy(tiny);
+    free(rgb);
+    free(bgr_padded);
+    free(rgba);
+}
 
-    /* Concurrent preparation from several threads gives the same tensors (and scores). */
+/* Concurrent preparation from several threads gives the same tensors (and scores). */
+static void check_threads(quasar_scorer* s, const char* photo) {
+    const size_t k = quasar_num_heads(s);
+    float one[16];
+    CHECK(quasar_score_file(s, photo, one, NULL, 16) == QUASAR_OK);
     struct job jobs[4];
     pthread_t th[4];
     for (int i = 0; i < 4; ++i) {
@@ -164,15 +213,24 @@ int main(int argc, char** argv) {
         CHECK(quasar_score_images(s, one_img, 1, r, NULL, 16, NULL) == QUASAR_OK && same(r, one, k));
         quasar_image_destroy(jobs[i].img);
     }
-    quasar_image_destroy(p1);
-    quasar_image_destroy(p2);
-    quasar_image_destroy(tiny);
+}
+
+int main(int argc, char** argv) {
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: quasar-capi-test MODEL PHOTO [NON_FINITE_MODEL]\n");
+        return 2;
+    }
+    const char *model = argv[1], *photo = argv[2];
+    quasar_scorer* s = create_checked(model, photo);
+    if (!s) return 1;
+    check_info(s);
+    check_file_and_buffer(s, photo);
+    check_pixels_and_batches(s, photo);
+    check_threads(s, photo);
     quasar_image_destroy(NULL);
     quasar_scorer_destroy(s);
     quasar_scorer_destroy(NULL);
-    free(rgb);
-    free(bgr_padded);
-    free(rgba);
+    if (argc == 4) check_non_finite(argv[3], photo);
     printf("capi_test: %d of %d checks passed\n", checks - failed, checks);
     return failed ? 1 : 0;
 }

@@ -20,9 +20,8 @@ import tempfile
 import onnx
 
 
-def variants(good: str, tmp: str) -> dict[str, str]:
-    """name -> path of a broken copy of ``good``."""
-    base = onnx.load(good)
+def metadata_variants(base, tmp: str) -> dict[str, str]:
+    """name -> path of a copy of ``base`` with edited metadata."""
     out: dict[str, str] = {}
 
     def edited(name: str, change) -> None:
@@ -70,6 +69,12 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     edited("combine", lambda m: m.update({"quasar.combine": json.dumps([["median", [0, 1]]])}))
     edited("spec_size", spec_edit(size=4))
     edited("wrong_hw", spec_edit(height=320))
+    return out
+
+
+def byte_variants(good: str, base, tmp: str) -> dict[str, str]:
+    """name -> path of a broken file: not ONNX, truncated, a bad sidecar, tampered, NaN weights."""
+    out: dict[str, str] = {}
     not_onnx = os.path.join(tmp, "not_onnx.onnx")
     with open(not_onnx, "wb") as f:
         f.write(b"\x00\x01 this is not a protobuf at all")
@@ -110,6 +115,12 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     out["nan_encoder_weights"] = os.path.join(tmp, "nan_encoder_weights.onnx")
     with open(out["nan_encoder_weights"], "wb") as f:
         f.write(seal_model_bytes(m.SerializeToString()))
+    return out
+
+
+def special_files(tmp: str) -> dict[str, str]:
+    """A 200 MB metadata value, a FIFO, a missing file and a folder named as the model."""
+    out: dict[str, str] = {}
     # A 200 MB metadata value (zeros, sparse on disk): refused from its length, before it is read
     from quasar.contract import _varint_bytes
     from quasar.testing import tiny_model_bytes
@@ -125,6 +136,12 @@ def variants(good: str, tmp: str) -> dict[str, str]:
     out["missing"] = os.path.join(tmp, "nowhere.onnx")
     out["directory"] = tmp
     return out
+
+
+def variants(good: str, tmp: str) -> dict[str, str]:
+    """name -> path of a broken copy of ``good``."""
+    base = onnx.load(good)
+    return {**metadata_variants(base, tmp), **byte_variants(good, base, tmp), **special_files(tmp)}
 
 
 def error_line(cmd: list[str], env: dict) -> tuple[int, str]:

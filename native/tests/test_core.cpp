@@ -217,6 +217,23 @@ static void test_onnx_reader() {
     CHECK_EQ(throws([] { quasar::read_metadata_props(""); }), "empty file");
 }
 
+// The one varint decoder: every width up to 64 bits, a truncated and an over-long varint.
+static void test_varint() {
+    for (uint64_t v : {uint64_t(0), uint64_t(127), uint64_t(128), uint64_t(300), uint64_t(1) << 35, ~uint64_t(0)}) {
+        std::string b = "x";
+        put_varint(b, v);
+        size_t i = 1;
+        CHECK(quasar::read_varint(b, i, b.size()) == v && i == b.size());
+    }
+    size_t i = 0;
+    CHECK_EQ(throws([&] { quasar::read_varint("\x80\x80", i, 2); }), "truncated varint");
+    i = 0;
+    const std::string eleven(11, '\x80');
+    CHECK_EQ(throws([&] { quasar::read_varint(eleven, i, eleven.size()); }), "varint too long");
+    i = 0;
+    CHECK_EQ(throws([&] { quasar::read_varint("\x05", i, 0); }), "truncated varint");  // nothing before end
+}
+
 static void test_cli_text() {
     using namespace quasar_cli;
     CHECK_EQ(encode_text("a\\b\x01\xff\xc3\xa9\n"), "a\\\\b\\x01\\xff\xc3\xa9\\x0a");
@@ -241,6 +258,7 @@ int main() {
     test_probe();
     test_decode();
     test_onnx_reader();
+    test_varint();
     test_cli_text();
     std::cout << "test_core: " << g_checks - g_failed << " of " << g_checks << " checks passed\n";
     return g_failed ? 1 : 0;

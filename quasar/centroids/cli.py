@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from quasar.constants import SHIPPED_PACK
 from quasar.errors import QuasarError
 
 
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_info)
 
     d = csub.add_parser("build-default", help="rebuild the shipped default quality pack")
-    d.add_argument("-o", "--output", help="write here (default: default_quality.qpack.json in the working "
+    d.add_argument("-o", "--output", help=f"write here (default: {SHIPPED_PACK} in the working "
                    "directory; the shipped file is never overwritten unless you name it)")
     d.add_argument("--check", action="store_true", help="compare with the shipped pack instead of writing")
     d.add_argument("--no-cache", action="store_true", help="embed every anchor again instead of using the cache")

@@ -35,6 +35,7 @@ from quasar.centroids.families import (
     to_heads,
 )
 from quasar.centroids.pack import CentroidPack, default_pack_path
+from quasar.constants import SHIPPED_PACK
 
 DEFAULT_ENCODER = "effnet-lite0+taps"
 DEFAULT_HEAD = "quality"
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description="Rebuild the shipped default quality pack "
                                              f"({', '.join(QUALITY_HEADS)} and {DEFAULT_HEAD}).")
-    ap.add_argument("-o", "--output", default="default_quality.qpack.json",
+    ap.add_argument("-o", "--output", default=SHIPPED_PACK,
                     help="where to write the pack (default: %(default)s in the working directory)")
     ap.add_argument("--check", action="store_true", help="compare with the shipped pack instead of writing")
     ap.add_argument("--no-cache", action="store_true", help="embed every anchor again instead of using the cache")

@@ -31,6 +31,7 @@ from importlib import resources
 import numpy as np
 
 from quasar.centroids.heads import combine_logits
+from quasar.constants import SHIPPED_PACK
 from quasar.contract import COMBINE_RULES
 from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
@@ -39,7 +40,6 @@ FORMAT = "quasar-centroid-pack"
 FORMAT_VERSION = 2
 HEAD_KINDS = ("centroid", "linear", "combine")
 DEFAULT_PACK_NAME = "default"
-_DEFAULT_PACK_FILE = "default_quality.qpack.json"
 
 
 class PackError(QuasarError, ValueError):
@@ -383,4 +383,4 @@ class CentroidPack:
 
 
 def default_pack_path() -> str:
-    return str(resources.files("quasar") / "data" / _DEFAULT_PACK_FILE)
+    return str(resources.files("quasar") / "data" / SHIPPED_PACK)

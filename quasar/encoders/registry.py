@@ -16,6 +16,7 @@ Id grammar:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from quasar.constants import IMAGENET_MEAN, IMAGENET_STD
 from quasar.encoders.base import Encoder
 from quasar.encoders.names import (
     BUILTIN_NAMES,
@@ -34,8 +36,6 @@ from quasar.encoders.names import (
 )
 from quasar.preprocess import PreprocessSpec
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SEED = 0  # timm:<name>@random
 
 
@@ -238,6 +238,19 @@ def _open_clip_encoder(eid: EncoderId) -> Encoder:
     return Encoder(_OpenClipImage(model), spec, str(eid), embed_dim, dynamic_size=dynamic, text_model=text)
 
 
+def warn_unexpected_keys(checkpoint: str, unexpected: list[str], classifier: str | None = None) -> list[str]:
+    """Report a checkpoint's tensors the model has no place for (strict=False loading would drop them
+    unseen), as open_clip's ``load_checkpoint`` reports incompatible keys: one warning listing them. The
+    classifier that ``num_classes=0`` removes on purpose (``classifier``: its name prefix) is not reported.
+    Returns the keys reported."""
+    keys = [k for k in unexpected if not (classifier and (k == classifier or k.startswith(classifier + ".")))]
+    if keys:
+        shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+        warnings.warn(f"{checkpoint}: {len(keys)} checkpoint tensors are not part of the model and were ignored: "
+                      f"{shown}", UserWarning, stacklevel=3)
+    return keys
+
+
 def _timm_encoder(eid: EncoderId) -> Encoder:
     import timm
 
@@ -252,9 +265,10 @@ def _timm_encoder(eid: EncoderId) -> Encoder:
             raise FileNotFoundError(f"timm checkpoint not found: {eid.weights}")
         sd = torch.load(eid.weights, map_location="cpu", weights_only=True)
         sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
-        missing, _unexpected = m.load_state_dict(sd, strict=False)
+        missing, unexpected = m.load_state_dict(sd, strict=False)
         if missing:
             raise RuntimeError(f"{eid.weights}: checkpoint is missing {len(missing)} tensors, e.g. {missing[:3]}")
+        warn_unexpected_keys(eid.weights, unexpected, (m.pretrained_cfg or {}).get("classifier"))
     cfg = m.pretrained_cfg or {}
     size = cfg.get("input_size", (3, 224, 224))[-1]
     spec = PreprocessSpec(policy="center_crop", size=int(size), interpolation=cfg.get("interpolation", "bicubic"),

@@ -12,6 +12,7 @@ import time
 
 from quasar.contract import PRECISIONS
 from quasar.errors import QuasarError
+from quasar.helpfmt import parse_hw
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,12 +107,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     static = None
     if args.static:
-        from quasar.export.static import parse_hw
-
-        try:
-            static = parse_hw(args.static)
-        except ValueError as e:
-            raise QuasarError(str(e)) from None
+        static = parse_hw(args.static, "--static")
     elif args.batch != 1 or args.fit or args.clip_form != "clip":
         raise QuasarError("--batch, --fit and --clip-form apply to --static graphs only")
     pack = load_pack(args.pack, allow_unhashed=args.allow_unhashed)
@@ -148,16 +144,6 @@ def _cmd_ort(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_hw(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise QuasarError(f"--opt-size must look like 384x512, not {text!r}") from None
-    return h, w
-
-
 def _cmd_tensorrt(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.model):
         raise QuasarError(f"{args.model}: no such ONNX file")
@@ -169,7 +155,7 @@ def _cmd_tensorrt(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     path = build_engine(args.model, args.output, fp16=args.fp16, int8=args.int8, min_batch=args.min_batch,
                         opt_batch=args.opt_batch, max_batch=args.max_batch, min_side=args.min_side,
-                        max_side=args.max_side, opt_hw=_parse_hw(args.opt_size), timing_cache=args.timing_cache,
+                        max_side=args.max_side, opt_hw=parse_hw(args.opt_size, "--opt-size") if args.opt_size else None, timing_cache=args.timing_cache,
                         workspace_gib=args.workspace_gib, verbose=args.verbose)
     print(f"{path}: built in {time.perf_counter() - t0:.0f} s (sidecar {path}.json)")
     return 0

@@ -51,8 +51,10 @@ def _is_current(path: str, pack_hash: str, precision: str) -> bool:
             and model.producer_version == producer_version())
 
 
-def default_model_path(precision: str = "fp32") -> str:
-    """Path of the default fused model in ``precision``, exporting it on first use."""
+def default_pack_model(precision: str = "fp32") -> str:
+    """Path of the default pack's fused model in ``precision`` (the shipped file for fp32), exporting it
+    on first use. Not :func:`quasar.runtime.model.default_model_path`, the model ``Scorer()`` opens
+    (``$QUASAR_MODEL`` first)."""
     from quasar.centroids.pack import CentroidPack, PackError
 
     if precision not in PRECISIONS:
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"quasar: error: {e}", file=sys.stderr)
             return 2
     try:
-        print(ship_default_model() if args.ship else default_model_path(args.precision))
+        print(ship_default_model() if args.ship else default_pack_model(args.precision))
     except QuasarError as e:
         print(f"quasar: error: {e}", file=sys.stderr)
         return 2

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from quasar.constants import SHIPPED_PROVENANCE
 from quasar.errors import QuasarError
 
-PROVENANCE = "default_quality.provenance.json"  # beside the shipped model in quasar/data
+PROVENANCE = SHIPPED_PROVENANCE  # beside the shipped model in quasar/data
 SUBSET_PHOTOS = 3
 SUBSET_VARIANTS: tuple[tuple[str | None, int], ...] = (
     (None, 0), ("gaussian_blur", 3), ("white_noise", 2), ("jpeg", 4), ("darken", 5), ("color_saturation_1", 3))

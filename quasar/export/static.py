@@ -50,17 +50,6 @@ CLIP_FORMS = ("relu", "clip")
 FITS = ("stretch", "crop")
 
 
-def parse_hw(text: str, flag: str = "--static") -> tuple[int, int]:
-    """``"384x512"`` -> (384, 512); ValueError with the flag's name otherwise."""
-    try:
-        h, w = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"{flag} must look like 384x512 (height x width), not {text!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{flag} sides must be positive, not {text!r}")
-    return h, w
-
-
 # ----------------------------------------------------------------------------------------- folding
 
 

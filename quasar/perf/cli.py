@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from quasar.helpfmt import positive_float, positive_int
 from quasar.perf.scenarios import SERVER_CONFIRM  # stdlib only: building the parser stays light
 
 DESCRIPTION = """\
@@ -25,7 +26,7 @@ def _list(text: str) -> list[str]:
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(t) for t in _list(text)]
+        return [positive_int(t) for t in _list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}") from None
 
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
                           "skipped with a line each)")
     src.add_argument("--synthetic", metavar="HxW", default=None,
                      help="score generated JPEGs of this size [default when no --images: 3000x4000, 12 MP]")
-    p.add_argument("--count", type=int, default=None, metavar="N",
+    p.add_argument("--count", type=positive_int, default=None, metavar="N",
                    help="images to use: synthetic images to make, or at most N files of DIR "
                         "[default: 16 synthetic, 64 files]")
     p.add_argument("--backend", "-b", action="append", default=None, metavar="B",
@@ -58,26 +59,26 @@ def register(subparsers) -> None:
                         "[default: single-stream,offline]")
     p.add_argument("--mode", action="append", default=None, metavar="MODE",
                    help="end-to-end, model-only, or both (comma-separated) [default: both]")
-    p.add_argument("--duration", type=float, default=10.0, metavar="S",
+    p.add_argument("--duration", type=positive_float, default=10.0, metavar="S",
                    help="seconds each LoadGen test runs at least (its min_duration)")
-    p.add_argument("--min-queries", type=int, default=64, metavar="N",
+    p.add_argument("--min-queries", type=positive_int, default=64, metavar="N",
                    help="queries each SingleStream/MultiStream/Server test sends at least (64: enough for "
                         "LoadGen's p90 early-stopping estimate)")
-    p.add_argument("--target-latency", type=float, default=100.0, metavar="MS",
+    p.add_argument("--target-latency", type=positive_float, default=100.0, metavar="MS",
                    help="Server: the p99 latency bound the QPS search keeps")
-    p.add_argument("--server-qps", type=float, default=None, metavar="Q",
+    p.add_argument("--server-qps", type=positive_float, default=None, metavar="Q",
                    help="Server: test this QPS only, instead of LoadGen's search for the highest one")
     p.add_argument("--server-confirm", choices=SERVER_CONFIRM, default=SERVER_CONFIRM[0],
                    help="Server: 'valid' reruns the reported test (the QPS found, or --server-qps) with the queries "
                         "LoadGen's early stopping says a p99 needs (hundreds: minutes at a low QPS), so that LoadGen "
                         "can call it VALID; 'quick' runs it once for --duration")
-    p.add_argument("--multi-stream-samples", type=int, default=8, metavar="N", help="MultiStream: images per query")
-    p.add_argument("--repeat", type=int, default=1, metavar="R",
+    p.add_argument("--multi-stream-samples", type=positive_int, default=8, metavar="N", help="MultiStream: images per query")
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="R",
                    help="repetitions of every test, configurations interleaved (medians and spread in the report)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="end to end: decode threads [default: the runtime's, one per core up to 8; native: one "
                         "per core]")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="inference intra-op threads [default: the library's]")
     p.add_argument("--native-lib", default=None, metavar="PATH",
                    help="--backend native: the libquasar shared library [default: $QUASAR_NATIVE_LIB, else "

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quasar.lifecycle import Closeable
+
 _STOP = object()
 
 
@@ -105,7 +107,7 @@ class ModelOnly(Runner):
             collect()
 
 
-class SUT:
+class SUT(Closeable):
     """LoadGen's callbacks around a runner; see the module docstring. Use as a context manager."""
 
     def __init__(self, runner: Runner, complete: Callable[[list[Entry]], None] | None = None) -> None:
@@ -169,14 +171,10 @@ class SUT:
                 return
 
     def close(self) -> None:
-        self._q.put(_STOP)
-        self._thread.join()
-
-    def __enter__(self) -> SUT:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        """Stop the issuing thread (a second call finds it stopped)."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join()
 
     # -------------------------------------------------------------- results
     def latencies(self, per_query: bool = False, last_segment_only: bool = True) -> np.ndarray:

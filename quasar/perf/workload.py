@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quasar.errors import QuasarError
+from quasar.helpfmt import parse_hw
 
 DEFAULT_SYNTHETIC = "3000x4000"
 DEFAULT_SYNTHETIC_COUNT = 16
@@ -71,17 +72,6 @@ class Workload:
         return self._tensors[key]
 
 
-def parse_hw(text: str) -> tuple[int, int]:
-    """``"3000x4000"`` -> (3000, 4000): height x width in pixels."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise QuasarError(f"--synthetic wants HEIGHTxWIDTH such as 3000x4000, not {text!r}") from None
-    if not (16 <= h <= 20000 and 16 <= w <= 20000):
-        raise QuasarError(f"--synthetic {text}: each side must be 16..20000 pixels")
-    return h, w
-
-
 def synthetic_image(h: int, w: int, seed: int) -> np.ndarray:
     """A deterministic RGB uint8 image: gradients, a few filled shapes, mild noise."""
     import cv2
@@ -107,7 +97,7 @@ def synthetic(hw: str, count: int = DEFAULT_SYNTHETIC_COUNT) -> Workload:
     """``count`` JPEGs (quality 90) of ``hw`` (HxW), encoded in memory."""
     import cv2
 
-    h, w = parse_hw(hw)
+    h, w = parse_hw(hw, "--synthetic", minimum=16, maximum=20000, example="3000x4000")
     if count < 1:
         raise QuasarError("--count must be at least 1")
     data = []

@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from quasar import argcheck
+from quasar.constants import SCORE_RANGE
 from quasar.io import IMAGE_EXTENSIONS
 from quasar.io.decode import DEFAULT_MAX_PIXELS
-from quasar.runtime.backends import create_backend
+from quasar.lifecycle import Closeable
+from quasar.runtime.backends import BACKENDS, create_backend
+from quasar.runtime.backends.ort import OPT_LEVELS
 from quasar.runtime.model import ModelInfo, default_model_path, load_model_info
 from quasar.runtime.pipeline import Pipeline, Result
 from quasar.runtime.prepare import Preparer
@@ -56,7 +60,24 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-class Scorer:
+def check_scorer_args(*, backend="auto", batch_size=None, workers=None, threads=None, max_pixels=DEFAULT_MAX_PIXELS,
+                      reduced_decode=True, window=None, optimization="all", device_id=0, embeddings=False) -> None:
+    """QuasarError (one line naming the argument) for a :class:`Scorer` argument it cannot take, before
+    the model is read or a thread started. None means the documented default; 0 is not a default."""
+    a = "Scorer"
+    argcheck.one_of(a, "backend", backend, BACKENDS)
+    argcheck.int_at_least(a, "batch_size", batch_size, 1, default="4 on CPU, 32 on CUDA")
+    argcheck.int_at_least(a, "workers", workers, 1, default="CPU cores, at most 8")
+    argcheck.int_at_least(a, "threads", threads, 1, default="the library's")
+    argcheck.int_at_least(a, "max_pixels", max_pixels, 1, default="no limit")
+    argcheck.int_at_least(a, "window", window, 1, default="4 * batch_size")
+    argcheck.one_of(a, "optimization", optimization, OPT_LEVELS)
+    argcheck.int_at_least(a, "device_id", device_id, 0)
+    argcheck.boolean(a, "reduced_decode", reduced_decode)
+    argcheck.boolean(a, "embeddings", embeddings)
+
+
+class Scorer(Closeable):
     """Score images with a QUASAR fused model.
 
     Args:
@@ -94,7 +115,8 @@ class Scorer:
         not be scored; :meth:`score_iter` yields them lazily.
 
     Raises:
-        QuasarError: the model is missing, not a QUASAR fused model, fails its integrity checks
+        QuasarError: an argument out of its range (:func:`check_scorer_args`: ``workers=0`` or ``-1``,
+            an unknown backend...), checked before anything loads; the model is missing, not a QUASAR fused model, fails its integrity checks
             (head hash, metadata), or the backend cannot run it. Bad images never raise: they
             become records with an ``error``.
         TypeError: :meth:`score` got something that is not a path, bytes, an image or a list of those.
@@ -118,12 +140,15 @@ class Scorer:
     """
 
     lower_better: bool = False
-    score_range: tuple[float, float] = (0.0, 1.0)
+    score_range: tuple[float, float] = SCORE_RANGE
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, reduced_decode: bool = True, window: int | None = None,
                  optimization: str = "all", device_id: int = 0, embeddings: bool = False) -> None:
+        check_scorer_args(backend=backend, batch_size=batch_size, workers=workers, threads=threads,
+                          max_pixels=max_pixels, reduced_decode=reduced_decode, window=window,
+                          optimization=optimization, device_id=device_id, embeddings=embeddings)
         path = os.fspath(model) if model is not None else default_model_path()
         self.info: ModelInfo = load_model_info(path)
         self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
@@ -186,15 +211,11 @@ class Scorer:
         return self.preparer(item)
 
     def close(self) -> None:
-        """Stop the decode workers and free the backend; the scorer is unusable afterwards (idempotent)."""
-        self.pipeline.close()
-        self.backend.close()
-
-    def __enter__(self) -> Scorer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        """Stop the decode workers and free the backend; the scorer is unusable afterwards (idempotent;
+        a ``with`` block and garbage collection call it too)."""
+        for part in ("pipeline", "backend"):  # either may be missing when __init__ raised
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
 
     def __repr__(self) -> str:
         return (f"Scorer(model={self.info.path!r}, backend={self.backend.name!r}, heads={list(self.heads)}, "

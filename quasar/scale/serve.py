@@ -46,6 +46,7 @@ from ray import serve
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from quasar.constants import SCORE_RANGE
 from quasar.runtime.heap import ARENAS_ENV, trim_heap
 from quasar.scale.fair import FairBatcher
 from quasar.scale.http import (
@@ -105,7 +106,7 @@ class ScoringService:
         info, o = self.scorer.info, self.options
         return {"model": os.path.basename(info.path), "encoder": info.encoder, "pack_hash": info.pack_hash,
                 "heads": list(info.heads), "summary_heads": list(info.summary_heads), "precision": info.precision,
-                "preprocess": info.preprocess, "dynamic_size": info.dynamic_size, "score_range": [0.0, 1.0],
+                "preprocess": info.preprocess, "dynamic_size": info.dynamic_size, "score_range": list(SCORE_RANGE),
                 "higher_is_better": True, "backend": self.scorer.backend.name, "device": self.scorer.backend.device,
                 "batching": {"max_batch_size": o.max_batch_size, "batch_wait_ms": o.batch_wait_ms,
                              "batch_concurrency": o.batch_concurrency},
