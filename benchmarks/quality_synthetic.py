@@ -1,4 +1,4 @@
-"""Quality protocol: held-out photos x all 25 KADID types, leave-one-family-out, classical baselines.
+"""Quality protocol: held-out photos x every anchor type, leave-one-family-out, classical baselines.
 
 All in one run, on the same images, with 95 % bootstrap confidence intervals over photos:
 
@@ -25,8 +25,8 @@ All in one run, on the same images, with 95 % bootstrap confidence intervals ove
 
 (f) **close calls** for every method and type (same photo, same type): P(pristine scores above level
     1), P(pristine above level 2) and P(level k above level k+1), with CIs over photos; the
-    ``--explain`` confusion matrix (single distortions at levels 3-5: is the lowest family head the
-    true family?); and what a ``quality`` score reads (held-out pristine median, 10th and 90th
+    ``--explain`` confusion matrix (single distortions at levels 3-5: is the lowest explanation head
+    the true family?); and what a ``quality`` score reads (held-out pristine median, 10th and 90th
     percentile; mean at each level), the numbers the README quotes.
 
 Types: the 25 KADID types and the camera defects beyond them (optics, white balance, mixtures).
@@ -55,6 +55,7 @@ import numpy as np
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
 from quasar.centroids.families import (
+    EXPLAIN_LEVELS,
     MIXTURE_TYPES,
     QUALITY_HEADS,
     AnchorGrid,
@@ -63,6 +64,7 @@ from quasar.centroids.families import (
     fit_head,
     fit_quality,
     grid_scores,
+    part_name,
     pooled_srcc,
     within_srcc,
 )
@@ -121,8 +123,9 @@ def close_call_summary(sub: np.ndarray, types: list[str], ci) -> dict:
     return out
 
 
-def explain_confusion(pack: CentroidPack, grid: AnchorGrid, levels: tuple[int, ...] = (3, 4, 5)) -> dict:
-    """For single distortions at ``levels``: how often the lowest family head is the true family
+def explain_confusion(pack: CentroidPack, grid: AnchorGrid, levels: tuple[int, ...] = EXPLAIN_LEVELS) -> dict:
+    """For single distortions at ``levels``: how often the lowest explanation head (the family heads of a
+    model without them) is the true family
     (``quasar score --explain``'s ``reason``), and the whole confusion matrix (rows: true family)."""
     fams = list(QUALITY_HEADS)
     idx = [pack.output_names.index(f) for f in fams]
@@ -318,10 +321,10 @@ def run(args) -> dict:
         report["explain"] = explain_confusion(pack, held_grid)
         cfg = HeadConfig(**{k: v for k, v in pack.head("quality").aggregation.items() if k != "method"})
         report["default_config"] = cfg.to_dict()
-        # the family heads on their own types: does each head see its family?
+        # the family heads quality averages, on their own types: does each head see its family?
         fam = {}
         for name, ts in QUALITY_HEADS.items():
-            hi = pack.output_names.index(name)
+            hi = pack.output_names.index(part_name(name) if part_name(name) in pack.output_names else name)
             s_h = grid_scores(held_grid, lambda e, hi=hi: pack.score_embeddings(e)[1][:, hi])
             fam[name] = summary(s_h, held_grid, list(ts), 0)["mean_per_type"][0]
         report["family_heads_on_own_types"] = fam

@@ -70,8 +70,11 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------------------- the keys
 
 FORMAT = "quasar-fused-model"
-# 2: head weights [K, D] (+ biases, combine heads) instead of the v1 centroid matrix [2K, D]; both are read
-FORMAT_VERSION = 2
+# 2: head weights [K, D] (+ biases, combine heads) instead of the v1 centroid matrix [2K, D];
+# 3: explanation heads (quasar.explain), written only by models that have them. All three are read.
+FORMAT_VERSION = 3
+EXPLAIN_FORMAT_VERSION = 3  # the version a model with quasar.explain declares
+HEADS_FORMAT_VERSION = 2  # the version every other model the exporter writes declares
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("scores", "margins")
 # Optional third output (opt-in at export): float32 [N, D], the L2-normalised embedding the heads read.
@@ -89,6 +92,7 @@ LOGIT_SCALES_INITIALIZER = "quasar.logit_scales"  # [K]
 
 LOGIT_SCALES_KEY = "quasar.logit_scales"
 COMBINE_KEY = "quasar.combine"  # JSON [[rule, [base columns]], ...], one per combine head (format 2)
+EXPLAIN_KEY = "quasar.explain"  # JSON [base columns]: the heads --explain shows and names the reason from (format 3)
 HEAD_SHA256_KEY = "quasar.head_sha256"
 MODEL_SHA256_KEY = "quasar.model_sha256"  # the digest of the whole file but itself (model_sha256)
 MODEL_SHA256_DOMAIN = b"quasar-model-sha256/1\n"
@@ -143,6 +147,7 @@ class ModelInfo:
     project_version: str | None = None
     format_version: int = FORMAT_VERSION
     combine: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    explain: tuple[int, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -156,23 +161,44 @@ class ModelInfo:
 
     @property
     def combined_heads(self) -> tuple[str, ...]:
-        """The heads a combine head summarises, in head order (the default model: its family heads,
-        which ``quasar score --explain`` adds and whose weakest names the ``reason``)."""
+        """The heads a combine head summarises, in head order (the default model: the family parts of
+        ``quality``)."""
         parts = {i for _, idx in self.combine for i in idx}
         return tuple(h for i, h in enumerate(self.heads) if i in parts)
 
     @property
+    def explain_heads(self) -> tuple[str, ...]:
+        """The heads ``quasar score --explain`` adds and whose weakest names the ``reason``: the model's
+        explanation heads (``quasar.explain``; the default model: one per defect family, each fitted so
+        that it is the lowest for its own family's defects), or else :attr:`combined_heads`."""
+        if self.explain:
+            return tuple(self.heads[i] for i in self.explain)
+        return self.combined_heads
+
+    @property
     def summary_heads(self) -> tuple[str, ...]:
-        """The heads a user sees by default: all but :attr:`combined_heads` (the default model:
-        ``quality``)."""
-        return tuple(h for h in self.heads if h not in self.combined_heads)
+        """The heads a user sees by default: all but :attr:`combined_heads` and :attr:`explain_heads`
+        (the default model: ``quality``)."""
+        hidden = set(self.combined_heads) | set(self.explain_heads)
+        return tuple(h for h in self.heads if h not in hidden)
+
+    @property
+    def explained_heads(self) -> tuple[str, ...]:
+        """What ``--explain`` writes: :attr:`summary_heads` and :attr:`explain_heads`, in head order. The
+        parts of a combine head that are not explanation heads are never shown (the Scorer API has them)."""
+        shown = set(self.summary_heads) | set(self.explain_heads)
+        return tuple(h for h in self.heads if h in shown)
 
 
 def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_scales: Sequence[float],
                    preprocess: Mapping, dynamic_size: bool, precision: str,
                    project_version: str | None = None,
-                   combine: Sequence[tuple[str, Sequence[int]]] = ()) -> dict[str, str]:
+                   combine: Sequence[tuple[str, Sequence[int]]] = (),
+                   explain: Sequence[int] = ()) -> dict[str, str]:
     """The contract's key/value strings for one (encoder, pack, precision) graph.
+
+    ``explain``: the base columns of the explanation heads (``quasar.explain``); a model with them
+    declares format version :data:`EXPLAIN_FORMAT_VERSION`, one without them :data:`HEADS_FORMAT_VERSION`.
 
     Example:
         >>> from quasar.preprocess import PreprocessSpec
@@ -188,9 +214,9 @@ def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_
         raise ValueError(f"{len(heads)} heads but {len(logit_scales)} logit scales")
     if project_version is None:
         from quasar import __version__ as project_version
-    return {
+    meta = {
         "quasar.format": FORMAT,
-        "quasar.format_version": str(FORMAT_VERSION),
+        "quasar.format_version": str(EXPLAIN_FORMAT_VERSION if explain else HEADS_FORMAT_VERSION),
         "quasar.heads": json.dumps(list(heads)),
         "quasar.preprocess": json.dumps(dict(preprocess), sort_keys=True),
         "quasar.encoder": encoder,
@@ -202,6 +228,9 @@ def fused_metadata(*, encoder: str, pack_hash: str, heads: Sequence[str], logit_
         "quasar.project_version": project_version,
         COMBINE_KEY: json.dumps([[str(r), [int(i) for i in idx]] for r, idx in combine]),
     }
+    if explain:
+        meta[EXPLAIN_KEY] = json.dumps([int(i) for i in explain])
+    return meta
 
 
 def parse_metadata(meta: Mapping[str, str], path: str = "<model>", kind: str = "onnx",
@@ -263,10 +292,13 @@ def parse_metadata(meta: Mapping[str, str], path: str = "<model>", kind: str = "
     if precision is not None and precision not in PRECISIONS:
         raise bad(f"unknown precision {precision!r} (quasar.precision is one of {', '.join(PRECISIONS)})")
     combine = _parse_combine(meta, len(heads), bad) if COMBINE_KEY in meta else ()
+    explain = _parse_explain(meta, len(heads) - len(combine), bad) if EXPLAIN_KEY in meta else ()
+    if explain and version < EXPLAIN_FORMAT_VERSION:
+        raise bad(f"{EXPLAIN_KEY} needs model format version {EXPLAIN_FORMAT_VERSION}, the model says {version}")
     return ModelInfo(path=path, kind=kind, heads=tuple(heads), spec=spec, encoder=meta["quasar.encoder"],
                      dynamic_size=dynamic, logit_scales=scales, precision=precision,
                      pack_hash=meta.get("quasar.pack_hash"), project_version=meta.get("quasar.project_version"),
-                     format_version=version, combine=combine, metadata=dict(meta))
+                     format_version=version, combine=combine, explain=explain, metadata=dict(meta))
 
 
 def _parse_combine(meta: Mapping[str, str], num_heads: int, bad) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -285,6 +317,18 @@ def _parse_combine(meta: Mapping[str, str], num_heads: int, bad) -> tuple[tuple[
                       f"[base columns < {n_base}]]")
         out.append((entry[0], tuple(entry[1])))
     return tuple(out)
+
+
+def _parse_explain(meta: Mapping[str, str], n_base: int, bad) -> tuple[int, ...]:
+    """``quasar.explain``: distinct base columns (not combine heads), at least one."""
+    raw = _json(meta, EXPLAIN_KEY, bad)
+    ok = (isinstance(raw, list) and raw
+          and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_base for i in raw)
+          and len(set(raw)) == len(raw))
+    if not ok:
+        raise bad(f"{EXPLAIN_KEY} must be a non-empty list of distinct base columns < {n_base}, "
+                  f"got {meta[EXPLAIN_KEY][:80]!r}")
+    return tuple(raw)
 
 
 def _json(meta: Mapping[str, str], key: str, bad):

@@ -8,25 +8,28 @@ import pytest
 
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, build_default_pack, compare_packs
 from quasar.centroids.distortions import ANCHOR_TYPES
-from quasar.centroids.families import OVERALL_HEAD, QUALITY_HEADS, HeadConfig
+from quasar.centroids.families import OVERALL_HEAD, QUALITY_HEADS, HeadConfig, part_name
 from quasar.centroids.pack import CentroidPack
 from quasar.photos import RESERVED_SOURCES, split_of
 
 ONE_CONFIG = (HeadConfig("ridge", 1.0, 1, "softmin"),)
+# The default pack's outputs: the parts quality averages, the explanation heads, quality.
+OUTPUTS = [*map(part_name, QUALITY_HEADS), *QUALITY_HEADS, OVERALL_HEAD]
 
 
 @pytest.mark.slow
 def test_recipe_on_two_photos(anchor_photos):
-    """The whole recipe (252 anchors: 2 photos x (1 + 25 types x 5 levels)) gives a format-2 pack whose
-    quality head puts pristine anchors near 1 and the strongest level near 0."""
+    """The whole recipe (2 photos x (1 + 32 types x 5 levels) anchors) gives a format-3 pack (explanation
+    heads) whose quality head puts pristine anchors near 1 and the strongest level near 0."""
     from quasar.centroids.default import anchor_grid
     from quasar.centroids.families import grid_scores
     from quasar.encoders import create_encoder
 
     paths = [p.path for p in anchor_photos[:2]]
     pack, stats = build_default_pack(photo_paths=paths, candidates=ONE_CONFIG, progress=False)
-    assert stats["photos"] == 2 and pack.format_version == 2
-    assert pack.output_names == [*QUALITY_HEADS, OVERALL_HEAD] and pack.encoder == DEFAULT_ENCODER
+    assert stats["photos"] == 2 and pack.format_version == 3
+    assert pack.output_names == OUTPUTS and pack.encoder == DEFAULT_ENCODER
+    assert [pack.output_names[i] for i in pack.explain_plan()] == list(QUALITY_HEADS)
     grid, _ = anchor_grid(paths, create_encoder(DEFAULT_ENCODER), progress=False)
     qi = pack.output_names.index(OVERALL_HEAD)
     s = grid_scores(grid, lambda e: pack.score_embeddings(e)[0][:, qi])
@@ -36,7 +39,7 @@ def test_recipe_on_two_photos(anchor_photos):
 
 def test_shipped_pack_provenance():
     pack = CentroidPack.load("default")
-    assert pack.encoder == DEFAULT_ENCODER and pack.output_names == [*QUALITY_HEADS, OVERALL_HEAD]
+    assert pack.encoder == DEFAULT_ENCODER and pack.output_names == OUTPUTS
     q = pack.head(OVERALL_HEAD)
     prov = q.anchors["provenance"]
     photos = prov["photos"]
@@ -47,7 +50,10 @@ def test_shipped_pack_provenance():
     table = prov["selection"]["candidates"]
     best = max(table, key=lambda r: r["objective"])
     assert prov["selection"]["chosen"] == {k: best[k] for k in ("kind", "alpha", "min_bad_level", "rule")}
-    assert q.combine == {"rule": prov["selection"]["chosen"]["rule"], "of": list(QUALITY_HEADS)}
+    assert q.combine == {"rule": prov["selection"]["chosen"]["rule"], "of": [part_name(f) for f in QUALITY_HEADS]}
+    ex = prov["explain_selection"]
+    assert ex["chosen"] == max(ex["candidates"], key=lambda r: r["explain_accuracy"])["specificity"]
+    assert all(pack.head(f).explain and pack.head(f).aggregation["specificity"] == ex["chosen"] for f in QUALITY_HEADS)
 
 
 @pytest.mark.slow

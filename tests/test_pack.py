@@ -44,7 +44,7 @@ def test_merge_and_refusals(tmp_path):
     "edit,match",
     [
         (lambda d: d.update(format="something-else"), "not a QUASAR centroid pack"),
-        (lambda d: d.update(format_version=3), "format version 3 is not supported"),
+        (lambda d: d.update(format_version=4), "format version 4 is not supported"),
         (lambda d: d["heads"][0].update(logit_scale=2.0), "content hash mismatch"),
         (lambda d: d["heads"][0]["good"].update(shape=[9]), "shape says"),
         (lambda d: d.pop("encoder"), "malformed pack"),
@@ -82,8 +82,10 @@ def test_validate_rejects_nan_and_duplicates(tmp_path):
 
 def test_default_pack_ships():
     p = CentroidPack.load("default")
-    assert p.encoder == "effnet-lite0+taps" and p.embed_dim == 4198 and p.format_version == 2
-    assert p.output_names == ["sharpness", "noise", "compression", "exposure", "color", "spatial", "optics", "quality"]
+    fams = ["sharpness", "noise", "compression", "exposure", "color", "spatial", "optics"]
+    assert p.encoder == "effnet-lite0+taps" and p.embed_dim == 4198 and p.format_version == 3
+    assert p.output_names == [*(f"quality.{f}" for f in fams), *fams, "quality"]
+    assert [p.output_names[i] for i in p.explain_plan()] == fams
     assert all(h.anchors["kind"] == "synthetic" and h.logit_scale_policy == "levels" for h in p.heads)
 
 

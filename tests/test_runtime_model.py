@@ -54,7 +54,7 @@ def test_missing_file_and_directory(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ({"quasar.format": None}, "not a QUASAR fused model"),
     ({"quasar.format": "something-else"}, "expected 'quasar-fused-model'"),
-    ({"quasar.format_version": "3"}, "format version 3 is newer"),
+    ({"quasar.format_version": "4"}, "format version 4 is newer"),
     ({"quasar.format_version": "one"}, "not an integer"),
     ({"quasar.heads": "[quality"}, "quasar.heads is not valid JSON"),
     ({"quasar.heads": "[]"}, "non-empty list"),

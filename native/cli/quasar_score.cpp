@@ -67,7 +67,7 @@ const char* kHelp =
     "  --backend B           auto, opencv, tensorrt (engine files) or onnxruntime (if built in)\n"
     "  --resume              append to OUT, skipping paths it already has\n"
     "  --margins             also write <head>_margin columns (cos_good - cos_bad)\n"
-    "  --explain             also write the heads an overall head is computed from\n"
+    "  --explain             also write the explanation heads and a reason column\n"
     "  --max-pixels N        decompression-bomb limit per image in pixels, checked from the header\n"
     "                        before decoding (default: about 179 MP)\n"
     "  --no-reduced-decode   always decode JPEGs at full resolution\n"
@@ -259,8 +259,8 @@ struct Plan {
     std::string model;
     std::unique_ptr<quasar::Scorer> scorer;
     std::vector<std::string> all_heads;
-    std::vector<size_t> cols;      // the heads written (all with --explain, else the summary heads)
-    std::vector<size_t> families;  // --explain: the heads a combine head summarises (for `reason`)
+    std::vector<size_t> cols;      // the heads written (the summary heads, and with --explain the explanation heads)
+    std::vector<size_t> families;  // --explain: the explanation heads (for `reason`)
     std::set<std::string> done;    // --resume: keys already in the output
     std::unique_ptr<RowWriter> writer;
     int batch_size = 1, workers = 1;
@@ -286,14 +286,14 @@ Plan build(const Args& a, const std::string& model) {
     p.model = model;
     p.scorer = load_scorer(a, model);
     p.all_heads = p.scorer->heads();
-    const auto summary = p.scorer->summary_mask();
+    const auto summary = p.scorer->summary_mask(), why = p.scorer->explain_mask();
     std::vector<std::string> heads;
     for (size_t i = 0; i < p.all_heads.size(); ++i) {
-        if (a.explain || summary[i]) {
+        if (summary[i] || (a.explain && why[i])) {
             p.cols.push_back(i);
             heads.push_back(p.all_heads[i]);
         }
-        if (a.explain && !summary[i]) p.families.push_back(i);
+        if (a.explain && why[i]) p.families.push_back(i);
     }
     p.writer.reset(open_writer(a.output, a.format, heads, a.margins, a.resume, p.done, !p.families.empty()));
     if (!a.quiet)

@@ -84,8 +84,12 @@ QUASAR_API void quasar_scorer_destroy(quasar_scorer* scorer);
 /* What the model says about itself. */
 QUASAR_API size_t quasar_num_heads(const quasar_scorer* scorer);
 QUASAR_API const char* quasar_head_name(const quasar_scorer* scorer, size_t index); /* NULL if out of range */
-/* 1 if the head is shown by default (not one a combine head summarises), else 0. */
+/* 1 if the head is shown by default (neither a part a combine head summarises nor an explanation
+ * head), else 0. */
 QUASAR_API int quasar_head_is_summary(const quasar_scorer* scorer, size_t index);
+/* 1 if the head explains a low score (shown by --explain, whose weakest names the reason): the
+ * model's quasar.explain heads, or else the heads a combine head summarises; else 0. */
+QUASAR_API int quasar_head_is_explain(const quasar_scorer* scorer, size_t index);
 QUASAR_API size_t quasar_metadata_count(const quasar_scorer* scorer);
 QUASAR_API const char* quasar_metadata_key(const quasar_scorer* scorer, size_t index);
 QUASAR_API const char* quasar_metadata_value(const quasar_scorer* scorer, const char* key); /* NULL if absent */

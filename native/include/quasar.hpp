@@ -83,6 +83,11 @@ public:
         for (size_t i = 0; i < quasar_num_heads(p_.get()); ++i) out.push_back(quasar_head_is_summary(p_.get(), i) != 0);
         return out;
     }
+    std::vector<bool> explain_mask() const {
+        std::vector<bool> out;
+        for (size_t i = 0; i < quasar_num_heads(p_.get()); ++i) out.push_back(quasar_head_is_explain(p_.get(), i) != 0);
+        return out;
+    }
     std::string metadata(const std::string& key) const {
         const char* v = quasar_metadata_value(p_.get(), key.c_str());
         return v ? v : "";

@@ -145,6 +145,10 @@ const char* quasar_head_name(const quasar_scorer* s, size_t i) {
 int quasar_head_is_summary(const quasar_scorer* s, size_t i) {
     return s && i < s->engine.summary_mask().size() && s->engine.summary_mask()[i] ? 1 : 0;
 }
+
+int quasar_head_is_explain(const quasar_scorer* s, size_t i) {
+    return s && i < s->engine.explain_mask().size() && s->engine.explain_mask()[i] ? 1 : 0;
+}
 size_t quasar_metadata_count(const quasar_scorer* s) { return s ? s->engine.metadata_keys().size() : 0; }
 const char* quasar_metadata_key(const quasar_scorer* s, size_t i) {
     return s && i < s->engine.metadata_keys().size() ? s->engine.metadata_keys()[i].c_str() : nullptr;

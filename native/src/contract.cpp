@@ -31,6 +31,7 @@ const std::vector<std::string> kCombineRules = {"min", "mean", "softmin"};
 const char* const kHeadPrefix = "quasar.";
 const char* const kLogitScalesKey = "quasar.logit_scales";
 const char* const kCombineKey = "quasar.combine";
+const char* const kExplainKey = "quasar.explain";
 const char* const kHeadShaKey = "quasar.head_sha256";
 const char* const kModelShaKey = "quasar.model_sha256";
 const char* const kModelShaDomain = "quasar-model-sha256/1\n";
@@ -145,11 +146,26 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 }  // namespace
 
+std::vector<bool> ModelInfo::explain_mask() const {
+    std::vector<bool> out(heads.size(), false);
+    if (!explain.empty()) {
+        for (int i : explain)
+            if (i >= 0 && size_t(i) < out.size()) out[size_t(i)] = true;
+        return out;
+    }
+    for (const auto& c : combine)
+        for (int i : c.second)
+            if (i >= 0 && size_t(i) < out.size()) out[size_t(i)] = true;
+    return out;
+}
+
 std::vector<bool> ModelInfo::summary_mask() const {
-    std::vector<bool> keep(heads.size(), true);
+    std::vector<bool> keep(heads.size(), true), shown = explain_mask();
     for (const auto& c : combine)
         for (int i : c.second)
             if (i >= 0 && size_t(i) < keep.size()) keep[size_t(i)] = false;
+    for (size_t i = 0; i < keep.size(); ++i)
+        if (shown[i]) keep[i] = false;
     return keep;
 }
 
@@ -256,6 +272,24 @@ std::vector<std::pair<std::string, std::vector<int>>> parse_combine(const Meta& 
     return out;
 }
 
+// quasar.explain (quasar/contract.py _parse_explain): distinct base columns, at least one.
+std::vector<int> parse_explain(const Meta& meta, int n_base, const std::string& path, const BadModel& bad) {
+    std::vector<int> out;
+    if (!meta.count(kExplainKey)) return out;
+    Json raw = parse_key(meta, kExplainKey, path);
+    bool good = raw.kind == Json::Array && !raw.arr.empty();
+    if (good)
+        for (const auto& i : raw.arr) {
+            if (!is_true_int(i) || i.num < 0 || i.num >= n_base ||
+                std::find(out.begin(), out.end(), int(i.num)) != out.end()) { good = false; break; }
+            out.push_back(int(i.num));
+        }
+    if (!good)
+        throw bad(std::string(kExplainKey) + " must be a non-empty list of distinct base columns < " + std::to_string(n_base) +
+                  ", got " + py_repr(head_chars(meta.at(kExplainKey), 80)));
+    return out;
+}
+
 }  // namespace
 
 ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const std::string& path, const std::string& kind) {
@@ -277,6 +311,10 @@ ModelInfo parse_metadata(const std::map<std::string, std::string>& meta, const s
     if (meta.count("quasar.pack_hash")) info.pack_hash = meta.at("quasar.pack_hash");
     if (meta.count("quasar.project_version")) info.project_version = meta.at("quasar.project_version");
     info.combine = parse_combine(meta, info.heads.size(), path, bad);
+    info.explain = parse_explain(meta, int(info.heads.size() - info.combine.size()), path, bad);
+    if (!info.explain.empty() && info.format_version < kExplainFormatVersion)
+        throw bad(std::string(kExplainKey) + " needs model format version " + std::to_string(kExplainFormatVersion) +
+                  ", the model says " + std::to_string(info.format_version));
     return info;
 }
 

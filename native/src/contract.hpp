@@ -13,7 +13,8 @@
 namespace quasar {
 
 extern const char* const kFormat;
-constexpr int kFormatVersion = 2;
+constexpr int kFormatVersion = 3;  // 3: explanation heads (quasar.explain)
+constexpr int kExplainFormatVersion = 3;
 extern const char* const kInputName;
 extern const char* const kInputLayout;
 constexpr double kMaxLogitScale = 1000.0;
@@ -29,12 +30,16 @@ struct ModelInfo {
     std::string precision, pack_hash, project_version;
     int format_version = kFormatVersion;
     std::vector<std::pair<std::string, std::vector<int>>> combine;
+    std::vector<int> explain;  // quasar.explain: the explanation heads' base columns (format 3), may be empty
     std::map<std::string, std::string> metadata;
     // From the graph (ONNX): the "images" input's dims (-1: dynamic), e.g. {1, 384, 512, 3}.
     std::vector<int64_t> input_dims;
     std::vector<std::string> input_dim_names;  // the symbolic names of dynamic dimensions ("batch")
 
-    std::vector<bool> summary_mask() const;  // heads a user sees by default (not summarised by a combine head)
+    // Heads a user sees by default: neither summarised by a combine head nor explanation heads.
+    std::vector<bool> summary_mask() const;
+    // The heads --explain adds and names the reason from: quasar.explain, else the combined heads.
+    std::vector<bool> explain_mask() const;
 };
 
 // quasar/contract.py parse_metadata (REQUIRED_KEYS): throws Error(QUASAR_ERR_MODEL).

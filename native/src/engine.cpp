@@ -27,6 +27,7 @@ Engine::Loaded Engine::load(const std::string& path) {
 Engine::Engine(Loaded&& l, const EngineOptions& opts)
     : info_(std::move(l.info)), preparer_(info_.spec, opts.prepare), backend_(create_backend(info_, l.bytes, opts.backend)) {
     summary_ = info_.summary_mask();
+    explain_ = info_.explain_mask();
     for (const auto& kv : info_.metadata) keys_.push_back(kv.first);
 }
 

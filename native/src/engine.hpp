@@ -29,6 +29,7 @@ public:
     }
     Backend& backend() { return *backend_; }
     const std::vector<bool>& summary_mask() const { return summary_; }
+    const std::vector<bool>& explain_mask() const { return explain_; }
     const std::vector<std::string>& metadata_keys() const { return keys_; }
     // Scores prepared tensors in batches of the backend's size (consecutive images of one shape).
     // ``finite[i]`` is false when image i
@@ -47,7 +48,7 @@ private:
     ModelInfo info_;
     Preparer preparer_;
     std::unique_ptr<Backend> backend_;
-    std::vector<bool> summary_;
+    std::vector<bool> summary_, explain_;
     std::vector<std::string> keys_;
 };
 

@@ -46,7 +46,7 @@ def metadata_variants(base, tmp: str) -> dict[str, str]:
 
     edited("foreign", lambda m: m.clear())
     edited("other_format", lambda m: m.update({"quasar.format": "something-else"}))
-    edited("newer", lambda m: m.update({"quasar.format_version": "3"}))
+    edited("newer", lambda m: m.update({"quasar.format_version": "4"}))
     edited("version_text", lambda m: m.update({"quasar.format_version": "two"}))
     edited("missing_keys", lambda m: (m.pop("quasar.encoder"), m.pop("quasar.input_layout")))
     edited("duplicate_heads", lambda m: m.update({"quasar.heads": json.dumps(["a"] * 7)}))
@@ -67,6 +67,8 @@ def metadata_variants(base, tmp: str) -> dict[str, str]:
     edited("pack_hash", lambda m: m.update({"quasar.pack_hash": "md5:1234"}))
     edited("encoder_id", lambda m: m.update({"quasar.encoder": "has space"}))
     edited("combine", lambda m: m.update({"quasar.combine": json.dumps([["median", [0, 1]]])}))
+    edited("explain_column", lambda m: m.update({"quasar.explain": json.dumps([0, 0]), "quasar.format_version": "3"}))
+    edited("explain_version", lambda m: m.update({"quasar.explain": json.dumps([0])}))
     edited("spec_size", spec_edit(size=4))
     edited("wrong_hw", spec_edit(height=320))
     return out

@@ -1,4 +1,4 @@
-"""The shipped default quality pack: effnet-lite0 multi-layer embeddings + the 25 KADID distortion types.
+"""The shipped default quality pack: effnet-lite0 multi-layer embeddings + the anchor distortion types.
 
 ``build_default_pack()`` is the single recipe; ``quasar centroids build-default`` reruns it and
 ``--check`` compares the result with the shipped file (identical within float tolerance).
@@ -7,15 +7,19 @@ Recipe (all choices made on anchors only, never on the held-out photos the bench
 
 1. anchors: ``DEFAULT_ANCHOR_PHOTOS`` photos of the *anchor* split of
    :func:`quasar.photos.fetch_photos` (round-robin across its Debian packages), each pristine and
-   with every one of the 25 KADID-10k distortion types at five levels
+   with every anchor distortion type (the 25 KADID-10k types and the camera defects) at five levels
    (:mod:`quasar.centroids.distortions`);
 2. embeddings: ``effnet-lite0+taps``, channel statistics of every stage of EfficientNet-Lite0
    (:mod:`quasar.encoders.taps`), at the encoder's native-resolution spec;
 3. heads: one per family of :data:`quasar.centroids.families.QUALITY_HEADS` (sharpness, noise,
-   compression, exposure, color, spatial), each calibrated so that pristine anchors score near 1 and
-   the strongest level near 0, plus ``quality``, their combination inside the graph;
+   compression, exposure, color, spatial, optics), each calibrated so that pristine anchors score
+   near 1 and the strongest level near 0, named ``quality.<family>``, plus ``quality``, their
+   combination inside the graph; and one *explanation* head per family under the family's own name,
+   fitted to stay high on the other families' defects, which ``--explain`` shows and names the
+   ``reason`` from;
 4. how heads are fitted and combined: :func:`quasar.centroids.families.select_config`, by
-   cross-validation over anchor-photo halves and leave-one-family-out.
+   cross-validation over anchor-photo halves and leave-one-family-out; the explanation heads'
+   specificity: :func:`quasar.centroids.families.select_explain`, on anchor-photo halves.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from quasar.centroids.families import (
     QUALITY_HEADS,
     AnchorGrid,
     HeadConfig,
+    fit_explain,
     fit_quality,
     select_config,
+    select_explain,
     to_heads,
 )
 from quasar.centroids.pack import CentroidPack, default_pack_path
@@ -90,11 +96,14 @@ def build_default_pack(use_cache: bool = True, progress: bool | None = None, spe
     grid, emb_stats = anchor_grid(photo_paths, encoder, use_cache, progress)
     cfg, table = select_config(grid, candidates) if len(candidates) > 1 else (candidates[0], [])
     model = fit_quality(grid, cfg)
+    specificity, explain_table = select_explain(grid, cfg)
+    model.explain, model.explain_specificity = fit_explain(grid, cfg, specificity), specificity
     meta = {"kind": "synthetic", "good": len(grid.photos), "bad": int(np.prod(grid.distorted.shape[:3])),
             "provenance": {"photos": [names.get(p, p) for p in grid.photos], "packages": provenance(),
                            "distortions": list(grid.types), "levels": list(grid.levels),
                            "recipe": "quasar.centroids.default.build_default_pack",
-                           "selection": {"chosen": cfg.to_dict(), "candidates": table}},
+                           "selection": {"chosen": cfg.to_dict(), "candidates": table},
+                           "explain_selection": {"chosen": specificity, "candidates": explain_table}},
             "quasar_version": __version__}
     pack = make_pack(encoder, to_heads(model, cfg, meta))
     stats = dict(emb_stats, seconds=round(time.perf_counter() - t0, 1), photos=len(grid.photos),

@@ -46,6 +46,13 @@ QUALITY_HEADS: dict[str, tuple[str, ...]] = {
 # is calibrated on them too, and the benchmarks score them.
 MIXTURE_TYPES: tuple[str, ...] = FAMILIES["mixture"]
 OVERALL_HEAD = "quality"
+
+
+def part_name(family: str) -> str:
+    """The pack name of the head ``quality`` averages for ``family`` when the family's own name is its
+    explanation head (:func:`to_heads`)."""
+    return f"{OVERALL_HEAD}.{family}"
+
 RULES = H.COMBINE_RULES
 MARGIN_SPREAD = 0.1  # weighted std of a family head's anchor margins (its direction's length is free)
 
@@ -217,12 +224,15 @@ def _fit_head(grid: AnchorGrid, name: str, types: Sequence[str], photos: np.ndar
 
 @dataclass
 class QualityModel:
-    """Fitted family heads plus the calibrated combination: scores any unit embeddings."""
+    """Fitted family heads plus the calibrated combination: scores any unit embeddings. ``explain``:
+    optional explanation heads, one per family (:func:`fit_explain`), which ``quality`` does not read."""
 
     families: list[FittedHead]
     rule: str
     scale: float
     bias: float
+    explain: list[FittedHead] = field(default_factory=list)
+    explain_specificity: float = 0.0
 
     def family_logits(self, e: np.ndarray) -> np.ndarray:
         return np.stack([h.logits(e) for h in self.families], axis=-1)
@@ -245,6 +255,58 @@ def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = N
     c = H.combine_logits(np.stack([h.logits(emb) for h in fams], -1), cfg.rule)
     scale, bias = H.calibrate(c, target, weight)
     return QualityModel(fams, cfg.rule, scale, bias)
+
+
+# Explanation heads: one per family, fitted with the other families' defects as "not this defect"
+# (``specificity``), so that the lowest of them names the cause. They are separate from the heads that
+# ``quality`` averages: specific heads give the right reason but a worse overall ranking (on anchor
+# halves, pristine > level 1 fell from about 0.8 to 0.6 when ``quality`` read them).
+EXPLAIN_CANDIDATES: tuple[float, ...] = (0.3, 1.0, 3.0)  # specificity, chosen on anchor halves
+EXPLAIN_LEVELS: tuple[int, ...] = (3, 4, 5)  # where "name the cause" is measured (clearly visible defects)
+
+
+def fit_explain(grid: AnchorGrid, cfg: HeadConfig, specificity: float, photos: np.ndarray | None = None,
+                heads: dict[str, tuple[str, ...]] | None = None) -> list[FittedHead]:
+    """One explanation head per family: ``cfg``'s fit with ``specificity`` > 0 (:func:`fit_head`)."""
+    if not specificity > 0:
+        raise QuasarError(f"explanation heads need a positive specificity, not {specificity!r}")
+    heads = QUALITY_HEADS if heads is None else heads
+    photos = np.ones(len(grid.photos), bool) if photos is None else photos
+    spec_cfg = HeadConfig(cfg.kind, cfg.alpha, cfg.min_bad_level, cfg.rule, specificity)
+    all_types = [t for types in heads.values() for t in types]
+    return [fit_head(grid, name, types, photos, spec_cfg, [t for t in all_types if t not in types])
+            for name, types in heads.items()]
+
+
+def explain_accuracy(explain: Sequence[FittedHead], grid: AnchorGrid, photos: np.ndarray | None = None,
+                     heads: dict[str, tuple[str, ...]] | None = None,
+                     levels: Sequence[int] = EXPLAIN_LEVELS) -> float:
+    """How often the lowest explanation head is the true family, over every single-family distortion
+    at ``levels`` of the selected photos (``quasar score --explain``'s ``reason``, without its bound)."""
+    heads = QUALITY_HEADS if heads is None else heads
+    photos = np.ones(len(grid.photos), bool) if photos is None else photos
+    names = [h.name for h in explain]
+    types = [t for ts in heads.values() for t in ts]
+    truth = np.array([names.index(f) for f, ts in heads.items() for _ in ts])
+    li = [grid.levels.index(v) for v in levels]
+    e = grid.distorted[photos][:, grid.type_index(types)][:, :, li].astype(np.float64)
+    logits = np.stack([h.logits(e.reshape(-1, e.shape[-1])) for h in explain], -1)
+    pred = logits.argmin(-1).reshape(e.shape[:3])
+    return float((pred == truth[None, :, None]).mean())
+
+
+def select_explain(grid: AnchorGrid, cfg: HeadConfig, candidates: Sequence[float] = EXPLAIN_CANDIDATES,
+                   heads: dict[str, tuple[str, ...]] | None = None) -> tuple[float, list[dict]]:
+    """The specificity whose explanation heads name the true family most often on the other half of the
+    anchor photos (fit on one half, measure on the other, and back); returns it and the table."""
+    a, b = grid.photo_halves()
+    table = []
+    for sp in candidates:
+        acc = [explain_accuracy(fit_explain(grid, cfg, sp, fit_on, heads), grid, test_on, heads)
+               for fit_on, test_on in ((a, b), (b, a))]
+        table.append({"specificity": sp, "explain_accuracy": float(np.mean(acc))})
+    best = max(range(len(table)), key=lambda i: (round(table[i]["explain_accuracy"], 6), -i))
+    return float(candidates[best]), table
 
 
 # --------------------------------------------------------------------------- measuring
@@ -363,13 +425,25 @@ def select_config(grid: AnchorGrid, candidates: Sequence[HeadConfig] = DEFAULT_C
 
 
 def to_heads(model: QualityModel, cfg: HeadConfig, anchors_meta: dict) -> list[Head]:
-    """Pack heads: one linear head per family, then the ``quality`` combine head."""
+    """Pack heads: one linear head per family, then the ``quality`` combine head.
+
+    With explanation heads, those take the family names (what ``--explain`` shows and names the
+    ``reason`` from) and the heads ``quality`` averages are named ``quality.<family>``.
+    """
+    def named(h: FittedHead) -> str:
+        return part_name(h.name) if model.explain else h.name
+
     out = []
     for h in model.families:
-        out.append(Head(h.name, None, None, h.scale, "levels", {"method": cfg.kind, **cfg.to_dict()},
+        out.append(Head(named(h), None, None, h.scale, "levels", {"method": cfg.kind, **cfg.to_dict()},
                         {**anchors_meta, "types": list(QUALITY_HEADS.get(h.name, ()))}, kind="linear",
                         bias=h.bias, weight=h.weight.astype(np.float32)))
+    explain_cfg = {"method": cfg.kind, **cfg.to_dict(), "specificity": model.explain_specificity}
+    for h in model.explain:
+        out.append(Head(h.name, None, None, h.scale, "levels", explain_cfg,
+                        {**anchors_meta, "types": list(QUALITY_HEADS.get(h.name, ()))}, kind="linear",
+                        bias=h.bias, weight=h.weight.astype(np.float32), explain=True))
     out.append(Head(OVERALL_HEAD, None, None, model.scale, "levels", {"method": "combine", **cfg.to_dict()},
                     dict(anchors_meta), kind="combine", bias=model.bias,
-                    combine={"rule": model.rule, "of": [h.name for h in model.families]}))
+                    combine={"rule": model.rule, "of": [named(h) for h in model.families]}))
     return out

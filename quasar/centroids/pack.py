@@ -5,7 +5,9 @@ stored as base64 little-endian float32, which is exact and compact. The content 
 field except itself and ``created``, so two builds with identical numbers hash identically.
 
 Layout (format_version 2; version 1 is the same without ``kind``/``bias``/``weight``/``combine``,
-and a pack whose heads need none of them is still written as version 1, byte for byte as before)::
+and a pack whose heads need none of them is still written as version 1, byte for byte as before;
+version 3 adds ``"explain": true`` on the base heads that explain a low score, written only by packs
+that have such heads)::
 
     {"format": "quasar-centroid-pack", "format_version": 1,
      "encoder": "effnet-lite0", "embed_dim": 1280, "preprocess": {...PreprocessSpec...},
@@ -37,7 +39,8 @@ from quasar.errors import QuasarError
 from quasar.preprocess import PreprocessSpec
 
 FORMAT = "quasar-centroid-pack"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+HEADS_FORMAT_VERSION = 2  # packs with linear or combine heads but no explanation heads
 HEAD_KINDS = ("centroid", "linear", "combine")
 DEFAULT_PACK_NAME = "default"
 
@@ -73,6 +76,10 @@ class Head:
     * ``combine``: ``margin = rule(logit_scale_i * margin_i for i in combine["of"]) + bias`` over other
       heads' logits ``L_i`` (``min``: the worst one decides; ``mean``: their average; ``softmin``:
       ``-log(sum(exp(-L_i)))``, a smooth minimum that still hears the second-worst).
+
+    ``explain``: a base head that ``quasar score --explain`` shows and may name as the ``reason`` (the
+    default pack: one per defect family, fitted so that the lowest one is the photo's defect family);
+    the parts of a combine head that are not explanation heads are then not shown by the CLI.
     """
 
     name: str
@@ -86,6 +93,7 @@ class Head:
     bias: float = 0.0
     weight: np.ndarray | None = None
     combine: dict | None = None
+    explain: bool = False
 
     @property
     def is_v1(self) -> bool:
@@ -117,6 +125,8 @@ class Head:
             d["weight"] = encode_array(self.weight)
         if self.kind == "combine":
             d["combine"] = {"rule": self.combine["rule"], "of": list(self.combine["of"])}
+        if self.explain:
+            d["explain"] = True
         return d
 
     @classmethod
@@ -132,7 +142,8 @@ class Head:
                    logit_scale=float(d["logit_scale"]), logit_scale_policy=d.get("logit_scale_policy", "calibrated"),
                    aggregation=d.get("aggregation", {}), anchors=d.get("anchors", {}), kind=kind,
                    bias=float(d.get("bias", 0.0)), weight=arr("weight") if kind == "linear" else None,
-                   combine=dict(d["combine"]) if kind == "combine" else None)
+                   combine=dict(d["combine"]) if kind == "combine" else None,
+                   explain=d.get("explain", False) is True)
 
 
 @dataclass
@@ -159,11 +170,13 @@ class CentroidPack:
         >>> pack = CentroidPack.load("default")
         >>> pack.encoder, pack.embed_dim
         ('effnet-lite0+taps', 4198)
-        >>> pack.output_names
-        ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics', 'quality']
+        >>> pack.output_names[-1], [pack.output_names[i] for i in pack.explain_plan()]
+        ('quality', ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics'])
+        >>> pack.head("quality").combine["of"][:2]  # what quality averages: the quality.<family> heads
+        ['quality.sharpness', 'quality.noise']
         >>> scores, margins = pack.score_embeddings(np.ones((2, pack.embed_dim)))  # the graph's head, in numpy
         >>> scores.shape
-        (2, 8)
+        (2, 15)
 
         A hand-made pack with one centroid head (a good and a bad direction in 4 dimensions):
 
@@ -197,7 +210,9 @@ class CentroidPack:
 
     @property
     def format_version(self) -> int:
-        return 1 if all(h.is_v1 for h in self.heads) else FORMAT_VERSION
+        if any(h.explain for h in self.heads):
+            return FORMAT_VERSION
+        return 1 if all(h.is_v1 for h in self.heads) else HEADS_FORMAT_VERSION
 
     @property
     def head_names(self) -> list[str]:
@@ -236,6 +251,10 @@ class CentroidPack:
         """For each combine head (in output order): its rule and the base-head columns it reads."""
         index = {h.name: i for i, h in enumerate(self.base_heads)}
         return [(h.combine["rule"], [index[n] for n in h.combine["of"]]) for h in self.combine_heads]
+
+    def explain_plan(self) -> list[int]:
+        """The base-head columns of the explanation heads (the graph's ``quasar.explain``)."""
+        return [i for i, h in enumerate(self.base_heads) if h.explain]
 
     def score_embeddings(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, margins) [N, K_total] in output order for raw embeddings [N, D]: the fused graph's
@@ -315,6 +334,8 @@ class CentroidPack:
                 raise PackError(f"head {h.name!r}: logit scale must be positive and finite")
             if not np.isfinite(h.bias):
                 raise PackError(f"head {h.name!r}: bias must be finite")
+            if h.explain and h.kind == "combine":
+                raise PackError(f"head {h.name!r}: an explanation head must be a centroid or linear head")
             if h.kind == "combine":
                 c = h.combine or {}
                 of = c.get("of") or []

@@ -194,7 +194,7 @@ def finalize(path: str, fused: FusedScorer, pack: CentroidPack, precision: str, 
                         f"({len(pack.heads)} heads), {precision}")
     write_metadata(model, fused_metadata(
         encoder=fused.encoder.encoder_id, pack_hash=pack.content_hash, heads=pack.output_names,
-        combine=pack.combine_plan(),
+        combine=pack.combine_plan(), explain=pack.explain_plan(),
         logit_scales=pack.logit_scales().tolist(), preprocess=spec.to_dict(),
         dynamic_size=dynamic, precision=precision))
     write_metadata(model, {HEAD_SHA256_KEY: head_sha256_of_protos(model.graph.initializer)})  # quasar.head_sha256: checked by the runtime at load

@@ -72,8 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--margins", action="store_true", help="also write <head>_margin columns: the logit before the sigmoid, over logit_scale "
                         "(a linear head: projection + bias; a centroid head: cos_good - cos_bad)")
     p.add_argument("--explain", action="store_true",
-                   help="also write the heads an overall head is computed from (the default model: sharpness, "
-                   "noise, compression, exposure, color and spatial besides quality), to say why a photo is poor")
+                   help="also write the model's explanation heads (the default model: sharpness, noise, "
+                   "compression, exposure, color, spatial and optics besides quality) and a reason column: the "
+                   "weakest of them when it reads below level 2 of its defects, to say why a photo is poor")
     p.add_argument("--embeddings", action="store_true",
                    help="also write each image's unit embedding (the feature the heads read, same forward pass): "
                         "an 'embedding' list per JSONL row, or OUT.embeddings.npy beside a CSV (ONNX models)")
@@ -167,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
                         embeddings=getattr(args, "embeddings", False))
     try:
-        heads = scorer.heads if args.explain else scorer.info.summary_heads
-        reasons = scorer.info.combined_heads if args.explain else ()
+        heads = scorer.info.explained_heads if args.explain else scorer.info.summary_heads
+        reasons = scorer.info.explain_heads if args.explain else ()
         writer, done = open_writer(args.output, args.format, heads, margins=args.margins, reasons=reasons,
                                    resume=args.resume, embeddings=getattr(args, "embeddings", False))
     except BaseException:

@@ -1,12 +1,14 @@
 """Why a photo scores low: the ``reason`` column of ``quasar score --explain``.
 
-A model whose summary head combines family heads (the default model: ``quality`` over ``sharpness``,
-``noise``, ``compression``, ``exposure``, ``color``, ``spatial``, ``optics``) can say which family
-is the weakest. Every family head reads on the same documented scale as ``quality`` (1 for a
+A model with explanation heads (the default model: ``sharpness``, ``noise``, ``compression``,
+``exposure``, ``color``, ``spatial``, ``optics``, each fitted to stay high on the other families'
+defects, so that the lowest one names the defect) can say which family is the weakest; a model
+without them uses the heads its combine head summarises. They are ``ModelInfo.explain_heads``.
+Every family head reads on the same documented scale as ``quality`` (1 for a
 pristine photo, ``1 - level/5`` for a synthetic defect at level 1..5), so one fixed bound serves all
 of them: the reason is the family with the lowest score when that score is below
 :data:`REASON_BELOW` (about level 2 of 5 of that family's defects, or worse), and empty when nothing
-stands out. The family heads are the model's ``ModelInfo.combined_heads``. How often the named family is the true one is measured by
+stands out. How often the named family is the true one is measured by
 ``benchmarks/quality_synthetic.py`` (its ``explain`` section).
 """
 

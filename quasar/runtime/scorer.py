@@ -127,9 +127,9 @@ class Scorer(Closeable):
         >>> import numpy as np
         >>> with Scorer() as scorer:
         ...     (record,) = scorer.score(np.full((240, 320, 3), 128, np.uint8))
-        >>> record.ok, list(record.scores)
-        (True, ['sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics', 'quality'])
-        >>> 0.0 <= record.scores["quality"] <= 1.0
+        >>> record.ok, scorer.info.summary_heads, scorer.info.explain_heads
+        (True, ('quality',), ('sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'optics'))
+        >>> 0.0 <= record.scores["quality"] <= 1.0 and set(record.scores) == set(scorer.heads)
         True
 
         Paths and folders (``recursive=True`` for sub-folders); a file that fails is a record:

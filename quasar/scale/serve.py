@@ -105,7 +105,8 @@ class ScoringService:
     def _metadata(self) -> dict:
         info, o = self.scorer.info, self.options
         return {"model": os.path.basename(info.path), "encoder": info.encoder, "pack_hash": info.pack_hash,
-                "heads": list(info.heads), "summary_heads": list(info.summary_heads), "precision": info.precision,
+                "heads": list(info.heads), "summary_heads": list(info.summary_heads),
+                "explain_heads": list(info.explain_heads), "precision": info.precision,
                 "preprocess": info.preprocess, "dynamic_size": info.dynamic_size, "score_range": list(SCORE_RANGE),
                 "higher_is_better": True, "backend": self.scorer.backend.name, "device": self.scorer.backend.device,
                 "batching": {"max_batch_size": o.max_batch_size, "batch_wait_ms": o.batch_wait_ms,
