@@ -114,6 +114,17 @@ def test_no_import_runs_against_the_flow():
     assert not bad, "\n".join(bad)
 
 
+def test_no_module_imports_a_private_name_of_another():
+    """What one module shares with another is public (``quiet_opencv``, not ``_quiet_opencv``)."""
+    bad = []
+    for path in sorted(QUASAR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("quasar"):
+                bad += [f"{_module_name(path)} imports {node.module}.{a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, "\n".join(bad)
+
+
 def test_every_module_has_a_layer():
     """A new top-level module or package must be placed in the flow before the test above can check it."""
     lost = [m for m in _all_modules() if _layer(m) is None]
