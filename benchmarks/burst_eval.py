@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from burst_sets import make_roll, write_frames
+from quasar_bench.results import write_results
 
 from quasar.cull.group import group, rank
 from quasar.cull.views import VIEWS, apply_view, view_columns
@@ -245,11 +246,8 @@ def main(argv=None) -> int:
               "grouping_timing": timing,
               "embedding_cost_s": cost,
               "frames": {s: len(data[s]["paths"]) for s in data}, "quick": args.quick}
-    RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    (RESULTS / f"burst_eval{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / f"burst_eval{suffix}.md").write_text(markdown(result) + "\n")
-    print(markdown(result))
+    write_results(RESULTS / f"burst_eval{suffix}", result, markdown(result))
     return 0
 
 

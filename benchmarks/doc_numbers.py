@@ -129,7 +129,7 @@ def unsourced(text: str) -> list[str]:
 def help_texts() -> dict[str, str]:
     """Help texts that describe scores (they cannot carry a source, so they quote no measurement)."""
     sys.path.insert(0, ROOT)
-    from quasar.runtime.cli import SCORE_MEANING
+    from quasar.app.score import SCORE_MEANING
 
     return {"quasar score --help (SCORE_MEANING)": SCORE_MEANING}
 

@@ -16,7 +16,6 @@ Writes ``benchmarks/results/model_cost.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from quasar_bench.camera import generate
+from quasar_bench.results import write_results
 
 from quasar.contract import INPUT_NAME
 from quasar.machine import machine_info
@@ -92,8 +92,6 @@ def main(argv=None) -> int:
               "ms_per_image_median": med,
               "ratio": {mode: v["candidate"] / v["baseline"] for mode, v in med.items()},
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = HERE / "results" / "model_cost"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     m = result["machine"]
     md = [f"Machine: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa'])})",
           f"Baseline: {result['baseline']}; candidate: the shipped model. Median of {args.rounds} interleaved rounds.", "",
@@ -101,8 +99,7 @@ def main(argv=None) -> int:
     for mode, v in med.items():
         md.append(f"| {mode.replace('_', ' ')} | {v['baseline']:.1f} | {v['candidate']:.1f} | "
                   f"{result['ratio'][mode]:.3f} |")
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(HERE / "results" / "model_cost", result, md)
     return 0
 
 

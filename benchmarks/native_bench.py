@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from quasar_bench import camera  # noqa: E402
+from quasar_bench.results import write_results  # noqa: E402
 from quasar_bench.stats import percentiles, spread  # noqa: E402
 
 from quasar.eval.metrics import srcc  # noqa: E402  (ties get average ranks, as scipy's spearmanr)
@@ -262,13 +263,7 @@ def main() -> int:
             ["onnxruntime", "opencv-python-headless", "numpy", "pillow"]).values()),
         "model (static 384x512 fp32 ONNX)": file_mb(model),
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "native.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    md = report(results)
-    with open(os.path.join(args.out, "native.md"), "w") as f:
-        f.write(md)
-    print(md)
+    write_results(os.path.join(args.out, "native"), results, report(results))
     return 0
 
 

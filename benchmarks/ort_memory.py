@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from quasar_bench.results import write_results  # noqa: E402
+
 CHILD = r"""
 import json, sys, time
 import cv2, numpy as np
@@ -104,9 +106,6 @@ def main(argv: list[str] | None = None) -> int:
                             "img_per_s_median": sorted(args.sizes / s for s in passes)[len(passes) // 2]}
     result = {"runs": runs, "summary": summary, "sizes": args.sizes, "machine": machine_info(),
               "loadavg": os.getloadavg(), "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "ort_memory.json"), "w") as f:
-        json.dump(result, f, indent=1)
     m = result["machine"]
     md = [f"# Python scoring memory, {args.sizes} distinct image sizes (shipped model, ORT CPU)", "",
           f"{m['cpu']}, {m['cores']} cores, ISA {' '.join(m['isa'])}; {result['date']}; load average "
@@ -118,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         label = "on (before)" if variant == "pattern on" else "off for dynamic sizes (now)"
         md.append(f"| {label} | {s['peak_rss_one_size_mb_max']:.0f} | {s['peak_rss_mb_max']:.0f} | "
                   f"{s['rss_end_mb_max']:.0f} | {s['img_per_s_median']:.1f} |")
-    with open(os.path.join(args.out, "ort_memory.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(os.path.join(args.out, "ort_memory"), result, md)
     return 0
 
 

@@ -21,7 +21,6 @@ pair; its median and quartiles are the answer. Writes ``perf_vs_speed.json`` and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from quasar_bench import camera  # noqa: E402
 from quasar_bench.models import model_path, snapshot_pack  # noqa: E402
+from quasar_bench.results import write_results  # noqa: E402
 from quasar_bench.worker import run_job  # noqa: E402
 
 from quasar.machine import machine_info  # noqa: E402
@@ -117,12 +117,7 @@ def main(argv: list[str] | None = None) -> int:
            "machine": machine_info(), "load_average": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
            "pairs": args.pairs, "duration_s": args.duration, "images": {"folder": folder, "count": len(files)},
            "models": models, "tolerance": TOLERANCE, "rows": rows, "total_seconds": round(time.perf_counter() - t0)}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "perf_vs_speed.json"), "w") as f:
-        json.dump(rep, f, indent=1)
-    with open(os.path.join(args.out, "perf_vs_speed.md"), "w") as f:
-        f.write(markdown(rep))
-    print(markdown(rep))
+    write_results(os.path.join(args.out, "perf_vs_speed"), rep, markdown(rep))
     return 0
 
 

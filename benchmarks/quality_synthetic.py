@@ -43,7 +43,6 @@ Run: ``python benchmarks/quality_synthetic.py [--quick] [--photos N]``; writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from quasar_bench.results import write_results
 
 from quasar.centroids.default import DEFAULT_ANCHOR_PHOTOS, DEFAULT_ENCODER, anchor_grid
 from quasar.centroids.distortions import ANCHOR_TYPES, distort
@@ -457,11 +457,7 @@ def main() -> None:
     args = ap.parse_args()
     report = run(args)
     report["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output + ".json").write_text(json.dumps(report, indent=1))
-    md = to_markdown(report)
-    Path(args.output + ".md").write_text(md + "\n")
-    print(md)
+    write_results(args.output, report, to_markdown(report))
 
 
 if __name__ == "__main__":

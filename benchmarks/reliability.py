@@ -60,6 +60,7 @@ from fixtures_images import (  # noqa: E402
     png_header_only,
     truncated,
 )
+from quasar_bench.results import write_results  # noqa: E402
 from test_data_safety import _libpng_warning_png  # noqa: E402
 from test_runtime_limits import jpeg_claiming, tiff_with_late_ifd  # noqa: E402
 from test_scale_http import multipart  # noqa: E402
@@ -492,13 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     result.update(machine=machine_info(), date=time.strftime("%Y-%m-%d %H:%M"), commit=commit.strip(),
                   seconds=time.perf_counter() - t0, loadavg=os.getloadavg())
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "reliability.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    md = markdown(result)
-    with open(os.path.join(args.out, "reliability.md"), "w") as f:
-        f.write(md)
-    print(md)
+    write_results(os.path.join(args.out, "reliability"), result, markdown(result))
     return 0
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from quasar_bench.machine import machine_info
+from quasar_bench.results import write_results
 
+from quasar.machine import machine_info
 from quasar.report.build import build_report
 from quasar.report.data import read_results
 
@@ -52,7 +53,7 @@ def make_pool(folder: str, n: int = POOL) -> list[str]:
     return paths
 
 
-def write_results(path: str, pool: list[str], n: int, seed: int = 0) -> None:
+def write_fake_results(path: str, pool: list[str], n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         pool = make_pool(tmp)
         for n in args.sizes:
             res = os.path.join(tmp, f"scores_{n}.csv")
-            write_results(res, pool, n)
+            write_fake_results(res, pool, n)
             for mode in ("embed", "files"):
                 out = os.path.join(tmp, f"report_{n}_{mode}.html")
                 stats = build_report(read_results(res), out, thumbs=mode, workers=args.workers)
@@ -101,15 +102,12 @@ def main(argv=None) -> int:
                 print(json.dumps(row), file=sys.stderr)
     result = {"machine": machine_info(), "workers": args.workers, "pool": f"{POOL} JPEGs 4032x3024 q90",
               "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "report_bench.json").write_text(json.dumps(result, indent=1) + "\n")
     md = ["| photos | thumbnails | generation s | ms per photo | HTML MiB | beside it MiB | headless Chromium s |",
           "|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['photos']:,} | {r['thumbs']} | {r['seconds']} | {r['per_photo_ms']} | {r['html_mib']} | "
                   f"{r['files_mib']} | {r['browser_s'] if r['browser_s'] is not None else 'n/a'} |")
-    (RESULTS / "report_bench.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(RESULTS / "report_bench", result, md)
     return 0
 
 

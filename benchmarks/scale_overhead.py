@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import statistics
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quasar_bench.results import write_results
 
 from quasar.machine import machine_info
 
@@ -115,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"images": len(paths), "chunk": args.chunk, "rounds": args.rounds, "scorer": info, "runs": rows,
               "summary": summary, "all_scores_identical": all(r["identical_scores"] for r in rows),
               "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "scale_overhead.json"), "w") as f:
-        json.dump(result, f, indent=1)
     md = [f"# Repeated calls vs one stream ({len(paths)} photos, calls of {args.chunk} paths)", "",
           f"{result['machine']['cpu']}, {result['machine']['cores']} cores; {info}; {result['date']}", "",
           "| mode | " + " | ".join(f"round {r} img/s" for r in range(args.rounds)) + " | median ratio to stream |",
@@ -127,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = "1.00" if m == "stream" else f"{summary[m]['median_ratio_to_stream']:.2f}"
         md.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {ratio} |")
     md += ["", f"scores identical across modes: {result['all_scores_identical']}"]
-    with open(os.path.join(args.out, "scale_overhead.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(os.path.join(args.out, "scale_overhead"), result, md)
     return 0
 
 

@@ -20,7 +20,6 @@ batches), as core-seconds per image. Writes ``results/scale_ray.{json,md}``; ~6 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,8 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quasar_bench.machine import machine_info, usable_cores
+from quasar_bench.results import write_results
 from scale_overhead import cpu_s, photo_paths
+
+from quasar.machine import machine_info, usable_cores
 
 
 def run_local(paths):
@@ -155,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"images": len(paths), "rounds": args.rounds, "ray_start_s": ray_start, "runs": rows, "summary": summary,
               "ray_scores_equal_local": same, "stages": stages, "machine": machine_info(),
               "ray_version": ray.__version__, "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "scale_ray.json"), "w") as f:
-        json.dump(result, f, indent=1)
     m = result["machine"]
     md = [f"# Ray Data vs local scoring ({len(paths)} photos, {args.rounds} rounds)", "",
           f"{m['cpu']}, {m['cores']} cores; ray {ray.__version__}; {result['date']}; "
@@ -173,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
            f"{stages['decode_workers']} threads ({stages['decode_core_ms_per_img']:.0f} core-ms/img); model "
            f"{stages['model_img_per_s']:.1f} img/s ({stages['model_core_ms_per_img']:.0f} core-ms/img, batch "
            f"{stages['batch_size']})."]
-    with open(os.path.join(args.out, "scale_ray.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(os.path.join(args.out, "scale_ray"), result, md)
     return 0
 
 

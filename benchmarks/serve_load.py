@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from quasar_bench.results import write_results
 from scale_overhead import photo_paths
 
 from quasar.machine import machine_info, usable_cores
@@ -196,9 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     result.update({"runs": runs, "mixed": mixed, "images": len(images),
                    "bad_kinds": [(k, want) for k, _, _, want in bad], "machine": machine_info(),
                    "date": time.strftime("%Y-%m-%d")})
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "serve_load.json"), "w") as f:
-        json.dump(result, f, indent=1)
     m = result["machine"]
     md = [f"# quasar serve under load ({len(images)} photos, PNG bodies, closed-loop clients on 127.0.0.1)", "",
           f"{m['cpu']}, {m['cores']} cores; {result['date']}. vs offline: img/s over the mean of the offline "
@@ -214,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
            "| request | expected | answered |", "|---|---|---|"]
     for kind, want in result["bad_kinds"]:
         md.append(f"| {kind} | {want} | {', '.join(map(str, mixed['bad_statuses'].get(kind, [])))} |")
-    with open(os.path.join(args.out, "serve_load.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(os.path.join(args.out, "serve_load"), result, md)
     return 0
 
 

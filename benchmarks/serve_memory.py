@@ -21,7 +21,6 @@ side (img/s and latency per round). Writes ``results/serve_memory.{json,md}``. A
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -32,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from quasar_bench.results import write_results  # noqa: E402
 from scale_overhead import photo_paths  # noqa: E402
 from serve_load import bad_requests, free_port, load  # noqa: E402
 from serve_slow import get, rss, slow_client  # noqa: E402
@@ -164,14 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             disconnect(started)
     result = {"args": {**vars(args), "images": len(images)}, "flat_limit": FLAT, "variants": variants,
               "machine": machine_info(), "loadavg": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M")}
-    os.makedirs(args.out, exist_ok=True)
     name = "serve_memory" + (f"-{args.tag}" if args.tag else "")
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    md = markdown(result)
-    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
-        f.write(md)
-    print(md)
+    write_results(os.path.join(args.out, name), result, markdown(result))
     return 0
 
 

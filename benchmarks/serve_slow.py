@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from quasar_bench.results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -204,14 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     q, a = run["quiet"]["p99_ms"], run["attack"]["p99_ms"]
     run["attack_p99_over_quiet_p99"] = a / q if a and q else None
     run.update(machine=machine_info(), loadavg=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
-    os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "serve_slow.json")
     runs = {}
     if os.path.exists(path):
         runs = {r["label"]: r for r in json.load(open(path))["runs"]}
     runs[args.label] = run
-    with open(path, "w") as f:
-        json.dump({"runs": list(runs.values())}, f, indent=1)
     md = ["# quasar serve with slow-body clients (loopback, default options)", "",
           "| run | phase | slow clients | normal requests | failed | p50 ms | p99 ms | /healthz answered | "
           "/healthz p99 ms | slow clients answered | replica RSS MB (before, after) |",
@@ -229,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     md += ["", f"Machine: {m['cpu']}, {m['cores']} cores, ISA {' '.join(m['isa'])}; load average at the end "
                f"{run['loadavg'][0]:.1f}. p99 under attack / quiet p99 ({args.label}): "
                f"{fmt(run['attack_p99_over_quiet_p99'] and 100 * run['attack_p99_over_quiet_p99'])} %."]
-    with open(os.path.join(args.out, "serve_slow.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(os.path.join(args.out, "serve_slow"), {"runs": list(runs.values())}, md)
     return 0
 
 

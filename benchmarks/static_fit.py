@@ -18,7 +18,6 @@ Run: ``python benchmarks/static_fit.py [--photos 20] [--size 384x512]``; writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,14 +25,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from quasar_bench.machine import machine_info
-from quasar_bench.stats import srcc
+from quasar_bench.results import write_results
 
 from quasar.centroids.distortions import distort
 from quasar.contract import shipped_model_path
+from quasar.eval.metrics import srcc
 from quasar.export.onnx_export import export_onnx
 from quasar.helpfmt import parse_hw
 from quasar.io import read_rgb
+from quasar.machine import machine_info
 from quasar.photos import balanced, fetch_photos
 from quasar.runtime import Scorer
 
@@ -113,9 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": machine_info(), "static_size": [h, w], "photos": len(photos), "portrait_photos": int(portrait.sum()),
               "types": list(TYPES), "levels": list(LEVELS), "images": len(images), "seconds": round(time.time() - t0, 1),
               "results": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(report, f, indent=1)
     lines = [f"# Static graph fit ({h}x{w}): stretch vs crop against the dynamic default model", "",
              f"{len(photos)} held-out photos ({int(portrait.sum())} portrait) x {len(TYPES)} types x levels "
              f"{list(LEVELS)} + pristine = {len(images)} images, through the runtime.", "",
@@ -128,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['srcc_vs_dynamic_portrait_photos'] or float('nan'):.4f} | {r['mean_abs_diff_quality']:.4f} | "
                      f"{r['within_photo_level_srcc']:.4f} |")
     lines.append(f"| dynamic (reference) | 1 | 1 | 1 | 0 | {rows['dynamic']['within_photo_level_srcc']:.4f} |")
-    with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, report, lines)
     return 0
 
 

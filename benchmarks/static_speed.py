@@ -19,20 +19,20 @@ Run: ``python benchmarks/static_speed.py [--rounds 30]``; writes ``benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from quasar_bench.machine import machine_info, usable_cores
+from quasar_bench.results import write_results
 
 from quasar.centroids.pack import CentroidPack
 from quasar.contract import shipped_model_path
 from quasar.export.onnx_export import export_onnx, static_spec_for
 from quasar.export.ort_format import export_ort
 from quasar.io import read_rgb
+from quasar.machine import machine_info, usable_cores
 from quasar.paths import cache_dir
 from quasar.photos import balanced, fetch_photos
 from quasar.preprocess import preprocess
@@ -132,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         rows[k]["p50_vs_dynamic_fp32"] = rows[k]["p50_ms"] / base
     report = {"machine": machine_info(), "threads": threads, "rounds": args.rounds, "input": [H, W],
               "photos": len(photos), "models": {k: os.path.basename(v) for k, v in one.items()}, "results": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(report, f, indent=1)
     m = report["machine"]
     lines = [f"# Dynamic vs static graphs, ONNX Runtime CPU ({H}x{W}, {threads} threads)", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, ISA {' '.join(m['isa'])}; onnxruntime "
@@ -145,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         thr_s = f"{r['batch8_images_per_s']:.1f}" if "batch8_images_per_s" in r else "-"
         lines.append(f"| {k} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p50_vs_dynamic_fp32']:.2f} | {thr_s} | "
                      f"{r['size_mb']:.1f} | {r['max_abs_score_diff_vs_dynamic_fp32']:.1e} |")
-    with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, report, lines)
     return 0
 
 

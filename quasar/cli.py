@@ -1,7 +1,7 @@
-"""``quasar`` command line: one sub-command group per pipeline stage.
+"""``quasar`` command line: one sub-command group per pipeline stage or application command.
 
-Each stage's module registers its own commands (``register(subparsers)``) so this file only
-dispatches. Stages that need torch import it lazily, so ``quasar score`` runs without torch.
+Each stage's CLI module and each command of :mod:`quasar.app` registers its own commands
+(``register(subparsers)``) so this file only dispatches. Stages that need torch import it lazily, so ``quasar score`` runs without torch.
 User errors (:class:`~quasar.errors.QuasarError`, missing files, a full disk) print one line and exit
 2. A closed output pipe (``quasar ... | head``) ends quietly with status 141 (128 + SIGPIPE), what a
 shell reports for Unix tools that stop on a closed pipe.
@@ -24,14 +24,14 @@ from quasar.helpfmt import apply_formatter
 STAGES = (
     "quasar.centroids.cli",
     "quasar.export.cli",
-    "quasar.runtime.cli",
-    "quasar.scale.cli",  # `quasar serve`: imports Ray only when run
+    "quasar.app.score",  # `quasar score`: the runtime, with --report and --ray composed in
+    "quasar.app.serve",  # `quasar serve`: imports Ray only when run
     "quasar.eval.cli",
-    "quasar.report.cli",  # `quasar report`: runtime only, imports its modules when run
-    "quasar.cull.cli",  # `quasar cull`: likewise
-    "quasar.list_cli",  # `quasar list`: torch-free, imports its readers only when run
-    "quasar.bench_cli",  # thin: the benchmark code is imported only when `quasar bench` runs
-    "quasar.perf.cli",  # thin: LoadGen, matplotlib and the runtime are imported only when `quasar perf` runs
+    "quasar.app.report",  # `quasar report`: runtime only, imports its modules when run
+    "quasar.app.cull",  # `quasar cull`: likewise
+    "quasar.app.listing",  # `quasar list`: torch-free, imports its readers only when run
+    "quasar.app.bench",  # thin: the benchmark code is imported only when `quasar bench` runs
+    "quasar.app.perf",  # thin: LoadGen, matplotlib and the runtime are imported only when `quasar perf` runs
 )
 
 

@@ -349,7 +349,7 @@ def test_gpu_script_without_cuda_fails_cleanly(tmp_path):
 def test_bench_cli_arguments():
     from quasar_bench.speed import default_out_dir
 
-    from quasar.bench_cli import register
+    from quasar.app.bench import register
 
     p = argparse.ArgumentParser(prog="quasar")
     register(p.add_subparsers(dest="command"))
@@ -411,7 +411,7 @@ def test_shared_core_bound():
 
 def test_bench_without_the_benchmarks_folder_is_one_line(monkeypatch, tmp_path, capsys):
     """An installed wheel has no benchmarks/: `quasar bench` says so in one line; the parser never needs it."""
-    from quasar import bench_cli
+    from quasar.app import bench as bench_cli
     from quasar.cli import main
 
     monkeypatch.setattr(bench_cli, "BENCHMARKS_DIR", tmp_path)

@@ -1,9 +1,19 @@
-"""Import boundaries: data flows anchors -> pack -> fused graph -> runtime, and no import runs against it.
+"""Import boundaries: data flows floor -> stages -> features -> app, and no import runs against it.
 
-Static: every ``import`` in ``quasar/`` (module level or lazy) is checked against the layers below.
-Dynamic, one fresh interpreter per check (``sys.modules``): importing every module of a layer loads
-no quasar module that the layer may not import; scoring an image with the runtime (and building the
-CLI parser) imports neither torch, onnx, ray nor any earlier stage.
+The flow, bottom to top (each layer may import the layers below it, never one above):
+
+* the floor (errors, limits, paths, preprocess, io, contract, constants, machine...): no stage;
+* the stages, in the order data flows: photos, encoders -> centroids (anchors -> pack) -> export (the fused
+  graph) -> runtime -> eval; ``quasar.testing`` sits on the floor;
+* the features built on the runtime: report, cull, perf, scale, nativelib; none imports a build
+  stage, and none imports another feature except as listed in ``FEATURE_USES``;
+* the application layer: ``quasar.app`` (the commands that compose the features: ``score`` with
+  ``--report``/``--ray``, cull, report, serve, perf, list, bench), ``quasar.cli`` and ``__main__``.
+
+Static: every ``import`` in ``quasar/`` (module level or lazy) is checked against the layers below, and
+every module must belong to a layer. Dynamic, one fresh interpreter per check (``sys.modules``): importing
+every module of a layer loads no quasar module that the layer may not import; scoring an image with the
+runtime (and building the CLI parser) imports neither torch, onnx, ray nor any earlier stage.
 """
 
 from __future__ import annotations
@@ -19,38 +29,56 @@ QUASAR = Path(__file__).resolve().parents[1] / "quasar"
 
 # Shared floor: below every stage, imports no stage.
 FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", "quasar.io", "quasar.onnx_meta",
-         "quasar.contract", "quasar.model_file")
-STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval",
-          "quasar.scale")
+         "quasar.contract", "quasar.model_file", "quasar.constants", "quasar.argcheck", "quasar.lifecycle",
+         "quasar.helpfmt", "quasar.extras", "quasar.machine")  # machine: what this machine is (docs: floor)
+STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval")
+BUILD = ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval")  # not the runtime
+# Features on top of the runtime (nativelib: the native library's ctypes binding, beside the runtime).
+FEATURES = ("quasar.nativelib", "quasar.report", "quasar.cull", "quasar.perf", "quasar.scale")
+FEATURE_USES = {"quasar.perf": ("quasar.nativelib",)}  # `quasar perf --backend native`
+APP = ("quasar.app", "quasar.cli", "quasar.__main__")
+ABOVE_STAGES = FEATURES + APP
+
+
+def _other_features(feature: str) -> tuple[str, ...]:
+    return tuple(f for f in FEATURES if f != feature and f not in FEATURE_USES.get(feature, ()))
+
+
 # What each part may not import (prefix match).
 FORBIDDEN = {
-    **{m: STAGES + ("quasar.cli", "quasar.testing") for m in FLOOR},
-    "quasar.encoders": ("quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval", "quasar.photos"),
-    "quasar.centroids": ("quasar.export", "quasar.runtime", "quasar.eval"),
-    "quasar.export": ("quasar.runtime", "quasar.eval"),
+    **{m: STAGES + ABOVE_STAGES + ("quasar.testing",) for m in FLOOR},
+    "quasar.encoders": ("quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval", "quasar.photos",
+                        *ABOVE_STAGES),
+    "quasar.centroids": ("quasar.export", "quasar.runtime", "quasar.eval", *ABOVE_STAGES),
+    "quasar.export": ("quasar.runtime", "quasar.eval", *ABOVE_STAGES),
     "quasar.runtime": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
-                       "quasar.testing", "quasar.scale"),
-    # Photo-app features on top of the runtime: torch-free like it.
-    **{m: ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval", "quasar.testing")
-       for m in ("quasar.cull", "quasar.report")},
+                       "quasar.testing", *ABOVE_STAGES),
     "quasar.photos": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval",
-                      "quasar.testing"),
-    "quasar.eval": ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.testing"),
-    "quasar.testing": STAGES,  # the tiny model and the reference pipeline: the floor only
-    # Ray on top of the runtime: scoring as it is, distributed; never the build stages.
-    "quasar.scale": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
-                     "quasar.testing"),
-    # The native library's ctypes binding: beside the runtime, as torch-free as it.
-    "quasar.nativelib": STAGES + ("quasar.cli", "quasar.testing", "torch", "onnx", "onnxruntime"),
+                      "quasar.testing", *ABOVE_STAGES),
+    "quasar.eval": ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.testing",
+                    *ABOVE_STAGES),
+    "quasar.testing": STAGES + ABOVE_STAGES,  # the tiny model and the reference pipeline: the floor only
+    # Features: scoring as the runtime does it (torch-free like it), never the build stages, never the app,
+    # and no other feature unless FEATURE_USES says so (a composition of features is an app command).
+    **{f: BUILD + ("quasar.testing",) + APP + _other_features(f) for f in FEATURES},
+    "quasar.nativelib": STAGES + ("quasar.testing", "torch", "onnx", "onnxruntime") + APP + _other_features(
+        "quasar.nativelib"),  # ctypes binding: beside the runtime, as torch-free as it
     # `quasar perf` measures the runtime as users run it: torch-free, default models via a subprocess.
-    "quasar.perf": ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval",
-                    "quasar.testing", "torch"),
+    "quasar.perf": BUILD + ("quasar.testing", "torch") + APP + _other_features("quasar.perf"),
+    **{m: ("quasar.testing",) for m in APP},
 }
 # The optional torch backend rebuilds the fused torch module from a graph: it needs the exporter's
 # module and the encoders by design (imported lazily, only when that backend is created).
 ALLOWED = {("quasar.runtime.backends.torch_backend", "quasar.export.fused"),
-           ("quasar.runtime.backends.torch_backend", "quasar.encoders"),
-           ("quasar.runtime.cli", "quasar.scale")}  # `quasar score --ray` hands the scoring to Ray, lazily
+           ("quasar.runtime.backends.torch_backend", "quasar.encoders")}
+
+
+def _layer(mod: str) -> str | None:
+    """The FORBIDDEN key a module belongs to (the longest prefix); ``quasar`` itself is on the floor."""
+    if mod == "quasar":
+        return "quasar.errors"
+    keys = [k for k in FORBIDDEN if _under(mod, k)]
+    return max(keys, key=len) if keys else None
 
 
 def _module_name(path: Path) -> str:
@@ -77,13 +105,30 @@ def test_no_import_runs_against_the_flow():
     bad = []
     for path in sorted(QUASAR.rglob("*.py")):
         mod = _module_name(path)
-        rules = [v for k, v in FORBIDDEN.items() if _under(mod, k)]
+        rules = FORBIDDEN.get(_layer(mod) or "", ())
         for imported in _imports(path):
             if any(_under(imported, a) for m, a in ALLOWED if _under(mod, m)):
                 continue
-            if _under(imported, "quasar_bench") or any(_under(imported, f) for r in rules for f in r):
+            if _under(imported, "quasar_bench") or any(_under(imported, f) for f in rules):
                 bad.append(f"{mod} imports {imported}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_module_imports_a_private_name_of_another():
+    """What one module shares with another is public (``quiet_opencv``, not ``_quiet_opencv``)."""
+    bad = []
+    for path in sorted(QUASAR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("quasar"):
+                bad += [f"{_module_name(path)} imports {node.module}.{a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, "\n".join(bad)
+
+
+def test_every_module_has_a_layer():
+    """A new top-level module or package must be placed in the flow before the test above can check it."""
+    lost = [m for m in _all_modules() if _layer(m) is None]
+    assert not lost, f"not in any layer of tests/test_imports.py: {lost}"
 
 
 def _all_modules() -> list[str]:
@@ -93,7 +138,7 @@ def _all_modules() -> list[str]:
 # Layers checked by importing all their modules in a fresh interpreter; the two that import torch at
 # module level (a few seconds each) run with the slow tests, the static scan covers them in the fast loop.
 LAYERS = ["floor", "quasar.testing", "quasar.photos", "quasar.centroids", "quasar.runtime", "quasar.nativelib",
-          "quasar.eval"]
+          "quasar.eval", "quasar.report", "quasar.cull"]
 TORCH_LAYERS = ["quasar.encoders", "quasar.export"]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from quasar.eval.metrics import srcc
+from quasar_bench.results import write_results
 from quasar_bench.stats import percentiles, throughput
 
 REFERENCE = "eager_single"  # every ratio is against the one-at-a-time eager pipeline of the same set
@@ -361,9 +362,5 @@ def to_markdown(report: dict) -> str:
 
 def write(report: dict, out_dir: str | os.PathLike, stem: str = "speed") -> tuple[str, str]:
     """Write ``stem.json`` and ``stem.md`` into ``out_dir`` (created); returns both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jp, mp = out / f"{stem}.json", out / f"{stem}.md"
-    jp.write_text(to_json(report))
-    mp.write_text(to_markdown(report))
+    jp, mp = write_results(Path(out_dir) / stem, _json_safe(report), to_markdown(report), show=False)
     return str(jp), str(mp)

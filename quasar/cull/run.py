@@ -10,7 +10,9 @@ scored are rows with their error and no group.
 Rows (CSV or JSONL): ``group``, ``rank`` (0 = best), ``keep`` (1/0), ``similarity`` (cosine to the
 group's best photo, in the view), ``group_size``, ``path``, one column per head, ``capture_time``
 (ISO 8601 as the EXIF says, empty when unknown), ``error``; ordered by group, then rank.
-``quasar report`` reads the file and shows the groups.
+``quasar report`` reads the file and shows the groups. The columns, the escaping of the path and the
+error and the reader of the ``--resume`` side file are :mod:`quasar.runtime.output`'s, the one home of the
+results-file schema.
 
 Safety of the user's files: :func:`unique_items` resolves the inputs to real files (symlinks and hard
 links followed: one (device, inode) is one photo) and keeps one entry per file before grouping, so
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -37,7 +38,6 @@ from quasar.cull.group import group, rank
 from quasar.cull.views import apply_view, default_threshold, default_view, view_columns
 from quasar.errors import QuasarError
 
-META_COLUMNS = ("group", "rank", "keep", "similarity", "group_size")
 HOW = ("symlink", "hardlink", "copy", "move")
 
 
@@ -145,27 +145,42 @@ SCORES_SUFFIX = ".scores.jsonl"  # beside OUT with --resume: every photo's score
 
 
 def read_scored(path: str) -> dict[str, object]:
-    """The records of a ``--resume`` scores file (JSON Lines of ``quasar score --embeddings``), by resume key."""
-    from quasar.runtime.pathtext import decode_text, resume_key
+    """The records of a ``--resume`` scores file (JSON Lines of ``quasar score --embeddings``), by resume key;
+    QuasarError naming the file for a damaged one (the reader's guards, and embeddings of one length)."""
+    from quasar.runtime.output import head_columns, read_rows
+    from quasar.runtime.pathtext import resume_key
     from quasar.runtime.scorer import ScoreRecord
 
-    found: dict[str, object] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                d = json.loads(line)
-                source = decode_text(d["path"])
-                emb = d.get("embedding")
-                scores = {k: float(v) for k, v in d.items()
-                          if k not in ("path", "error", "embedding") and isinstance(v, (int, float))}
-                found[resume_key(source)] = ScoreRecord(
-                    source, scores, error=d.get("error"),
-                    embedding=None if emb is None else np.asarray(emb, np.float32))
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         return {}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise QuasarError(f"{path}: cannot resume from it ({e}); delete it or drop --resume") from None
-    return found
+    found = read_rows(path, "jsonl", why="cannot resume from it: delete it or drop --resume")
+    heads = head_columns(found.columns)
+    records: dict[str, object] = {}
+    dim = None
+    for i, d in enumerate(found.rows, 1):
+        source = found.text(d, "path") or ""
+        emb = _embedding(d.get("embedding"), f"{path}: row {i}")
+        if emb is not None:
+            dim = dim or emb.shape[0]
+            if emb.shape[0] != dim:
+                raise QuasarError(f"{path}: row {i}: an embedding of {emb.shape[0]} values, the others have {dim}; "
+                                  "cannot resume from it: delete it or drop --resume")
+        scores = {h: float(d[h]) for h in heads if isinstance(d.get(h), (int, float))}
+        records[resume_key(source)] = ScoreRecord(source, scores, error=found.text(d, "error"), embedding=emb)
+    return records
+
+
+def _embedding(value, where: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        emb = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        emb = None
+    if emb is None or emb.ndim != 1 or not emb.size or not np.isfinite(emb).all():
+        raise QuasarError(f"{where}: the embedding is not a list of numbers; cannot resume from it: "
+                          "delete it or drop --resume")
+    return emb
 
 
 def score_resumable(scorer, items: list, out: str, on_record: Callable[[], None] | None = None):
@@ -195,20 +210,16 @@ def _iso(t: float | None) -> str:
     return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
-def columns(heads: tuple[str, ...]) -> list[str]:
-    return [*META_COLUMNS, "path", *heads, "capture_time", "error"]
-
-
 def write_rows(result: CullResult, out: str, fmt: str | None = None) -> None:
     """Write the rows as CSV or JSONL (``out`` ``-``: stdout, CSV unless ``fmt``)."""
     import sys
 
     from quasar.runtime.outfile import Output
-    from quasar.runtime.output import infer_format
-    from quasar.runtime.pathtext import csv_cell, encode_text
+    from quasar.runtime.output import cull_columns, infer_format, json_line, text_cell
+    from quasar.runtime.pathtext import encode_text
 
     fmt = infer_format(out, fmt)
-    cols = columns(result.heads)
+    cols = cull_columns(result.heads)
     output = None if out == "-" else Output(out, what="results")
     stream = sys.stdout if output is None else output.stream
     try:
@@ -216,9 +227,8 @@ def write_rows(result: CullResult, out: str, fmt: str | None = None) -> None:
         if writer is not None:
             writer.writerow(cols)
         for r in result.rows:
-            path, error = encode_text(r.path), None if r.error is None else encode_text(r.error)
-            if writer is not None:
-                path, error = csv_cell(path), None if error is None else csv_cell(error)
+            is_csv = writer is not None
+            path, error = text_cell(r.path, is_csv), None if r.error is None else text_cell(r.error, is_csv)
             values = {"group": r.group, "rank": r.rank, "keep": int(r.keep) if r.group is not None else None,
                       "similarity": None if r.similarity is None else round(r.similarity, 6),
                       "group_size": r.group_size or None, "path": path,
@@ -227,7 +237,7 @@ def write_rows(result: CullResult, out: str, fmt: str | None = None) -> None:
             if writer is not None:
                 writer.writerow(["" if values[c] is None else values[c] for c in cols])
             else:
-                stream.write(json.dumps({c: values[c] for c in cols}, ensure_ascii=False, allow_nan=False) + "\n")
+                stream.write(json_line({c: values[c] for c in cols}))
     except OSError as e:
         if output is not None:
             output.discard()

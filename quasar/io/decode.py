@@ -58,6 +58,15 @@ class ImageError(Exception):
     """One input cannot be scored; ``str(e)`` is the reason shown next to the file name."""
 
 
+def quiet_opencv() -> None:
+    """Silence OpenCV's own log: it writes every undecodable file to stderr, and the commands report
+    each failure themselves (one row and one line per file)."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # an OpenCV build without the logging module
+        pass
+
+
 @dataclass(frozen=True)
 class Decoded:
     """An upright RGB uint8 image, possibly decoded at 1/``reduction`` scale, and its full size."""

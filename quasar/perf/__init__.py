@@ -2,7 +2,7 @@
 
 Modules, one job each (importing this package imports none of them):
 
-* :mod:`~quasar.perf.cli`: the ``quasar perf`` arguments (imports nothing heavy until it runs);
+* :mod:`~quasar.app.perf` (the application layer): the ``quasar perf`` arguments (imports nothing heavy until it runs);
 * :mod:`~quasar.perf.targets`: what to measure: model x backend x precision, refused in one line
   when it cannot run here (``native`` without its library included);
 * :mod:`~quasar.perf.workload`: the images (a folder or synthetic JPEGs), loaded into RAM before timing,

@@ -3,8 +3,8 @@
 A results file is CSV or JSONL with a ``path`` column, an ``error`` column and one column per head;
 ``<head>_margin`` columns are ignored; ``quasar cull``'s ``group``, ``rank``, ``keep``,
 ``similarity``, ``group_size`` and ``capture_time`` columns, when present, make the report show the
-groups. Paths are decoded with :func:`quasar.runtime.pathtext.decode_text` (the writer's escaping;
-in CSV after :func:`~quasar.runtime.pathtext.csv_uncell`) and resolved for the thumbnails.
+groups. The file is read by :func:`quasar.runtime.output.read_rows`, the one reader of results files (its
+schema, escaping and guards live there), and the paths are resolved for the thumbnails.
 
 A results file may come from anyone, and its paths name files to open: :func:`read_results` reads
 (for thumbnails) only files with an image extension (:data:`quasar.io.files.IMAGE_EXTENSIONS`) whose
@@ -16,17 +16,11 @@ score --report`` and ``quasar cull --report`` show the files that very run read,
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field
 
 from quasar.errors import QuasarError
-from quasar.runtime.explain import REASON_COLUMN
-
-NON_HEAD_COLUMNS = frozenset({"path", "error", REASON_COLUMN, "group", "rank", "keep", "similarity", "group_size",
-                              "capture_time"})
 
 
 @dataclass
@@ -74,40 +68,6 @@ def _int(v) -> int | None:
     return None if x is None else int(x)
 
 
-def _rows(path: str):
-    """(columns, rows as dicts, whether CSV) of a CSV or JSONL results file; QuasarError naming the file and line."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise QuasarError(f"{path}: not UTF-8 text at byte {e.start}") from None
-    first = text.lstrip()[:1]
-    if first == "{":
-        rows, cols = [], []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except ValueError:
-                raise QuasarError(f"{path}:{n}: not a JSON line") from None
-            if not isinstance(d, dict) or "path" not in d:
-                raise QuasarError(f"{path}:{n}: not a result row (no \"path\")")
-            for k in d:
-                if k not in cols:
-                    cols.append(k)
-            rows.append(d)
-        return cols, rows, False
-    reader = csv.DictReader(text.splitlines())
-    cols = list(reader.fieldnames or [])
-    if "path" not in cols:
-        raise QuasarError(f"{path}: no 'path' column (is this a quasar score/cull results file?)")
-    try:
-        return cols, list(reader), True
-    except csv.Error as e:
-        raise QuasarError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
-
-
 def _under(path: str, root_real: str) -> bool:
     real = os.path.realpath(path)
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
@@ -143,23 +103,23 @@ def read_results(path: str, images_root: str | None = None, confine: bool = True
 
     ``images_root`` and ``confine``: which files may be read for thumbnails (see the module docstring).
     """
-    from quasar.runtime.pathtext import csv_uncell, decode_text
+    from quasar.runtime.output import head_columns, read_rows
 
     if not os.path.isfile(path):
         raise QuasarError(f"{path}: results file not found")
-    cols, rows, is_csv = _rows(path)
-    text_cell = csv_uncell if is_csv else (lambda v: v)
-    heads = [c for c in cols if c not in NON_HEAD_COLUMNS and not c.endswith("_margin")]
+    found = read_rows(path)
+    if found.csv and "path" not in found.columns:
+        raise QuasarError(f"{path}: no 'path' column (is this a quasar score/cull results file?)")
+    heads = head_columns(found.columns)
     base = os.path.dirname(os.path.abspath(path))
     photos = []
-    for d in rows:
-        shown = decode_text(text_cell(str(d.get("path", ""))))
-        error = d.get("error") or None
+    for d in found.rows:
+        shown = found.text(d, "path") or ""
         keep = d.get("keep")
         photos.append(Photo(
             path=shown, file=resolve(shown, images_root, base, confine),
             scores={h: v for h in heads if (v := _float(d.get(h))) is not None},
-            error=None if error is None else decode_text(text_cell(str(error))),
+            error=found.text(d, "error"),
             group=_int(d.get("group")), rank=_int(d.get("rank")),
             keep=None if keep in (None, "") else bool(_int(keep)), similarity=_float(d.get("similarity"))))
     return ReportData(photos, heads, title=f"QUASAR report: {os.path.basename(path)}", source=path)

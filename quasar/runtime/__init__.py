@@ -1,6 +1,6 @@
 """Scoring runtime: decode and preprocess with OpenCV, batch, and run a fused model (no torch).
 
-``Scorer`` is the API; ``quasar score`` (``quasar.runtime.cli``) the command line. The runtime needs
+``Scorer`` is the API; ``quasar score`` (``quasar.app.score``) the command line. The runtime needs
 numpy, OpenCV and ONNX Runtime only; TensorRT, cuda-python and torch are imported when (and only
 when) their backend is requested.
 """

@@ -1,4 +1,11 @@
-"""Result files for ``quasar score``: CSV or JSON Lines, written row by row and resumable.
+"""Result files: CSV or JSON Lines, written row by row and resumable; the one home of their schema.
+
+The schema of every results file (``quasar score``'s, ``quasar cull``'s and the ``--resume`` side
+file of ``quasar cull``) lives here: the columns (:func:`columns`, :func:`cull_columns`, which are
+heads: :func:`head_columns`), how text cells are escaped (:func:`text_cell`, :func:`json_line`) and
+the one reader of them all (:func:`read_rows`), with every guard: UTF-8, lines split on ``\n`` only
+(a path may hold U+2028), one JSON object with a text ``path`` per line, CSV rows as wide as the
+header, each refusal one line naming the file and the line.
 
 Each row is flushed as soon as it is written, so an interrupted run keeps everything it scored.
 Text fields (the path and the error) are written through :func:`quasar.runtime.pathtext.encode_text`:
@@ -28,6 +35,7 @@ import io
 import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import TextIO
 
 from quasar.errors import QuasarError
@@ -56,6 +64,103 @@ def columns(heads: tuple[str, ...], margins: bool, reasons: tuple[str, ...] = ()
     if reasons:
         cols.append(REASON_COLUMN)
     return cols + ["error"]
+
+
+CULL_COLUMNS = ("group", "rank", "keep", "similarity", "group_size")  # before the path in quasar cull's rows
+CAPTURE_COLUMN = "capture_time"
+EMBEDDING_KEY = "embedding"  # JSONL rows written with embeddings
+NON_HEAD_COLUMNS = frozenset({"path", "error", REASON_COLUMN, *CULL_COLUMNS, CAPTURE_COLUMN, EMBEDDING_KEY})
+
+
+def cull_columns(heads: tuple[str, ...]) -> list[str]:
+    """The columns of a ``quasar cull`` results file."""
+    return [*CULL_COLUMNS, "path", *heads, CAPTURE_COLUMN, "error"]
+
+
+def head_columns(cols) -> list[str]:
+    """Which of a results file's columns are heads (P(good) scores): not a margin, not a fixed column."""
+    return [c for c in cols if c not in NON_HEAD_COLUMNS and not c.endswith("_margin")]
+
+
+def text_cell(text: str, csv_file: bool) -> str:
+    """A path or an error as written: :func:`encode_text`, and in CSV no leading formula character."""
+    text = encode_text(text)
+    return csv_cell(text) if csv_file else text
+
+
+def read_text(cell: str, csv_file: bool) -> str:
+    """The inverse of :func:`text_cell`: the path or error a cell holds."""
+    return decode_text(csv_uncell(cell) if csv_file else cell)
+
+
+def json_line(row: dict) -> str:
+    """One JSON Lines row: UTF-8 as is, no NaN (scores are finite by then)."""
+    return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+@dataclass
+class Rows:
+    """A results file read back: its columns (JSONL: every key in order of appearance), its rows as dicts
+    (CSV: text cells; JSONL: as parsed) and whether it is CSV (for :func:`read_text`)."""
+
+    columns: list[str]
+    rows: list[dict]
+    csv: bool
+
+    def text(self, row: dict, column: str) -> str | None:
+        """A text cell (``path``, ``error``) decoded, or None when empty."""
+        v = row.get(column)
+        return None if v is None or v == "" else read_text(str(v), self.csv)
+
+
+def read_rows(path: str, fmt: str | None = None, why: str = "") -> Rows:
+    """Read a results file (``fmt`` None: JSONL when it starts with ``{``, else CSV); QuasarError naming the
+    file (and line) for anything that is not one, with ``; why`` appended (e.g. "cannot resume from it")."""
+    tail = f"; {why}" if why else ""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise QuasarError(f"{path}: not UTF-8 text at byte {e.start}{tail}") from None
+    if fmt is None:
+        fmt = "jsonl" if text.lstrip()[:1] == "{" else "csv"
+    if fmt == "csv":
+        return _read_csv(path, text, tail)
+    rows: list[dict] = []
+    cols: dict[str, None] = {}
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 or U+0085 may be in a path
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except (ValueError, RecursionError):
+            raise QuasarError(f"{path}:{n}: not a JSON line{tail}") from None
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+            raise QuasarError(f"{path}:{n}: not a result row (no \"path\"){tail}")
+        if not isinstance(d.get("error"), (str, type(None))):
+            raise QuasarError(f"{path}:{n}: not a result row (\"error\" is not text){tail}")
+        cols.update(dict.fromkeys(d))
+        rows.append(d)
+    return Rows(list(cols), rows, csv=False)
+
+
+def _read_csv(path: str, text: str, tail: str) -> Rows:
+    reader = csv.reader(io.StringIO(text))  # StringIO: rows end at \n only, quoted newlines stay in their cell
+    try:
+        header = next(reader, None)
+        if header is None:
+            return Rows([], [], csv=True)
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise QuasarError(f"{path}:{reader.line_num}: row has {len(row)} fields, expected {len(header)} "
+                                  f"(damaged file){tail}")
+            rows.append(dict(zip(header, row, strict=True)))
+    except csv.Error as e:
+        raise QuasarError(f"{path}:{reader.line_num}: malformed CSV ({e}){tail}") from None
+    return Rows(header, rows, csv=True)
 
 
 class RowWriter:
@@ -91,15 +196,16 @@ class RowWriter:
             raise QuasarError(f"{self.name}: cannot write results: {e.strerror or e}") from None
 
     def write(self, rec: ScoreRecord) -> None:
-        path = encode_text(rec.source)
-        error = None if rec.error is None else encode_text(rec.error)
+        is_csv = self._csv is not None
+        path = text_cell(rec.source, is_csv)
+        error = None if rec.error is None else text_cell(rec.error, is_csv)
         if self._csv is not None:
-            row = [csv_cell(path)] + [_fmt(rec.scores.get(h)) for h in self.heads]
+            row = [path] + [_fmt(rec.scores.get(h)) for h in self.heads]
             if self.margins:
                 row += [_fmt(rec.margins.get(h)) for h in self.heads]
             if self.reasons:
                 row.append(reason(rec.scores, self.reasons) if rec.ok else "")
-            self._guarded(lambda: self._csv.writerow(row + [csv_cell(error or "")]))
+            self._guarded(lambda: self._csv.writerow(row + [error or ""]))
             if self.embeddings:
                 self._npy_rows.append(rec.embedding)
             return
@@ -111,9 +217,9 @@ class RowWriter:
             d[REASON_COLUMN] = reason(rec.scores, self.reasons) if rec.ok else None
         d["error"] = error
         if self.embeddings:
-            d["embedding"] = None if rec.embedding is None else [float(f"{v:.{self.embedding_digits}g}")
-                                                                  for v in rec.embedding.tolist()]
-        line = json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
+            d[EMBEDDING_KEY] = None if rec.embedding is None else [float(f"{v:.{self.embedding_digits}g}")
+                                                                    for v in rec.embedding.tolist()]
+        line = json_line(d)
         self._guarded(lambda: self.stream.write(line))
 
     def close(self) -> None:
@@ -190,7 +296,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
         if existing:
             notes = repair_tail(out)
-            want = columns(heads, margins, reasons) + (["embedding"] if embeddings else [])  # (JSONL only here)
+            want = columns(heads, margins, reasons) + ([EMBEDDING_KEY] if embeddings else [])  # (JSONL only here)
             done = read_done(out, fmt, want)
             existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
         # --resume appends in place, each row durable at once; else a temporary file (quasar.runtime.outfile)
@@ -243,42 +349,12 @@ def repair_tail(path: str) -> list[str]:
 def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
     """Resume keys of the paths already in a results file; QuasarError if its columns do not match
     this run's or a row is malformed (call :func:`repair_tail` first)."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise QuasarError(f"{path}: not UTF-8 text at byte {e.start}; cannot resume from it") from None
-    done: set[str] = set()
-    if fmt == "csv":
-        rows = csv.reader(io.StringIO(text))
-        try:
-            header = next(rows, None)
-            if header is None:
-                return done
-            if header != want:
-                raise QuasarError(f"{path}: columns {header} differ from this run's {want}; "
-                                  "use another output file or drop --resume")
-            for row in rows:
-                if not row:
-                    continue
-                if len(row) != len(want):
-                    raise QuasarError(f"{path}:{rows.line_num}: row has {len(row)} fields, expected {len(want)} "
-                                      "(damaged file); use another output file or drop --resume")
-                done.add(resume_key(decode_text(csv_uncell(row[0]))))
-        except csv.Error as e:
-            raise QuasarError(f"{path}:{rows.line_num}: malformed CSV ({e}); cannot resume from it") from None
-        return done
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except (ValueError, RecursionError):
-            raise QuasarError(f"{path}:{n}: not a JSON line; cannot resume from this file") from None
-        if not isinstance(d, dict) or not isinstance(d.get("path"), str):
-            raise QuasarError(f"{path}:{n}: not a result row (no \"path\"); cannot resume from this file")
-        if n == 1 and sorted(d) != sorted(want):
-            raise QuasarError(f"{path}: keys {sorted(d)} differ from this run's {sorted(want)}; "
+    found = read_rows(path, fmt, why="cannot resume from it")
+    if found.csv:
+        if found.columns and found.columns != want:
+            raise QuasarError(f"{path}: columns {found.columns} differ from this run's {want}; "
                               "use another output file or drop --resume")
-        done.add(resume_key(decode_text(d["path"])))
-    return done
+    elif found.rows and sorted(found.rows[0]) != sorted(want):
+        raise QuasarError(f"{path}: keys {sorted(found.rows[0])} differ from this run's {sorted(want)}; "
+                          "use another output file or drop --resume")
+    return {resume_key(found.text(row, "path") or "") for row in found.rows}

@@ -9,5 +9,5 @@ used, through :func:`quasar.scale.cluster.require_ray`, so a missing extra is on
 * :mod:`quasar.scale.http`     request parsing and limits for the service (plain Python, no Ray).
 * :mod:`quasar.scale.fair`     fair dynamic batching: one image per waiting client/request in turn.
 * :mod:`quasar.scale.serve`    the Ray Serve deployment with dynamic batching.
-* :mod:`quasar.scale.cli`      ``quasar serve``.
+* ``quasar serve`` is :mod:`quasar.app.serve` (the application layer).
 """

@@ -1,7 +1,7 @@
 """``quasar score --ray``: the CLI's scorer, with the scoring done by a Ray Data actor pool.
 
 The CLI lists inputs, applies ``--resume`` and writes rows exactly as for local scoring
-(:mod:`quasar.runtime.cli`, :mod:`quasar.runtime.output`); only :meth:`RayScorer.score_items`
+(:mod:`quasar.app.score`, :mod:`quasar.runtime.output`); only :meth:`RayScorer.score_items`
 differs: the listed items become a Dataset of ``(path, error)`` rows, scored by
 :func:`quasar.scale.raydata.score_dataset`, and come back as :class:`ScoreRecord` in input order
 (Ray Data's ``preserve_order``), so the output file is the one a local run writes.

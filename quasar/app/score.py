@@ -127,19 +127,9 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output(report, [*args.paths, args.output], what="report", report=True)
 
 
-def _quiet_opencv() -> None:
-    """OpenCV logs every undecodable file on stderr; the CLI reports them itself."""
-    try:
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except (ImportError, AttributeError):
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
-    from quasar.io.decode import DEFAULT_MAX_PIXELS
+    from quasar.io.decode import DEFAULT_MAX_PIXELS, quiet_opencv
     from quasar.runtime.output import open_writer
     from quasar.runtime.pathtext import encode_text, resume_key
     from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
@@ -149,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
     check_outputs(args)
-    _quiet_opencv()
+    quiet_opencv()
     if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch
                          or args.connect_timeout is not None):
         raise QuasarError("--address, --connect-timeout, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")

@@ -30,13 +30,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quasar.io.decode import quiet_opencv
     from quasar.report.build import build_report
     from quasar.report.data import read_results
-    from quasar.runtime.cli import _quiet_opencv
     from quasar.runtime.outfile import check_output
 
     check_output(args.output, [args.results], what="report", report=True)
-    _quiet_opencv()
+    quiet_opencv()
     data = read_results(args.results, args.images)
     stats = build_report(data, args.output, thumbs=args.thumbs, workers=args.workers, side=args.thumb_size,
                          sort=args.sort)

@@ -13,7 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def register(subparsers) -> None:

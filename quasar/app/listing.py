@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 PACK_SUFFIX = ".qpack.json"
 
 

@@ -18,9 +18,9 @@ def _similarity(v: str) -> float:
 
 
 def register(subparsers) -> None:
+    from quasar.app.score import add_follow_links
     from quasar.cull.run import HOW
     from quasar.cull.views import DEFAULT_VIEW, VIEWS
-    from quasar.runtime.cli import add_follow_links
 
     p = subparsers.add_parser(
         "cull", help="group near-duplicate shots (bursts) and mark the best of each to keep",
@@ -67,7 +67,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Everything cull will write, checked before anything is scored (quasar.runtime.outfile)."""
     import os
 
-    from quasar.runtime.cli import check_outputs as check_files
+    from quasar.app.score import check_outputs as check_files
     from quasar.runtime.outfile import check_output
     from quasar.runtime.pathtext import encode_text
 
@@ -88,7 +88,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     from quasar.cull.run import cull, place, score_resumable, unique_items, write_rows
-    from quasar.runtime.cli import _quiet_opencv
+    from quasar.io.decode import quiet_opencv
     from quasar.runtime.progress import make_bar, progress_enabled
     from quasar.runtime.scorer import Scorer
     from quasar.runtime.sources import iter_items
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.window is not None and args.window < 0:
         raise QuasarError("--window must be at least 0 seconds")
     check_outputs(args)
-    _quiet_opencv()
+    quiet_opencv()
     # one entry per real file (links and paths given twice resolved) before anything is grouped or placed
     items = unique_items(iter_items(args.paths, args.recursive, follow_links=args.follow_links))
     with Scorer(args.model, embeddings=True, workers=args.workers, batch_size=args.batch_size) as scorer:
