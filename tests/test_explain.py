@@ -1,11 +1,10 @@
 """The ``reason`` of ``quasar score --explain``: the weakest family head, or nothing when none is low."""
 
-from quasar.runtime.explain import REASON_BELOW, reason
-
-
 import json
 
 import pytest
+
+from quasar.runtime.explain import REASON_BELOW, reason
 
 
 def _meta(heads, combine, explain=()):
