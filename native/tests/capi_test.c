@@ -116,6 +116,7 @@ static void check_info(quasar_scorer* s) {
     CHECK(k == 8);  // seven family heads and quality
     CHECK(strcmp(quasar_head_name(s, k - 1), "quality") == 0 && quasar_head_name(s, k) == NULL);
     CHECK(quasar_head_is_summary(s, k - 1) == 1 && quasar_head_is_summary(s, 0) == 0);
+    CHECK(quasar_head_is_explain(s, 0) == 1 && quasar_head_is_explain(s, k - 1) == 0 && quasar_head_is_explain(s, k) == 0);
     CHECK(strcmp(quasar_metadata_value(s, "quasar.format"), "quasar-fused-model") == 0);
     CHECK(quasar_metadata_value(s, "no.such.key") == NULL);
     CHECK(quasar_metadata_count(s) >= 11 && quasar_metadata_key(s, quasar_metadata_count(s)) == NULL);

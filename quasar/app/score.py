@@ -127,32 +127,35 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output(report, [*args.paths, args.output], what="report", report=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
-    from quasar.io.decode import DEFAULT_MAX_PIXELS, quiet_opencv
-    from quasar.runtime.output import open_writer
-    from quasar.runtime.pathtext import encode_text, resume_key
-    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
-    from quasar.runtime.scorer import Scorer
-    from quasar.runtime.sources import iter_items
-
+def _validate(args: argparse.Namespace) -> None:
+    """Every check of the arguments and outputs, before anything is loaded or written."""
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
     check_outputs(args)
-    quiet_opencv()
     if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch
                          or args.connect_timeout is not None):
         raise QuasarError("--address, --connect-timeout, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
     if args.ray and getattr(args, "embeddings", False):
         raise QuasarError("--embeddings is not available with --ray yet: score locally to write embeddings")
+
+
+def _build(args: argparse.Namespace):
+    """(scorer, writer, keys already done, head columns): the model loaded, the output opened."""
+    from quasar.io.decode import DEFAULT_MAX_PIXELS
+    from quasar.runtime.output import open_writer
+    from quasar.runtime.pathtext import encode_text
+
     if args.ray:
         from quasar.scale.raycli import RayScorer
 
-        scorer = RayScorer(args.model, address=args.address, connect_timeout=args.connect_timeout, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
+        scorer = RayScorer(args.model, address=args.address, connect_timeout=args.connect_timeout,
+                           actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
                            batch_size=args.ray_batch, margins=args.margins, backend=args.backend, device=args.device,
                            workers=args.workers, threads=args.threads, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                            reduced_decode=not args.no_reduced_decode, inference_batch=args.batch_size)
     else:
+        from quasar.runtime.scorer import Scorer
+
         scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
                         workers=args.workers, threads=args.threads,
                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
@@ -168,44 +171,57 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in writer.notes:
             print(f"quasar score: {encode_text(args.output)}: {note}", file=sys.stderr)
-    skipped = 0
+    return scorer, writer, done, heads
+
+
+class _Tally:
+    """What a run counts as it goes: rows written, failures, warnings, inputs skipped by --resume."""
+
+    def __init__(self) -> None:
+        self.n = self.warned = self.skipped = 0
+        self.failures: list[tuple[str, str]] = []
+        self.interrupted = False
+
+
+def _execute(args: argparse.Namespace, scorer, writer, done, tally: _Tally) -> list:
+    """Score every input not yet done, writing each record as it comes; returns the records kept for
+    ``--report`` when the rows go to stdout. Closes the writer and the scorer, also on Ctrl-C."""
+    from quasar.runtime.pathtext import encode_text, resume_key
+    from quasar.runtime.progress import count_inputs, make_bar, progress_enabled
+    from quasar.runtime.sources import iter_items
 
     def todo():
-        nonlocal skipped
         for item in iter_items(args.paths, args.recursive, follow_links=args.follow_links):
             if done and resume_key(item.label) in done:
-                skipped += 1
+                tally.skipped += 1
                 continue
             yield item
 
     show = progress_enabled(args.output, args.quiet)
     total = None
     if show:  # a listing-only count for the bar's total and ETA (None: too many files to count cheaply)
-        total = count_inputs(args.paths, args.recursive, follow_links=args.follow_links, skip=(lambda p: resume_key(p) in done) if done else None)
+        total = count_inputs(args.paths, args.recursive, follow_links=args.follow_links,
+                             skip=(lambda p: resume_key(p) in done) if done else None)
     bar = make_bar(total, show)
-    failures: list[tuple[str, str]] = []
-    warned = 0
-    n = 0
-    interrupted = False
     records = scorer.score_items(todo())
-    report = getattr(args, "report", None)
+    keep = getattr(args, "report", None) and args.output == "-"
     shown: list = []  # records for --report when the rows go to stdout (else the file is read back)
     try:
         for rec in records:
             writer.write(rec)
-            if report and args.output == "-":
+            if keep:
                 shown.append(type(rec)(rec.source, rec.scores, error=rec.error))
-            n += 1
+            tally.n += 1
             if rec.error is not None:
-                failures.append((rec.source, rec.error))
-                bar.set_postfix(failed=len(failures), refresh=False)
+                tally.failures.append((rec.source, rec.error))
+                bar.set_postfix(failed=len(tally.failures), refresh=False)
             elif rec.warning is not None:
-                warned += 1
-                if not args.quiet and warned <= MAX_LISTED_FAILURES:
+                tally.warned += 1
+                if not args.quiet and tally.warned <= MAX_LISTED_FAILURES:
                     bar.write(f"quasar score: warning: {encode_text(rec.source)}: {rec.warning}", file=sys.stderr)
             bar.update()
     except KeyboardInterrupt:
-        interrupted = True
+        tally.interrupted = True
     finally:
         records.close()  # stops the pipeline's threads before the backend goes away
         bar.close()
@@ -213,15 +229,26 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         finally:
             scorer.close()
-    if interrupted:
-        print(_interrupted_line(args.output, n), file=sys.stderr)
+    return shown
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()  # the summary's time covers the whole run, model loading included
+    from quasar.io.decode import quiet_opencv
+
+    _validate(args)
+    quiet_opencv()
+    scorer, writer, done, heads = _build(args)
+    tally = _Tally()
+    shown = _execute(args, scorer, writer, done, tally)
+    if tally.interrupted:
+        print(_interrupted_line(args.output, tally.n), file=sys.stderr)
         return EXIT_INTERRUPTED
-    if report:
-        _write_report(report, args, heads, shown)
-    dt = time.perf_counter() - t0
+    if getattr(args, "report", None):
+        _write_report(args.report, args, heads, shown)
     if not args.quiet:
-        _summary(n, failures, skipped, dt, warned)
-    return exit_status(n, len(failures), skipped, strict=args.strict)
+        _summary(tally.n, tally.failures, tally.skipped, time.perf_counter() - t0, tally.warned)
+    return exit_status(tally.n, len(tally.failures), tally.skipped, strict=args.strict)
 
 
 EXIT_INTERRUPTED = 130

@@ -92,12 +92,17 @@ class ScoringHead(nn.Module):
             logits = margins * self.logit_scales[: self.num_base]
             cols = []
             for rule, idx in self.combine:
+                if rule == "mean":
+                    # one MatMul by a [K_base, 1] column holding 1/k at the combined heads and 0 elsewhere:
+                    # no ReduceMean and no Gather, so mobile runtimes and OpenCV DNN take it
+                    avg = np.zeros((self.num_base, 1), np.float32)
+                    avg[idx] = 1.0 / len(idx)
+                    cols.append(logits.matmul(torch.as_tensor(avg, dtype=logits.dtype, device=logits.device))
+                                .reshape(-1))
+                    continue
                 part = logits[:, idx]
                 if rule == "min":
                     cols.append(part.min(dim=1).values)
-                elif rule == "mean":  # a MatMul by 1/k, not ReduceMean: mobile runtimes and OpenCV DNN take it
-                    avg = torch.full((len(idx), 1), 1.0 / len(idx), dtype=part.dtype, device=part.device)
-                    cols.append(part.matmul(avg).reshape(-1))
                 else:  # softmin
                     cols.append(-torch.logsumexp(-part, dim=1))
             combined = torch.stack(cols, dim=1)

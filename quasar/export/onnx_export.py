@@ -259,21 +259,12 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
 
         >>> path = export_onnx(None, "default", "quality-fp32.onnx")  # doctest: +SKIP
         >>> from quasar.runtime import Scorer
-        >>> Scorer(path).heads  # doctest: +SKIP
-        ('sharpness', 'noise', 'compression', 'exposure', 'color', 'spatial', 'quality')
+        >>> Scorer(path).info.summary_heads  # doctest: +SKIP
+        ('quality',)
     """
-    if precision not in PRECISIONS:
-        raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if int8_scheme not in ("cpu", "tensorrt"):
-        raise QuasarError(f"int8 scheme must be cpu or tensorrt, not {int8_scheme!r}")
-    if opset < MIN_OPSET:
-        raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
+    _check_export_args(precision, int8_scheme, opset, static, size, batch)
     out = check_output_path(out_path)
     pack = load_pack(pack)
-    if static is not None and size is not None:
-        raise QuasarError("--size does not apply to --static graphs (their size is H x W)")
-    if static is not None and batch < 1:
-        raise QuasarError(f"--batch must be at least 1, not {batch}")
     spec = export_spec(pack.preprocess, size)
     fixed = static_spec_for(spec, *static, fit) if static is not None else None
     fused = build_fused(encoder_id or pack.encoder, pack, spec)
@@ -285,31 +276,9 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         x = None
         _check_runs(fused, dummy_input(fused, 1), spec != pack.preprocess)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".quasar-export-") as tmp:
-        graph_path = os.path.join(tmp, "model.onnx")
-        if precision == "fp16":
-            # Only the encoder: the head (normalisation of e, centroids, scales) stays float32.
-            # In place: the module is ours, and a deep copy would duplicate a CLIP text tower.
-            fused.encoder.half()
-        trace_to_onnx(fused, graph_path, opset, static_input=x)
-        static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
-        finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision, **static_kw)
-        if fixed is not None:
-            from quasar.export.static import fold_and_rewrite
-
-            # int8: Clip stays Clip, which the quantiser folds into the uint8 range (OpenCV 4.6 reads
-            # no QDQ graph anyway); fp32/fp16: clip_form.
-            fold_and_rewrite(graph_path, clip_form="clip" if precision == "int8" else clip_form)
-            refresh_head_sha256(graph_path)
+        graph_path = _write_graph(tmp, fused, pack, precision, opset, x, fixed, batch, clip_form)
         if precision == "int8":
-            from quasar.export.int8 import default_calibration_images, quantize_int8
-
-            images = calibration_images if calibration_images is not None else default_calibration_images()
-            q_path = os.path.join(tmp, "model.int8.onnx")
-            with _quiet_quantizer():
-                quantize_int8(graph_path, q_path, images, fixed or fused.spec, scheme=int8_scheme,
-                              batch=batch if fixed is not None else 1)
-            finalize(q_path, fused, pack, "int8", rewrite=False, **static_kw)
-            graph_path = q_path
+            graph_path = _quantize(tmp, graph_path, fused, pack, fixed, batch, calibration_images, int8_scheme)
         if embedding:
             from quasar.export.embedding import add_embedding_output
 
@@ -317,3 +286,54 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
         seal_model(graph_path)
         os.replace(graph_path, out)
     return out
+
+
+def _check_export_args(precision: str, int8_scheme: str, opset: int, static, size, batch: int) -> None:
+    """The arguments of :func:`export_onnx` that can be refused before anything is built."""
+    if precision not in PRECISIONS:
+        raise QuasarError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if int8_scheme not in ("cpu", "tensorrt"):
+        raise QuasarError(f"int8 scheme must be cpu or tensorrt, not {int8_scheme!r}")
+    if opset < MIN_OPSET:
+        raise QuasarError(f"opset {opset} is too old; QUASAR graphs need opset {MIN_OPSET} or newer")
+    if static is not None and size is not None:
+        raise QuasarError("--size does not apply to --static graphs (their size is H x W)")
+    if static is not None and batch < 1:
+        raise QuasarError(f"--batch must be at least 1, not {batch}")
+
+
+def _write_graph(tmp: str, fused, pack: CentroidPack, precision: str, opset: int, x, fixed, batch: int,
+                 clip_form: str) -> str:
+    """Trace ``fused`` to ``tmp``/model.onnx with the contract's metadata (int8: the fp32 graph it is
+    quantised from), folded and rewritten when static; returns the path."""
+    graph_path = os.path.join(tmp, "model.onnx")
+    if precision == "fp16":
+        # Only the encoder: the head (normalisation of e, centroids, scales) stays float32.
+        # In place: the module is ours, and a deep copy would duplicate a CLIP text tower.
+        fused.encoder.half()
+    trace_to_onnx(fused, graph_path, opset, static_input=x)
+    static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
+    finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision, **static_kw)
+    if fixed is not None:
+        from quasar.export.static import fold_and_rewrite
+
+        # int8: Clip stays Clip, which the quantiser folds into the uint8 range (OpenCV 4.6 reads
+        # no QDQ graph anyway); fp32/fp16: clip_form.
+        fold_and_rewrite(graph_path, clip_form="clip" if precision == "int8" else clip_form)
+        refresh_head_sha256(graph_path)
+    return graph_path
+
+
+def _quantize(tmp: str, graph_path: str, fused, pack: CentroidPack, fixed, batch: int,
+              calibration_images, int8_scheme: str) -> str:
+    """The int8 graph of the fp32 ``graph_path``, with the contract's metadata; returns its path."""
+    from quasar.export.int8 import default_calibration_images, quantize_int8
+
+    images = calibration_images if calibration_images is not None else default_calibration_images()
+    q_path = os.path.join(tmp, "model.int8.onnx")
+    with _quiet_quantizer():
+        quantize_int8(graph_path, q_path, images, fixed or fused.spec, scheme=int8_scheme,
+                      batch=batch if fixed is not None else 1)
+    static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
+    finalize(q_path, fused, pack, "int8", rewrite=False, **static_kw)
+    return q_path

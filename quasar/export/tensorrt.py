@@ -162,19 +162,8 @@ def _make_logger(trt, verbose: bool):
     return Logger()
 
 
-def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | None = None, *,
-                 fp16: bool = False, int8: bool = False, profile: ShapeProfile | None = None,
-                 min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None,
-                 max_side: int | None = None, opt_hw: tuple[int, int] | None = None,
-                 timing_cache: str | os.PathLike | None = None, workspace_gib: float = DEFAULT_WORKSPACE_GIB,
-                 optimization_level: int | None = None, tf32: bool = True, verbose: bool = False) -> str:
-    """Build ``engine_path`` (default: the ONNX path with ``.engine``) and its sidecar; returns the path.
-
-    ``timing_cache`` (a file, created if missing, updated after the build) makes rebuilds of the same
-    layers on the same GPU take seconds instead of minutes. ``tf32=False`` keeps fp32 layers in true
-    fp32 (TensorRT uses TF32 tensor cores for them by default on Ampere and newer), for parity checks.
-    """
-    onnx_path = os.fspath(onnx_path)
+def _check_build_args(onnx_path: str, engine_path, int8: bool):
+    """(the model's info, the engine path) after every check that needs no TensorRT."""
     if not os.path.isfile(onnx_path):
         raise QuasarError(f"{onnx_path}: no such ONNX file")
     info = load_info(onnx_path)
@@ -193,6 +182,50 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
         if int8_scheme(onnx.load(onnx_path, load_external_data=False)) == "cpu":
             raise QuasarError(f"{onnx_path} is quantised for ONNX Runtime CPU (uint8 activations); TensorRT "
                               "needs zero-point-free int8: quasar export onnx --precision int8 --int8-scheme tensorrt")
+    return info, engine_path
+
+
+def _builder_config(trt, builder, profile: ShapeProfile, *, weak: bool, fp16: bool, int8: bool, tf32: bool,
+                    optimization_level: int | None, workspace_gib: float, cache_path: str | None):
+    """The builder config: workspace, precision flags (weakly typed TensorRT only), the optimisation
+    profile and the timing cache (read from ``cache_path`` when it exists)."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if optimization_level is not None:
+        config.builder_optimization_level = int(optimization_level)
+    if weak:
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        if int8:
+            config.set_flag(trt.BuilderFlag.INT8)
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(opt_profile)
+    cache_bytes = b""
+    if cache_path and os.path.exists(cache_path):
+        with open(cache_path, "rb") as f:
+            cache_bytes = f.read()
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU is ignored, not fatal
+    return config
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | None = None, *,
+                 fp16: bool = False, int8: bool = False, profile: ShapeProfile | None = None,
+                 min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32, min_side: int | None = None,
+                 max_side: int | None = None, opt_hw: tuple[int, int] | None = None,
+                 timing_cache: str | os.PathLike | None = None, workspace_gib: float = DEFAULT_WORKSPACE_GIB,
+                 optimization_level: int | None = None, tf32: bool = True, verbose: bool = False) -> str:
+    """Build ``engine_path`` (default: the ONNX path with ``.engine``) and its sidecar; returns the path.
+
+    ``timing_cache`` (a file, created if missing, updated after the build) makes rebuilds of the same
+    layers on the same GPU take seconds instead of minutes. ``tf32=False`` keeps fp32 layers in true
+    fp32 (TensorRT uses TF32 tensor cores for them by default on Ampere and newer), for parity checks.
+    """
+    onnx_path = os.fspath(onnx_path)
+    info, engine_path = _check_build_args(onnx_path, engine_path, int8)
     int8 = int8 or info.precision == "int8"
     profile = profile or make_profile(info, _input_hw(onnx_path), fixed_batch=_input_batch(onnx_path),
                                       min_batch=min_batch, opt_batch=opt_batch,
@@ -214,28 +247,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike | 
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise QuasarError(f"TensorRT cannot parse {onnx_path}: {errors}")
 
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)
-    if optimization_level is not None:
-        config.builder_optimization_level = int(optimization_level)
-    if weak:
-        if fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
-        if int8:
-            config.set_flag(trt.BuilderFlag.INT8)
-    opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
-    config.add_optimization_profile(opt_profile)
     cache_path = os.fspath(timing_cache) if timing_cache else None
-    cache_bytes = b""
-    if cache_path and os.path.exists(cache_path):
-        with open(cache_path, "rb") as f:
-            cache_bytes = f.read()
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU is ignored, not fatal
-
+    config = _builder_config(trt, builder, profile, weak=weak, fp16=fp16, int8=int8, tf32=tf32,
+                             optimization_level=optimization_level, workspace_gib=workspace_gib,
+                             cache_path=cache_path)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         why = logger.errors[-1] if logger.errors else "see the TensorRT messages above"
