@@ -57,13 +57,12 @@ def rn50_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
+def ray_nodes():
     """One simulated two-node Ray cluster (1 CPU per node) for every Ray test of the session.
 
-    Ray is in the dev extra, so a missing install fails here instead of skipping. Serve apps that
-    tests start are their own to stop; the cluster and everything on it go down at session end.
+    Ray is in the dev extra, so a missing install fails here instead of skipping. The test process
+    is not connected to it here: ask for :func:`ray_cluster` for that.
     """
-    import ray
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -71,8 +70,24 @@ def ray_cluster():
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
         yield cluster
     finally:
-        ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_nodes):
+    """The session's cluster with the test process connected to it (``ray.init``) for one test module.
+
+    Disconnected (``ray.shutdown``) when the module ends, so Ray is never left initialised for the
+    modules after it: ``quasar score --ray`` run in-process there would otherwise find Ray already
+    initialised and use this cluster. Serve apps that tests start are their own to stop; the cluster
+    and everything on it go down at session end.
+    """
+    import ray
+
+    ray.init(address=ray_nodes.address, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray_nodes
+    finally:
+        ray.shutdown()

@@ -73,6 +73,22 @@ def test_normalisation_constants_match():
     assert (default.mean, default.std) == (constants.CLIP_MEAN, constants.CLIP_STD)
 
 
+def _cpp_number(text: str, name: str) -> float:
+    """The value of ``constexpr ... name = N;`` / ``= Nu << S;`` in C++ source text."""
+    m = re.search(rf"\b{name} = (\d+(?:\.\d+)?)u?(?: << (\d+))?;", text)
+    assert m, f"{name} not found"
+    return float(m.group(1)) * 2 ** int(m.group(2) or 0)
+
+
+def test_input_size_caps_match():
+    """The cap on what an input file may hold beyond its image (quasar.io.files.read_file; the native
+    read_file in prepare.cpp): the same head size, bytes per pixel and slack in both runtimes."""
+    text = (SRC / "prepare.cpp").read_text()
+    assert _cpp_number(text, "kInputHeadBytes") == limits.INPUT_HEAD_BYTES
+    assert _cpp_number(text, "kMaxBytesPerPixel") == limits.MAX_BYTES_PER_PIXEL
+    assert _cpp_number(text, "kInputSlackBytes") == limits.INPUT_SLACK_BYTES
+
+
 def test_python_binding_matches_the_c_api():
     """quasar.nativelib (ctypes) repeats quasar.h's API version, status codes, options struct and signatures."""
     import ctypes

@@ -126,15 +126,15 @@ def _listening(pids: set[int]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads listening sockets from /proc")
-def test_without_address_a_private_cluster_on_loopback_even_beside_another(ray_cluster):
-    env = {**ENV, "RAY_ADDRESS": ray_cluster.address}  # another cluster runs here and says where
+def test_without_address_a_private_cluster_on_loopback_even_beside_another(ray_nodes):
+    env = {**ENV, "RAY_ADDRESS": ray_nodes.address}  # another cluster runs here and says where
     proc = subprocess.Popen([sys.executable, "-c", CHILD], env=env, cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert line, proc.stderr.read() if proc.poll() is not None else "no answer"
         got = json.loads(line)
-        assert got["started"] and got["gcs"] != ray_cluster.address, got  # its own, not the one running
+        assert got["started"] and got["gcs"] != ray_nodes.address, got  # its own, not the one running
         sockets = _listening(_descendants(proc.pid))
         assert len(sockets) >= 3, sockets  # GCS, raylet, workers, agents
         assert all(ipaddress.ip_address(s.rsplit(":", 1)[0]).is_loopback for s in sockets), sockets
@@ -145,3 +145,24 @@ def test_without_address_a_private_cluster_on_loopback_even_beside_another(ray_c
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# Last in the module: it connects this process to the test cluster (the ray_cluster fixture), and the
+# tests above need a process where Ray is not initialised (the fixture disconnects at module end).
+def test_score_ray_address_of_another_cluster_when_ray_is_initialised_is_one_line(ray_cluster, capsys, tmp_path):
+    """Before: Ray already initialised in the process (an embedder's ray.init) made ``--address`` count
+    for nothing: the files were scored on the cluster already joined, whatever address was named."""
+    import ray
+
+    assert ray.is_initialized()
+    with _listener() as s:  # answers TCP but is not the cluster this process is connected to
+        other = f"127.0.0.1:{s.getsockname()[1]}"
+        rc = main(["score", str(tmp_path / "x.jpg"), "--ray", "--address", other, "--connect-timeout", "5"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0, err
+    assert f"cannot join the Ray cluster at {other}: this process is already connected" in err, err
+    with _listener() as s:
+        port = s.getsockname()[1]
+    rc = main(["score", str(tmp_path / "x.jpg"), "--ray", "--address", f"127.0.0.1:{port}", "--connect-timeout", "5"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "refused" in err.lower() and err.count("\n") == 0, err

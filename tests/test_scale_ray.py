@@ -56,8 +56,11 @@ def local(inputs):
         return {r.source: r for r in s.score(paths)}
 
 
-def test_two_nodes_score_every_file_once_like_local(ray_cluster, inputs, local):
+def test_two_nodes_score_every_file_once_like_local(ray_cluster, inputs, local, monkeypatch):
     _, paths = inputs
+    # both actors up before the first block is handed out: otherwise the one that starts first (its node's
+    # worker processes already warm) can take every block while the other is still loading the model
+    monkeypatch.setattr(ray.data.DataContext.get_current(), "wait_for_min_actors_s", 300)
     # one block per file: with a single block, one actor could take every batch before the other starts
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
     rows = score_dataset(ds, actors=2, actor_cpus=1, batch_size=2, udf=NodeScoreBatch).take_all()

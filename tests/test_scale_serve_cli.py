@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_quasar_serve_answers_and_stops_on_sigterm(ray_cluster, tmp_path):
+def test_quasar_serve_answers_and_stops_on_sigterm(ray_nodes, tmp_path):
     port = free_port()
     log = open(tmp_path / "serve.log", "w+")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "quasar.cli", "serve", "--address", ray_cluster.address,
+    proc = subprocess.Popen([sys.executable, "-m", "quasar.cli", "serve", "--address", ray_nodes.address,
                              "--port", str(port), "--max-batch-size", "4", "--batch-wait-ms", "2000"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"

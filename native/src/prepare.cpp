@@ -44,10 +44,12 @@ std::string read_file(const std::string& path, long long max_bytes) {
     FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw fail(errno);
     std::string data;
-    data.resize(size_t(st.st_size));
     size_t got = 0;
     if (uint64_t(st.st_size) > kInputSlackBytes) {  // quasar/io/files.py check_size_for_header
-        got = std::fread(&data[0], 1, size_t(kInputHeadBytes), f);
+        // the head only: a buffer of the whole file's size is zero-filled (resident) before it is read,
+        // so a small JPEG with a 1 GiB tail cost 1 GiB although the tail was refused unread
+        data.resize(size_t(kInputHeadBytes));
+        got = std::fread(&data[0], 1, data.size(), f);
         Header h = probe(reinterpret_cast<const uint8_t*>(data.data()), got);
         if (h.has_size) {
             double most = double(h.width) * double(h.height) * kMaxBytesPerPixel + double(kInputSlackBytes);
@@ -61,6 +63,7 @@ std::string read_file(const std::string& path, long long max_bytes) {
             }
         }
     }
+    data.resize(size_t(st.st_size) > got ? size_t(st.st_size) : got);
     if (!std::ferror(f) && got < data.size()) got += std::fread(&data[got], 1, data.size() - got, f);
     int err = std::ferror(f) ? errno : 0;
     // a file that grew since stat: read the rest too

@@ -167,6 +167,21 @@ def check_long_tail(c: Clis) -> None:
     cell_a, cell_b = a.stdout.strip().splitlines()[-1], b.stdout.strip().splitlines()[-1]
     check(a.returncode == b.returncode == 1 and cell_a == cell_b and "more than a 64x64 image can take" in cell_b,
           f"a JPEG with a long tail is refused unread by both ({a.returncode} {cell_a!r}; {b.returncode} {cell_b!r})")
+    # ... and unread means no buffer of the file's size either: the native CLI's peak RSS on the same
+    # JPEG with a 1 GiB tail stays within 256 MB of its peak on the JPEG alone (before: +1 GiB, the
+    # whole file's buffer zero-filled before the header was checked)
+    with open(os.path.join(c.tmp, "small.jpg"), "wb") as f:
+        f.write(cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes())
+    os.truncate(os.path.join(c.tmp, "tail.jpg"), 1 << 30)
+
+    def peak_mb(name: str) -> float:
+        with open(os.devnull, "w") as null:
+            proc = subprocess.Popen(c.nat + [name, *c.m, "-q"], cwd=c.tmp, stdout=null, stderr=null)
+            _, _, usage = os.wait4(proc.pid, 0)
+        return usage.ru_maxrss / 1024
+
+    alone, tailed = peak_mb("small.jpg"), peak_mb("tail.jpg")
+    check(tailed < alone + 256, f"a 1 GiB tail is not buffered: peak RSS {tailed:.0f} MB, {alone:.0f} MB without it")
 
 
 def main() -> int:

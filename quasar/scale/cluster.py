@@ -30,7 +30,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
             timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Join the cluster at ``address`` (``auto``: the one ``ray start`` runs here), or start a private
     local one with ``num_cpus`` (None: all cores). Returns True when this call started Ray (the caller
-    then shuts it down with :func:`disconnect`); False when Ray was already initialised.
+    then shuts it down with :func:`disconnect`); False when Ray was already initialised in this process
+    (by its embedder) and ``address`` is None, ``auto`` or that same cluster: a HOST:PORT of another
+    cluster is refused with one line, never silently replaced by the one already joined.
 
     Without ``address`` the cluster is this process's own, never one already running on the machine
     (``address="local"``), and every server of it listens on 127.0.0.1 only, no dashboard
@@ -38,6 +40,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, what: str =
     with one line (:class:`~quasar.errors.QuasarError`) instead of waiting for ever."""
     ray = require_ray(what)
     if ray.is_initialized():
+        _check_same_cluster(ray, address, what, timeout_s)
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a scoring job
     # Ray's own warnings (token authentication is on, no SIGTERM handler off the main thread, ...)
@@ -109,22 +112,63 @@ def _start_private(ray: ModuleType, **kwargs) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a plain HOST:PORT address; None for ``auto``, ``ray://...`` and the like."""
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and "://" not in address:
+        return host.strip("[]"), int(port)
+    return None
+
+
+def _probe(address: str, what: str, timeout_s: float) -> None:
+    """A HOST:PORT that refuses or does not answer a TCP connection: one line, at once (or after
+    ``timeout_s``)."""
+    import socket
+
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        socket.create_connection(hp, timeout=timeout_s).close()
+    except OSError as e:
+        why = f"no answer within {timeout_s:g} s (--connect-timeout)" if isinstance(e, TimeoutError) \
+            else (e.strerror or str(e))
+        raise QuasarError(f"{what}: cannot join the Ray cluster at {address}: {why}; "
+                          "is it running and reachable?") from None
+
+
+def _check_same_cluster(ray: ModuleType, address: str | None, what: str, timeout_s: float) -> None:
+    """Ray is already initialised in this process: ``address`` HOST:PORT must be the cluster it joined
+    (Ray cannot join a second one; using the first instead would score on a cluster nobody named)."""
+    import socket
+
+    hp = None if address is None else _host_port(address)
+    if hp is None:
+        return
+    current = ray.get_runtime_context().gcs_address
+    cur_host, _, cur_port = current.rpartition(":")
+
+    def ip(host: str) -> str:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            return host
+
+    if int(cur_port) == hp[1] and ip(cur_host) == ip(hp[0]):
+        return
+    _probe(address, what, timeout_s)
+    raise QuasarError(f"{what}: cannot join the Ray cluster at {address}: this process is already connected "
+                      f"to the Ray cluster at {current} (ray.init was called before)")
+
+
 def _join(ray: ModuleType, address: str, what: str, timeout_s: float, kwargs: dict) -> None:
     """``ray.init(address)`` bounded by ``timeout_s``: a HOST:PORT that refuses or does not answer a
     TCP connection fails at once (or after ``timeout_s``); a join that starts but does not finish
     (``auto`` against a cluster it cannot join: Ray retries for ever) fails after ``timeout_s``."""
-    import socket
     import threading
 
     hint = f"{what}: cannot join the Ray cluster at {address}"
-    host, sep, port = address.rpartition(":")
-    if sep and port.isdigit() and "://" not in address:
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-        except OSError as e:
-            why = f"no answer within {timeout_s:g} s (--connect-timeout)" if isinstance(e, TimeoutError) \
-                else (e.strerror or str(e))
-            raise QuasarError(f"{hint}: {why}; is it running and reachable?") from None
+    _probe(address, what, timeout_s)
     done = threading.Event()
     outcome: list = []
 
