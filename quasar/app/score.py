@@ -18,9 +18,10 @@ from quasar.helpfmt import positive_float, positive_int
 MAX_LISTED_FAILURES = 20
 SCORE_MEANING = """What a score means:
   Every score is in 0..1; higher is better (Scorer.lower_better is False, Scorer.score_range is
-  (0, 1)). `quality` is the overall score; --explain adds the default model's family heads
-  (sharpness, noise, compression, exposure, color, spatial, optics) and a `reason` column: the
-  lowest family when it is below REASON_BELOW (quasar.runtime.explain), else empty. Each head is
+  (0, 1)). `quality` is the overall score; --explain adds the default model's explanation heads
+  (sharpness, noise, compression, exposure, color, spatial, optics: one per defect family, fitted so
+  that the lowest names the defect) and a `reason` column: the lowest when it is below REASON_BELOW
+  (quasar.runtime.explain), else empty. Each head is
   calibrated on its anchors to read as 1 - level/5 of 32 distortion types (the 25 of KADID-10k and
   camera defects beyond it; pristine 1, strongest of five levels 0). Typical values on photos never used as anchors, and how
   JPEG saving moves them: the README's "What a score means" (from benchmarks/quality_synthetic.py)."""
