@@ -28,7 +28,6 @@ import numpy as np
 from quasar_bench.results import write_results
 
 from quasar.centroids.distortions import distort
-from quasar.contract import shipped_model_path
 from quasar.eval.metrics import srcc
 from quasar.export.onnx_export import export_onnx
 from quasar.helpfmt import parse_hw
@@ -36,6 +35,7 @@ from quasar.io import read_rgb
 from quasar.machine import machine_info
 from quasar.photos import balanced, fetch_photos
 from quasar.runtime import Scorer
+from quasar.shipped import shipped_model_path
 
 HERE = Path(__file__).parent
 TYPES = ("gaussian_blur", "motion_blur", "jpeg", "white_noise", "darken", "brighten", "color_saturation_1",

@@ -28,7 +28,6 @@ import numpy as np
 from quasar_bench.results import write_results
 
 from quasar.centroids.pack import CentroidPack
-from quasar.contract import shipped_model_path
 from quasar.export.onnx_export import export_onnx, static_spec_for
 from quasar.export.ort_format import export_ort
 from quasar.io import read_rgb
@@ -36,6 +35,7 @@ from quasar.machine import machine_info, usable_cores
 from quasar.paths import cache_dir
 from quasar.photos import balanced, fetch_photos
 from quasar.preprocess import preprocess
+from quasar.shipped import shipped_model_path
 
 HERE = Path(__file__).parent
 H, W, BATCH = 384, 512, 8

@@ -108,6 +108,48 @@ def gpus(timeout: float = 10.0) -> list[dict]:
     return out
 
 
+def current_gpu(device: int = 0) -> dict[str, str] | None:
+    """``{"name", "compute_capability"}`` of CUDA device ``device``, or None without one.
+
+    Tries cuda-python, then torch if it is already imported (this module never imports it), then
+    ``nvidia-smi``, so that it works wherever TensorRT does.
+    """
+    try:
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart
+        err, props = cudart.cudaGetDeviceProperties(device)
+        if int(err) == 0:
+            name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+            return {"name": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}"}
+    except Exception:
+        pass
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available() and device < torch.cuda.device_count():
+            major, minor = torch.cuda.get_device_capability(device)
+            return {"name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+    except Exception:
+        pass
+    try:
+        r = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 and r.stdout.strip():
+            name, cc = (s.strip() for s in r.stdout.strip().splitlines()[0].rsplit(",", 1))
+            return {"name": name, "compute_capability": cc}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return None
+
+
+def current_platform(trt_version: str, device: int = 0) -> dict[str, str | None]:
+    """What an engine built or loaded here depends on: TensorRT version, GPU name, compute capability."""
+    gpu = current_gpu(device) or {}
+    return {"tensorrt_version": str(trt_version), "gpu_name": gpu.get("name"),
+            "compute_capability": gpu.get("compute_capability")}
+
+
 def machine_info() -> dict:
     cpu = cpuinfo()
     flags = set(cpu["flags"])

@@ -13,20 +13,17 @@ from __future__ import annotations
 import os
 import stat
 
-from quasar.contract import (
-    ORT_SUFFIX,
-    ModelInfo,
-    check_graph,
+from quasar.contract import ORT_SUFFIX, ModelInfo, parse_metadata
+from quasar.errors import QuasarError, one_line
+from quasar.integrity import check_graph, check_spec_bounds
+from quasar.onnx_meta import MetadataTooLarge, NotOnnx, read_metadata_props
+from quasar.sidecars import (
     check_sha256_sidecar,
-    check_spec_bounds,
     engine_metadata,
     engine_sidecar_path,
     is_engine_path,
-    parse_metadata,
     read_engine_sidecar,
 )
-from quasar.errors import QuasarError, one_line
-from quasar.onnx_meta import MetadataTooLarge, NotOnnx, read_metadata_props
 
 __all__ = ["ModelInfo", "load_model_info", "model_kind", "read_model_metadata", "verify_model"]
 
@@ -87,7 +84,7 @@ def load_model_info(path: str | os.PathLike) -> ModelInfo:
 
 def verify_model(info: ModelInfo) -> None:
     """The file matches its recorded sha256 (when it has a ``.sha256`` sidecar) and, for ONNX files,
-    the metadata agrees with the graph (:func:`quasar.contract.check_graph`)."""
+    the metadata agrees with the graph (:func:`quasar.integrity.check_graph`)."""
     check_sha256_sidecar(info.path)
     if info.kind == "onnx":
         check_graph(info.path, info.metadata, info.spec)

@@ -131,7 +131,7 @@ def read_metadata_props(path: str | os.PathLike) -> dict[str, str]:
 
 
 def model_layout(source: str | os.PathLike | bytes) -> tuple[list[tuple[int, int]], list[tuple[bytes, bytes]]]:
-    """What the model digest covers (:func:`quasar.contract.model_sha256`): the byte ranges ``[start, end)``
+    """What the model digest covers (:func:`quasar.integrity.model_sha256`): the byte ranges ``[start, end)``
     of every top-level ``ModelProto`` field but ``metadata_props`` (tag and all, in file order), and
     each metadata entry as raw (key, value) bytes. ``source``: a file or the serialized bytes. Raises
     :class:`NotOnnx` (and :class:`MetadataTooLarge` before reading an oversized entry)."""

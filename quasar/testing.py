@@ -32,9 +32,8 @@ from quasar.contract import (
     MODEL_SHA256_KEY,
     OUTPUT_NAMES,
     fused_metadata,
-    head_sha256_of_protos,
-    seal_model_bytes,
 )
+from quasar.integrity import head_sha256_of_protos, seal_model_bytes
 from quasar.preprocess import PreprocessSpec, target_shape
 
 TINY_NATIVE_SPEC = PreprocessSpec(policy="native", size=128, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),

@@ -84,8 +84,8 @@ def test_shipped_pack_anchor_subset_reproduces_here(photos):
     """A fresh machine (no embedding cache): the anchor subset recorded when the model was shipped
     (the pack's first photos, pristine and distorted; quasar.export.reproduce) embeds to the same
     margins and projections, within the recorded tolerance."""
-    from quasar.contract import shipped_model_path
     from quasar.export.reproduce import compare_subset, embed_subset, load_provenance
+    from quasar.shipped import shipped_model_path
 
     shipped = CentroidPack.load("default")
     prov = load_provenance(shipped_model_path(shipped.content_hash))  # missing: fails, naming --ship

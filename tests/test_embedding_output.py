@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from quasar.contract import EMBEDDING_OUTPUT, shipped_model_path
+from quasar.contract import EMBEDDING_OUTPUT
 from quasar.runtime.embedding import (
     NoEmbedding,
     embedding_session_source,
@@ -17,6 +17,7 @@ from quasar.runtime.embedding import (
     head_input,
     with_output,
 )
+from quasar.shipped import shipped_model_path
 
 onnx = pytest.importorskip("onnx")
 

@@ -10,11 +10,12 @@ import pytest
 from fixtures_images import encode, pattern
 
 from quasar.cli import main
-from quasar.contract import INPUT_NAME, OUTPUT_NAMES, engine_sidecar
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES
 from quasar.errors import QuasarError
 from quasar.export.triton import write_repository
 from quasar.runtime import Scorer
 from quasar.runtime.model import default_model_path
+from quasar.sidecars import engine_sidecar
 
 onnx = pytest.importorskip("onnx")
 text_format = pytest.importorskip("google.protobuf.text_format")

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quasar.centroids.pack import CentroidPack, Head, PackError
-from quasar.contract import model_sha256
 from quasar.errors import QuasarError
+from quasar.integrity import model_sha256
 from quasar.io.decode import ImageError
 from quasar.onnx_meta import NotOnnx, read_initializers
 from quasar.preprocess import PreprocessSpec, max_resized_side

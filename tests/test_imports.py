@@ -29,7 +29,7 @@ QUASAR = Path(__file__).resolve().parents[1] / "quasar"
 
 # Shared floor: below every stage, imports no stage.
 FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", "quasar.io", "quasar.onnx_meta",
-         "quasar.contract", "quasar.model_file", "quasar.constants", "quasar.argcheck", "quasar.lifecycle",
+         "quasar.contract", "quasar.integrity", "quasar.sidecars", "quasar.shipped", "quasar.model_file", "quasar.constants", "quasar.argcheck", "quasar.lifecycle",
          "quasar.helpfmt", "quasar.extras", "quasar.machine")  # machine: what this machine is (docs: floor)
 STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval")
 BUILD = ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval")  # not the runtime

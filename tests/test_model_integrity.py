@@ -9,8 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from quasar.contract import HEAD_SHA256_KEY, head_sha256_of_protos
+from quasar.contract import HEAD_SHA256_KEY
 from quasar.errors import QuasarError
+from quasar.integrity import head_sha256_of_protos
 from quasar.onnx_meta import parse_tensor, read_initializers
 from quasar.runtime import Scorer, load_model_info
 
@@ -139,7 +140,7 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
         return str(out)
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
-    monkeypatch.setattr("quasar.contract.shipped_model_path", lambda *a: None)  # the cache is under test
+    monkeypatch.setattr("quasar.shipped.shipped_model_path", lambda *a: None)  # the cache is under test
     path = default_mod.default_pack_model()
     assert len(exports) == 1 and os.path.isfile(path + ".sha256")
     assert default_mod.default_pack_model() == path and len(exports) == 1  # a cache hit
@@ -158,7 +159,8 @@ def test_corrupted_default_model_is_rebuilt_and_refused(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the model digest (issue 21, item 8)
 
-from quasar.contract import MODEL_SHA256_KEY, model_sha256, seal_model_bytes  # noqa: E402
+from quasar.contract import MODEL_SHA256_KEY  # noqa: E402
+from quasar.integrity import model_sha256, seal_model_bytes  # noqa: E402
 from quasar.testing import TAMPERS, nan_weights_model_bytes, tampered_model_bytes  # noqa: E402
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from quasar.centroids.pack import CentroidPack
-from quasar.contract import MetadataError, check_input_shape, fused_metadata, parse_metadata
+from quasar.contract import MetadataError, fused_metadata, parse_metadata
 from quasar.errors import QuasarError
+from quasar.integrity import check_input_shape
 from quasar.preprocess import PreprocessSpec, ShapeError, preprocess, target_shape
 
 

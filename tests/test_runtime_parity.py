@@ -157,7 +157,7 @@ def test_torch_backend_matches_onnxruntime_on_the_shipped_model(photos):
     (the fast loop's check of it; the slow test below uses a fresh export and more photos)."""
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from quasar.contract import shipped_model_path
+    from quasar.shipped import shipped_model_path
 
     model = shipped_model_path()
     if model is None:

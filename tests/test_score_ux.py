@@ -130,7 +130,7 @@ def test_default_export_says_what_it_does(tmp_path, monkeypatch, capsys):
         return path
 
     monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
-    monkeypatch.setattr("quasar.contract.shipped_model_path", lambda *a: None)  # a tree whose pack changed
+    monkeypatch.setattr("quasar.shipped.shipped_model_path", lambda *a: None)  # a tree whose pack changed
     path = default.default_pack_model()
     err = capsys.readouterr().err
     assert path.startswith(str(tmp_path)) and Path(path).exists()

@@ -18,10 +18,10 @@ def test_shipped_model_is_the_shipped_packs_export(tmp_path, heldout_photos):
     """A fresh export of the shipped pack scores like the shipped file (1e-6), so the two cannot drift."""
     from quasar.centroids.distortions import distort
     from quasar.centroids.pack import CentroidPack
-    from quasar.contract import shipped_model_path
     from quasar.export.onnx_export import export_onnx
     from quasar.io import read_rgb
     from quasar.runtime import Scorer
+    from quasar.shipped import shipped_model_path
 
     shipped = shipped_model_path()
     assert shipped is not None, "quasar/data has no model exported from the shipped pack: " \
@@ -45,8 +45,9 @@ def test_shipped_model_matches_its_recorded_provenance():
     import json
 
     from quasar.centroids.pack import CentroidPack
-    from quasar.contract import file_sha256, shipped_model_path
     from quasar.export.reproduce import PROVENANCE, provenance_path
+    from quasar.shipped import shipped_model_path
+    from quasar.sidecars import file_sha256
 
     shipped = shipped_model_path()
     assert shipped is not None
@@ -80,9 +81,10 @@ def test_ship_records_provenance_and_reproduce_passes(tmp_path, capsys):
     bit-identical; a tampered digest in the provenance fails it."""
     import json
 
-    from quasar.contract import SHIPPED_MODEL, file_sha256
+    from quasar.contract import SHIPPED_MODEL
     from quasar.export.default import ship_default_model
     from quasar.export.reproduce import provenance_path, reproduce
+    from quasar.sidecars import file_sha256
 
     out = ship_default_model(str(tmp_path / SHIPPED_MODEL))
     prov = json.loads(open(provenance_path(out), encoding="utf-8").read())

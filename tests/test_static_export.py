@@ -13,13 +13,13 @@ import pytest
 from onnx import numpy_helper
 
 from quasar.centroids.pack import CentroidPack
-from quasar.contract import shipped_model_path
 from quasar.errors import QuasarError
 from quasar.export.metadata import load_info, write_metadata
 from quasar.export.mobile import EPS, mobile_usability
 from quasar.export.onnx_export import export_onnx
 from quasar.io import read_rgb
 from quasar.preprocess import preprocess
+from quasar.shipped import shipped_model_path
 from quasar.testing import resealed
 
 pytestmark = pytest.mark.slow  # real exports of the default model

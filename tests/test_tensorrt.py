@@ -14,17 +14,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from quasar.contract import (
-    check_engine,
-    engine_sidecar_path,
-    fused_metadata,
-    read_engine_sidecar,
-    sidecar_mismatches,
-)
+from quasar.contract import fused_metadata
 from quasar.errors import QuasarError
 from quasar.export.metadata import load_info, write_metadata
 from quasar.export.tensorrt import ShapeProfile, make_profile
 from quasar.preprocess import PreprocessSpec
+from quasar.sidecars import check_engine, engine_sidecar_path, read_engine_sidecar, sidecar_mismatches
 
 
 def tiny_fused_model(path, dynamic: bool = True, precision: str = "fp32", k: int = 2, int8_scheme: str = "cpu") -> str:
@@ -123,9 +118,9 @@ def test_the_sidecar_must_belong_to_the_engine(tmp_path, monkeypatch):
     with pytest.raises(QuasarError, match="does not match its sidecar"):
         _check(engine, "10.13.0.35")
     here = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
-    monkeypatch.setattr("quasar.contract.current_gpu", lambda device=0: here)
+    monkeypatch.setattr("quasar.machine.current_gpu", lambda device=0: here)
     _check(_fake_engine(tmp_path), "10.13.0.35")  # same TensorRT, GPU and compute capability: accepted
-    monkeypatch.setattr("quasar.contract.current_gpu", lambda device=0: {**here, "compute_capability": "8.9"})
+    monkeypatch.setattr("quasar.machine.current_gpu", lambda device=0: {**here, "compute_capability": "8.9"})
     with pytest.raises(QuasarError, match="GPU compute capability: engine built for '9.0', this machine has '8.9'"):
         _check(engine, "10.13.0.35")
     (tmp_path / "model.engine.json").unlink()
@@ -182,7 +177,7 @@ def test_cli_tensorrt_without_tensorrt(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def trt():
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed")
-    from quasar.contract import current_gpu
+    from quasar.machine import current_gpu
 
     if current_gpu() is None:
         pytest.skip("no CUDA GPU")

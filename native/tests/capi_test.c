@@ -113,10 +113,12 @@ static quasar_scorer* create_checked(const char* model, const char* photo) {
 
 static void check_info(quasar_scorer* s) {
     const size_t k = quasar_num_heads(s);
-    CHECK(k == 8);  // seven family heads and quality
+    CHECK(k == 15);  // seven parts of quality (quality.<family>), seven explanation heads, quality
     CHECK(strcmp(quasar_head_name(s, k - 1), "quality") == 0 && quasar_head_name(s, k) == NULL);
-    CHECK(quasar_head_is_summary(s, k - 1) == 1 && quasar_head_is_summary(s, 0) == 0);
-    CHECK(quasar_head_is_explain(s, 0) == 1 && quasar_head_is_explain(s, k - 1) == 0 && quasar_head_is_explain(s, k) == 0);
+    CHECK(strcmp(quasar_head_name(s, 0), "quality.sharpness") == 0 && strcmp(quasar_head_name(s, 7), "sharpness") == 0);
+    CHECK(quasar_head_is_summary(s, k - 1) == 1 && quasar_head_is_summary(s, 0) == 0 && quasar_head_is_summary(s, 7) == 0);
+    CHECK(quasar_head_is_explain(s, 7) == 1 && quasar_head_is_explain(s, 13) == 1 && quasar_head_is_explain(s, 0) == 0 &&
+          quasar_head_is_explain(s, k - 1) == 0 && quasar_head_is_explain(s, k) == 0);
     CHECK(strcmp(quasar_metadata_value(s, "quasar.format"), "quasar-fused-model") == 0);
     CHECK(quasar_metadata_value(s, "no.such.key") == NULL);
     CHECK(quasar_metadata_count(s) >= 11 && quasar_metadata_key(s, quasar_metadata_count(s)) == NULL);

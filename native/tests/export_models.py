@@ -36,7 +36,8 @@ def write_non_finite(src: str, dst: str) -> None:
 
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     sys.path.insert(0, root)
-    from quasar.contract import MODEL_SHA256_KEY, seal_model_bytes
+    from quasar.contract import MODEL_SHA256_KEY
+    from quasar.integrity import seal_model_bytes
 
     m = onnx.load(src)
     inits = {t.name: t for t in m.graph.initializer}

@@ -101,7 +101,8 @@ def byte_variants(good: str, base, tmp: str) -> dict[str, str]:
     with open(out["nan_weights"], "wb") as f:
         f.write(nan_weights_model_bytes())
     # The good export with NaN in one encoder weight and a valid digest: the old native CLI scored it 0.055, rc 0
-    from quasar.contract import MODEL_SHA256_KEY, seal_model_bytes
+    from quasar.contract import MODEL_SHA256_KEY
+    from quasar.integrity import seal_model_bytes
 
     m = onnx.ModelProto()
     m.CopyFrom(base)
@@ -124,7 +125,7 @@ def special_files(tmp: str) -> dict[str, str]:
     """A 200 MB metadata value, a FIFO, a missing file and a folder named as the model."""
     out: dict[str, str] = {}
     # A 200 MB metadata value (zeros, sparse on disk): refused from its length, before it is read
-    from quasar.contract import _varint_bytes
+    from quasar.integrity import _varint_bytes
     from quasar.testing import tiny_model_bytes
 
     big = 200 << 20

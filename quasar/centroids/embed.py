@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from quasar.centroids.anchors import Anchor
-from quasar.contract import file_sha256
 from quasar.io import read_rgb
 from quasar.paths import cache_dir
 from quasar.preprocess import preprocess
+from quasar.sidecars import file_sha256
 
 
 class EmbeddingCache:

@@ -162,8 +162,8 @@ def _cmd_tensorrt(args: argparse.Namespace) -> int:
 
 
 def _cmd_triton(args: argparse.Namespace) -> int:
-    from quasar.contract import shipped_model_path
     from quasar.export.triton import write_repository
+    from quasar.shipped import shipped_model_path
 
     model = args.model or os.environ.get("QUASAR_MODEL") or shipped_model_path()
     if not model:

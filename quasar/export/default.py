@@ -5,7 +5,7 @@ The runtime never imports torch, so it gets this file by running ``python -m qua
 The file name carries the pack's content hash, so a new default pack gets a new file and a stale one
 is never used. The file's sha256 is recorded beside it at export (``X.onnx.sha256``) and checked
 before the cache is reused: a file corrupted in the cache (its metadata intact) is exported again,
-and the runtime refuses one that changes after that check (:func:`quasar.contract.check_sha256_sidecar`).
+and the runtime refuses one that changes after that check (:func:`quasar.sidecars.check_sha256_sidecar`).
 Concurrent first calls are safe: each export writes a temporary file and renames it.
 A cache hit imports neither torch nor the exporter.
 
@@ -19,9 +19,10 @@ import argparse
 import os
 import sys
 
-from quasar.contract import PRECISIONS, matches_recorded_sha256, write_sha256_sidecar
+from quasar.contract import PRECISIONS
 from quasar.errors import QuasarError
 from quasar.paths import models_dir
+from quasar.sidecars import matches_recorded_sha256, write_sha256_sidecar
 
 
 def default_model_file(pack_hash: str, precision: str = "fp32") -> str:
@@ -64,7 +65,7 @@ def default_pack_model(precision: str = "fp32") -> str:
     except PackError as e:
         raise QuasarError(str(e)) from None
     if precision == "fp32":
-        from quasar.contract import shipped_model_path
+        from quasar.shipped import shipped_model_path
 
         shipped = shipped_model_path(pack.content_hash)
         if shipped is not None:

@@ -20,8 +20,8 @@ from quasar.contract import (
     MetadataError,
     ModelInfo,
     parse_metadata,
-    seal_model_bytes,
 )
+from quasar.integrity import seal_model_bytes
 
 # Bumped whenever the exporter's output changes for the same inputs, so that cached exports (the
 # default model) made by older code are redone; recorded as the ONNX producer_version.
@@ -47,7 +47,7 @@ def write_metadata(model: onnx.ModelProto, meta: Mapping[str, str]) -> None:
 
 
 def seal_model(path: str) -> None:
-    """Write the model digest (``quasar.model_sha256``, :func:`quasar.contract.model_sha256`) into the
+    """Write the model digest (``quasar.model_sha256``, :func:`quasar.integrity.model_sha256`) into the
     finished file, as its last step, and check the file as the runtime will load it."""
     from quasar.model_file import load_model_info
 

@@ -34,18 +34,12 @@ import onnx
 import torch
 
 from quasar.centroids.pack import CentroidPack, PackError
-from quasar.contract import (
-    HEAD_SHA256_KEY,
-    INPUT_NAME,
-    OUTPUT_NAMES,
-    PRECISIONS,
-    fused_metadata,
-    head_sha256_of_protos,
-)
+from quasar.contract import HEAD_SHA256_KEY, INPUT_NAME, OUTPUT_NAMES, PRECISIONS, fused_metadata
 from quasar.errors import QuasarError
 from quasar.export.fused import FusedScorer, build_fused
 from quasar.export.graph import cast_before_transpose, name_head_initializers, set_output_shapes
 from quasar.export.metadata import producer_version, seal_model, write_metadata
+from quasar.integrity import head_sha256_of_protos
 from quasar.preprocess import PreprocessSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (and TensorRT keeps it in fp32)

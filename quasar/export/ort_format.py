@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-from quasar.contract import ORT_SUFFIX, check_graph, write_sha256_sidecar
+from quasar.contract import ORT_SUFFIX
 from quasar.errors import QuasarError
+from quasar.integrity import check_graph
+from quasar.sidecars import write_sha256_sidecar
 
 
 def default_ort_path(onnx_path: str) -> str:

@@ -132,7 +132,7 @@ def compare_subset(recorded: list[dict], fresh: list[dict], tol: float = TOLERAN
 
 def write_provenance(model_path: str | os.PathLike, pack, command: str) -> str:
     """Record the exported model's provenance beside it (see the module docstring); returns the path."""
-    from quasar.contract import file_sha256
+    from quasar.sidecars import file_sha256
 
     data = {
         "model": os.path.basename(model_path),
@@ -211,9 +211,10 @@ def reproduce(rebuild: bool = True, model: str | None = None) -> int:
     returns 0 (reproduced) or 1."""
     from quasar.centroids.default import build_default_pack, compare_packs
     from quasar.centroids.pack import CentroidPack
-    from quasar.contract import file_sha256, shipped_model_path
     from quasar.export.onnx_export import export_onnx
     from quasar.photos import fetch_photos
+    from quasar.shipped import shipped_model_path
+    from quasar.sidecars import file_sha256
 
     shipped_pack = CentroidPack.load("default")
     shipped = model or shipped_model_path(shipped_pack.content_hash)

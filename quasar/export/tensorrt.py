@@ -18,7 +18,7 @@ building for the wrong profile is the commonest deployment bug; hence the sideca
 (``model.engine.json``: TensorRT version, GPU name and compute capability, source ONNX sha256 and
 metadata, optimisation profile, engine sha256; format in :mod:`quasar.contract`), which the runtime's
 TensorRT backend compares with the machine before it loads the engine
-(:func:`quasar.contract.check_engine`), naming every mismatch. Running engines is the runtime's job
+(:func:`quasar.sidecars.check_engine`), naming every mismatch. Running engines is the runtime's job
 (:class:`quasar.runtime.backends.tensorrt.TensorRTBackend`).
 """
 
@@ -29,9 +29,11 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from quasar.contract import INPUT_NAME, ModelInfo, current_platform, engine_sidecar, engine_sidecar_path
+from quasar.contract import INPUT_NAME, ModelInfo
 from quasar.errors import QuasarError
 from quasar.export.metadata import load_info, read_onnx_metadata
+from quasar.machine import current_platform
+from quasar.sidecars import engine_sidecar, engine_sidecar_path
 
 DEFAULT_WORKSPACE_GIB = 4.0
 

@@ -29,17 +29,9 @@ import os
 import shutil
 from pathlib import Path
 
-from quasar.contract import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
-    ModelInfo,
-    engine_metadata,
-    engine_sidecar_path,
-    is_engine_path,
-    parse_metadata,
-    read_engine_sidecar,
-)
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, parse_metadata
 from quasar.errors import QuasarError
+from quasar.sidecars import engine_metadata, engine_sidecar_path, is_engine_path, read_engine_sidecar
 
 BACKENDS = ("onnxruntime", "tensorrt")
 PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import threading
 
-from quasar.contract import shipped_model_path
 from quasar.errors import QuasarError
 from quasar.model_file import ModelInfo, load_model_info, model_kind, read_model_metadata, verify_model
+from quasar.shipped import shipped_model_path
 
 ENV_MODEL = "QUASAR_MODEL"
 

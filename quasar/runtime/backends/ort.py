@@ -16,8 +16,9 @@ import threading
 
 import numpy as np
 
-from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, check_input_shape
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from quasar.errors import QuasarError
+from quasar.integrity import check_input_shape
 from quasar.runtime.backends.base import Backend, Done, Pending, run_in_fixed_batches
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")

@@ -19,9 +19,10 @@ import threading
 
 import numpy as np
 
-from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo, check_engine, read_engine_sidecar
+from quasar.contract import INPUT_NAME, OUTPUT_NAMES, ModelInfo
 from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Pending
+from quasar.sidecars import check_engine, read_engine_sidecar
 
 
 class TensorRTBackend(Backend):
