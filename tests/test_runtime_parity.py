@@ -190,7 +190,7 @@ def test_default_model_through_the_subprocess(photos, tmp_path):
     import shutil
 
     import quasar
-    from quasar.contract import SHIPPED_MODEL
+    from quasar.constants import SHIPPED_MODEL
 
     pkg = os.path.dirname(os.path.abspath(quasar.__file__))
     shutil.copytree(pkg, tmp_path / "src" / "quasar", ignore=shutil.ignore_patterns(SHIPPED_MODEL, "__pycache__"))

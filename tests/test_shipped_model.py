@@ -81,7 +81,7 @@ def test_ship_records_provenance_and_reproduce_passes(tmp_path, capsys):
     bit-identical; a tampered digest in the provenance fails it."""
     import json
 
-    from quasar.contract import SHIPPED_MODEL
+    from quasar.constants import SHIPPED_MODEL
     from quasar.export.default import ship_default_model
     from quasar.export.reproduce import provenance_path, reproduce
     from quasar.sidecars import file_sha256

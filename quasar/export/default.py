@@ -91,7 +91,7 @@ def ship_default_model(out: str | None = None) -> str:
     from importlib import resources
 
     from quasar.centroids.pack import CentroidPack
-    from quasar.contract import SHIPPED_MODEL
+    from quasar.constants import SHIPPED_MODEL
     from quasar.export.onnx_export import export_onnx
 
     out = out or str(resources.files("quasar") / "data" / SHIPPED_MODEL)
