@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -272,7 +272,7 @@ def fit_explain(grid: AnchorGrid, cfg: HeadConfig, specificity: float, photos: n
         raise QuasarError(f"explanation heads need a positive specificity, not {specificity!r}")
     heads = QUALITY_HEADS if heads is None else heads
     photos = np.ones(len(grid.photos), bool) if photos is None else photos
-    spec_cfg = HeadConfig(cfg.kind, cfg.alpha, cfg.min_bad_level, cfg.rule, specificity)
+    spec_cfg = replace(cfg, specificity=specificity)
     all_types = [t for types in heads.values() for t in types]
     return [fit_head(grid, name, types, photos, spec_cfg, [t for t in all_types if t not in types])
             for name, types in heads.items()]

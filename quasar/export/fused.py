@@ -67,6 +67,9 @@ class ScoringHead(nn.Module):
         if b.shape != (s.numel(),):
             raise ValueError(f"head biases {b.shape} must be one per head ({s.numel()})")
         self.num_base = k_base
+        # mean combines as [K_base, 1] columns: 1/k at the combined heads, 0 elsewhere (fixed by the plan)
+        self._mean_cols = {j: np.where(np.isin(np.arange(k_base), idx), 1.0 / len(idx), 0.0).astype(np.float32)[:, None]
+                           for j, (rule, idx) in enumerate(self.combine) if rule == "mean"}
         self.register_buffer("head_weights", w)
         # Two buffers, so that each is one initializer of the graph (a slice would be folded into a
         # new, anonymous constant); a zero bias is left out (v1 packs export the same graph as before).
@@ -91,14 +94,12 @@ class ScoringHead(nn.Module):
         if self.combine:
             logits = margins * self.logit_scales[: self.num_base]
             cols = []
-            for rule, idx in self.combine:
+            for j, (rule, idx) in enumerate(self.combine):
                 if rule == "mean":
-                    # one MatMul by a [K_base, 1] column holding 1/k at the combined heads and 0 elsewhere:
-                    # no ReduceMean and no Gather, so mobile runtimes and OpenCV DNN take it
-                    avg = np.zeros((self.num_base, 1), np.float32)
-                    avg[idx] = 1.0 / len(idx)
-                    cols.append(logits.matmul(torch.as_tensor(avg, dtype=logits.dtype, device=logits.device))
-                                .reshape(-1))
+                    # one MatMul by the plan's column: no ReduceMean and no Gather, so mobile runtimes and
+                    # OpenCV DNN take it
+                    avg = torch.as_tensor(self._mean_cols[j], dtype=logits.dtype, device=logits.device)
+                    cols.append(logits.matmul(avg).reshape(-1))
                     continue
                 part = logits[:, idx]
                 if rule == "min":

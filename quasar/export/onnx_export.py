@@ -269,10 +269,11 @@ def export_onnx(encoder_id: str | None, pack: CentroidPack | str | os.PathLike, 
     else:
         x = None
         _check_runs(fused, dummy_input(fused, 1), spec != pack.preprocess)
+    static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
     with tempfile.TemporaryDirectory(dir=os.path.dirname(out), prefix=".quasar-export-") as tmp:
-        graph_path = _write_graph(tmp, fused, pack, precision, opset, x, fixed, batch, clip_form)
+        graph_path = _write_graph(tmp, fused, pack, precision, opset, x, fixed, static_kw, clip_form)
         if precision == "int8":
-            graph_path = _quantize(tmp, graph_path, fused, pack, fixed, batch, calibration_images, int8_scheme)
+            graph_path = _quantize(tmp, graph_path, fused, pack, fixed, static_kw, calibration_images, int8_scheme)
         if embedding:
             from quasar.export.embedding import add_embedding_output
 
@@ -296,7 +297,7 @@ def _check_export_args(precision: str, int8_scheme: str, opset: int, static, siz
         raise QuasarError(f"--batch must be at least 1, not {batch}")
 
 
-def _write_graph(tmp: str, fused, pack: CentroidPack, precision: str, opset: int, x, fixed, batch: int,
+def _write_graph(tmp: str, fused, pack: CentroidPack, precision: str, opset: int, x, fixed, static_kw: dict,
                  clip_form: str) -> str:
     """Trace ``fused`` to ``tmp``/model.onnx with the contract's metadata (int8: the fp32 graph it is
     quantised from), folded and rewritten when static; returns the path."""
@@ -306,7 +307,6 @@ def _write_graph(tmp: str, fused, pack: CentroidPack, precision: str, opset: int
         # In place: the module is ours, and a deep copy would duplicate a CLIP text tower.
         fused.encoder.half()
     trace_to_onnx(fused, graph_path, opset, static_input=x)
-    static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
     finalize(graph_path, fused, pack, "fp32" if precision == "int8" else precision, **static_kw)
     if fixed is not None:
         from quasar.export.static import fold_and_rewrite
@@ -318,7 +318,7 @@ def _write_graph(tmp: str, fused, pack: CentroidPack, precision: str, opset: int
     return graph_path
 
 
-def _quantize(tmp: str, graph_path: str, fused, pack: CentroidPack, fixed, batch: int,
+def _quantize(tmp: str, graph_path: str, fused, pack: CentroidPack, fixed, static_kw: dict,
               calibration_images, int8_scheme: str) -> str:
     """The int8 graph of the fp32 ``graph_path``, with the contract's metadata; returns its path."""
     from quasar.export.int8 import default_calibration_images, quantize_int8
@@ -327,7 +327,6 @@ def _quantize(tmp: str, graph_path: str, fused, pack: CentroidPack, fixed, batch
     q_path = os.path.join(tmp, "model.int8.onnx")
     with _quiet_quantizer():
         quantize_int8(graph_path, q_path, images, fixed or fused.spec, scheme=int8_scheme,
-                      batch=batch if fixed is not None else 1)
-    static_kw = {"static_spec": fixed, "batch": batch} if fixed is not None else {}
+                      batch=static_kw.get("batch", 1))
     finalize(q_path, fused, pack, "int8", rewrite=False, **static_kw)
     return q_path

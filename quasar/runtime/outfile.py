@@ -311,30 +311,25 @@ def write_file(out: str, content: bytes, *, what: str = "output",
     replaces a symlink at ``out`` rather than the file it points to. Not locked: its folder is the
     command's own, and the main output's lock covers the run."""
     check_not_input(out, protect, what)
-    f = AtomicFile(out, binary=True, what=what, follow_links=False)
-    try:
-        f.stream.write(content)
-    except (OSError, ValueError) as e:
-        f.discard()
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise QuasarError(f"{_shown(out)}: cannot write the {what}: {reason}") from None
-    except BaseException:
-        f.discard()
-        raise
-    f.commit()
+    _write_and_commit(AtomicFile(out, binary=True, what=what, follow_links=False), out, content, what)
 
 
 def write_whole(out: str, content: str | bytes, what: str = "output") -> None:
     """Write ``content`` to ``out`` in one go: locked, through an :class:`AtomicFile` (see :class:`Output`)."""
-    o = Output(out, what=what, binary=isinstance(content, bytes))
+    _write_and_commit(Output(out, what=what, binary=isinstance(content, bytes)), out, content, what)
+
+
+def _write_and_commit(target: AtomicFile | Output, out: str, content: str | bytes, what: str) -> None:
+    """Write ``content`` through ``target`` and commit it; on any failure discard it (``out`` stays as it
+    was) and raise one line naming ``out``."""
     try:
-        o.stream.write(content)
-        o.stream.flush()
+        target.stream.write(content)
+        target.stream.flush()
     except (OSError, ValueError) as e:  # ValueError: UnicodeEncodeError
-        o.discard()
+        target.discard()
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise QuasarError(f"{_shown(out)}: cannot write the {what}: {reason}") from None
     except BaseException:
-        o.discard()
+        target.discard()
         raise
-    o.commit()
+    target.commit()
