@@ -3,7 +3,7 @@
 Thin entry point; the logic lives in :mod:`quasar_bench.speed` so that ``quasar bench`` runs the
 same code. Full run about 5-10 minutes on 2 cores; ``--quick`` is a smoke test.
 
-    python benchmarks/speed.py [--quick] [--out DIR] [--images N] [--reps N] [--only TEXT]
+    python benchmarks/speed.py [--quick] [--out DIR] [--count N] [--repeat R] [--only TEXT]
 
 Writes ``benchmarks/results/speed.json`` and ``speed.md``.
 """

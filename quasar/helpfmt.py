@@ -44,6 +44,16 @@ def positive_int(v: str) -> int:
     return n
 
 
+def add_workload_options(p: argparse.ArgumentParser, *, count_help: str, repeat_help: str,
+                         repeat_default: int | None = None) -> None:
+    """The workload options every measuring command shares (``quasar bench``, ``quasar perf``): one
+    spelling and one meaning each. ``--count N``: how many images the measurement uses; ``--repeat R``:
+    how many times each timed configuration runs (interleaved, medians reported). Both are
+    :func:`positive_int`; each command says in ``count_help`` what its images are."""
+    p.add_argument("--count", type=positive_int, default=None, metavar="N", help=count_help)
+    p.add_argument("--repeat", type=positive_int, default=repeat_default, metavar="R", help=repeat_help)
+
+
 def positive_float(v: str) -> float:
     """argparse type: a number above 0 (timeouts)."""
     x = float(v)

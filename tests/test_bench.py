@@ -353,8 +353,8 @@ def test_bench_cli_arguments():
 
     p = argparse.ArgumentParser(prog="quasar")
     register(p.add_subparsers(dest="command"))
-    args = p.parse_args(["bench", "--quick", "--out", "somewhere", "--images", "3", "--only", "quasar"])
-    assert args.bench_args == ["--quick", "--out", "somewhere", "--images", "3", "--only", "quasar"]
+    args = p.parse_args(["bench", "--quick", "--out", "somewhere", "--count", "3", "--only", "quasar"])
+    assert args.bench_args == ["--quick", "--out", "somewhere", "--count", "3", "--only", "quasar"]
     assert callable(args.func)
     assert default_out_dir() in ("benchmarks/results", "quasar-bench-results")
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--help"], capture_output=True,
@@ -461,3 +461,29 @@ def test_pipeline_refuses_what_is_not_a_backend_in_one_line():
 
     with pytest.raises(TypeError, match="abstract"):
         NoAccepts(None)
+
+
+def test_bench_and_perf_share_one_definition_of_the_workload_options():
+    """``--count`` and ``--repeat`` mean the same in ``quasar bench`` and ``quasar perf`` (one definition,
+    ``helpfmt.add_workload_options``): a positive integer each, refused at 0 by both; bench no longer
+    takes ``--images N`` (perf's ``--images`` is a folder)."""
+    from quasar_bench import speed
+
+    from quasar.app.perf import register as register_perf
+    from quasar.helpfmt import positive_int
+
+    bench = argparse.ArgumentParser(prog="bench")
+    speed.add_arguments(bench)
+    root = argparse.ArgumentParser(prog="quasar")
+    register_perf(root.add_subparsers(dest="command"))
+    perf = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction)).choices["perf"]
+    for parser in (bench, perf):
+        acts = {a.dest: a for a in parser._actions}
+        for dest in ("count", "repeat"):
+            assert acts[dest].type is positive_int and acts[dest].option_strings == [f"--{dest}"]
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--count", "0"])
+    args = bench.parse_args(["--count", "3", "--repeat", "2"])
+    assert (args.count, args.repeat) == (3, 2)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--images", "3"])

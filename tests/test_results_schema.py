@@ -95,3 +95,29 @@ def test_text_cells_round_trip(text, is_csv):
     cell = text_cell(text, is_csv)
     assert "\n" not in cell and "\r" not in cell
     assert read_text(cell, is_csv) == text
+
+
+def test_cull_resume_reads_its_scores_file_once(tmp_path, monkeypatch):
+    """``cull --resume`` takes the rows the writer already read to find what is done; it used to read
+    and parse the whole side file a second time."""
+    from quasar.cull import run as cull_run
+    from quasar.runtime import output
+    from quasar.runtime.scorer import ScoreRecord
+    from quasar.runtime.sources import Item
+
+    class FakeScorer:
+        heads = ("quality",)
+
+        def score_items(self, items):
+            for it in items:
+                yield ScoreRecord(it.label, {"quality": 0.5}, embedding=np.ones(4, np.float32))
+
+    out = str(tmp_path / "cull.csv")
+    items = [Item(str(tmp_path / f"p{i}.jpg")) for i in range(3)]
+    cull_run.score_resumable(FakeScorer(), items[:2], out)
+    reads = []
+    real = output.read_rows
+    monkeypatch.setattr(output, "read_rows", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    recs, reused = cull_run.score_resumable(FakeScorer(), items, out)
+    assert reused == 2 and [r.source for r in recs] == [it.label for it in items]
+    assert reads == [out + cull_run.SCORES_SUFFIX]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from quasar.helpfmt import add_workload_options
 from quasar.machine import machine_info, usable_cores
 from quasar_bench import camera, report
 from quasar_bench.models import ModelUnavailable, model_path, snapshot_pack
@@ -269,10 +270,8 @@ def add_arguments(p: argparse.ArgumentParser, out_default: str | None = None) ->
                         "else quasar-bench-results]")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="generated JPEGs and exported models [default: $QUASAR_CACHE/bench or ~/.cache/quasar/bench]")
-    p.add_argument("--images", type=int, default=None, metavar="N",
-                   help=f"images per set [default: {DEFAULT_IMAGES}, --quick: {QUICK_IMAGES}]")
-    p.add_argument("--reps", type=int, default=None, metavar="N",
-                   help=f"timed repetitions per configuration [default: {DEFAULT_REPS}, --quick: 1]")
+    add_workload_options(p, count_help=f"images per set [default: {DEFAULT_IMAGES}, --quick: {QUICK_IMAGES}]",
+                         repeat_help=f"timed repetitions per configuration [default: {DEFAULT_REPS}, --quick: 1]")
     p.add_argument("--sets", default=",".join(camera.SETS), help=f"comma-separated image sets from {camera.SETS}")
     p.add_argument("--only", default=None, metavar="TEXT", help="run only configurations whose name contains TEXT")
 
@@ -283,8 +282,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if bad or not sets:
         print(f"unknown image set(s) {bad}; choose from {camera.SETS}", file=sys.stderr)
         return 2
-    rep = run(quick=args.quick, out_dir=args.out or default_out_dir(), cache=args.cache, n_images=args.images,
-              reps=args.reps, sets=sets, only=args.only)
+    rep = run(quick=args.quick, out_dir=args.out or default_out_dir(), cache=args.cache, n_images=args.count,
+              reps=args.repeat, sets=sets, only=args.only)
     for t in rep["targets"]:
         state = "n/a" if t["met"] is None else ("met" if t["met"] else "NOT met")
         val = "–" if t["value"] is None else f"{t['value']:.3f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from quasar.helpfmt import positive_float, positive_int
+from quasar.helpfmt import add_workload_options, positive_float, positive_int
 from quasar.perf.scenarios import SERVER_CONFIRM  # stdlib only: building the parser stays light
 
 DESCRIPTION = """\
@@ -43,9 +43,10 @@ def register(subparsers) -> None:
                           "skipped with a line each)")
     src.add_argument("--synthetic", metavar="HxW", default=None,
                      help="score generated JPEGs of this size [default when no --images: 3000x4000, 12 MP]")
-    p.add_argument("--count", type=positive_int, default=None, metavar="N",
-                   help="images to use: synthetic images to make, or at most N files of DIR "
-                        "[default: 16 synthetic, 64 files]")
+    add_workload_options(p, count_help="images to use: synthetic images to make, or at most N files of DIR "
+                                       "[default: 16 synthetic, 64 files]",
+                         repeat_help="repetitions of every test, configurations interleaved (medians and spread "
+                                     "in the report)", repeat_default=1)
     p.add_argument("--backend", "-b", action="append", default=None, metavar="B",
                    help="onnxruntime (CPU), onnxruntime-cuda, onnxruntime-tensorrt, tensorrt, torch, native or auto; "
                         "repeat or comma-separate to compare [default: onnxruntime]")
@@ -73,8 +74,6 @@ def register(subparsers) -> None:
                         "LoadGen's early stopping says a p99 needs (hundreds: minutes at a low QPS), so that LoadGen "
                         "can call it VALID; 'quick' runs it once for --duration")
     p.add_argument("--multi-stream-samples", type=positive_int, default=8, metavar="N", help="MultiStream: images per query")
-    p.add_argument("--repeat", type=positive_int, default=1, metavar="R",
-                   help="repetitions of every test, configurations interleaved (medians and spread in the report)")
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="end to end: decode threads [default: the runtime's, one per core up to 8; native: one "
                         "per core]")

@@ -147,13 +147,19 @@ SCORES_SUFFIX = ".scores.jsonl"  # beside OUT with --resume: every photo's score
 def read_scored(path: str) -> dict[str, object]:
     """The records of a ``--resume`` scores file (JSON Lines of ``quasar score --embeddings``), by resume key;
     QuasarError naming the file for a damaged one (the reader's guards, and embeddings of one length)."""
-    from quasar.runtime.output import head_columns, read_rows
-    from quasar.runtime.pathtext import resume_key
-    from quasar.runtime.scorer import ScoreRecord
+    from quasar.runtime.output import read_rows
 
     if not os.path.isfile(path):
         return {}
-    found = read_rows(path, "jsonl", why="cannot resume from it: delete it or drop --resume")
+    return scored_records(read_rows(path, "jsonl", why="cannot resume from it: delete it or drop --resume"), path)
+
+
+def scored_records(found, path: str) -> dict[str, object]:
+    """:func:`read_scored` on rows already read (``found``, from :func:`quasar.runtime.output.read_rows`)."""
+    from quasar.runtime.output import head_columns
+    from quasar.runtime.pathtext import resume_key
+    from quasar.runtime.scorer import ScoreRecord
+
     heads = head_columns(found.columns)
     records: dict[str, object] = {}
     dim = None
@@ -193,7 +199,7 @@ def score_resumable(scorer, items: list, out: str, on_record: Callable[[], None]
     # 9 significant digits: the embeddings read back on --resume are the float32 values grouped now
     writer, done = open_writer(side, "jsonl", scorer.heads, resume=True, embeddings=True, embedding_digits=9)
     try:
-        old = read_scored(side) if done else {}
+        old = scored_records(writer.previous, side) if writer.previous is not None else {}
         todo = [it for it in items if resume_key(it.label) not in old]
         fresh = {}
         for rec in scorer.score_items(todo):

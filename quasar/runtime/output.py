@@ -176,6 +176,7 @@ class RowWriter:
         self.embeddings = embeddings
         self._npy_rows: list = []  # CSV with embeddings: one entry per row, written by close()
         self.notes: list[str] = []  # what --resume repaired, for the CLI to report
+        self.previous = None  # --resume: the rows already in the file (read once, by open_writer)
         self.columns = columns(heads, margins, reasons)
         self._failed = False
         self.output: Output | None = None  # set by open_writer: committed (or discarded) by close()
@@ -292,12 +293,14 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
     lock = None if is_device(out) else OutputLock(out).acquire()  # before reading what is done
     try:
         done: set[str] = set()
+        previous = None
         notes: list[str] = []
         existing = resume and os.path.isfile(out) and os.path.getsize(out) > 0
         if existing:
             notes = repair_tail(out)
             want = columns(heads, margins, reasons) + ([EMBEDDING_KEY] if embeddings else [])  # (JSONL only here)
-            done = read_done(out, fmt, want)
+            previous = read_existing(out, fmt, want)
+            done = {resume_key(previous.text(row, "path") or "") for row in previous.rows}
             existing = os.path.getsize(out) > 0  # a torn header was cut: start the file again
         # --resume appends in place, each row durable at once; else a temporary file (quasar.runtime.outfile)
         output = Output(out, what="results", append=resume, lock=lock)
@@ -313,6 +316,7 @@ def open_writer(out: str, fmt: str | None, heads: tuple[str, ...], margins: bool
         raise
     writer.output = output
     writer.notes = notes
+    writer.previous = previous  # the rows already there (read once; cull --resume reuses them)
     return writer, done
 
 
@@ -349,6 +353,13 @@ def repair_tail(path: str) -> list[str]:
 def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
     """Resume keys of the paths already in a results file; QuasarError if its columns do not match
     this run's or a row is malformed (call :func:`repair_tail` first)."""
+    found = read_existing(path, fmt, want)
+    return {resume_key(found.text(row, "path") or "") for row in found.rows}
+
+
+def read_existing(path: str, fmt: str, want: list[str]):
+    """The rows already in a results file (:func:`read_rows`), checked against this run's columns
+    ``want``: QuasarError if they differ or a row is malformed (call :func:`repair_tail` first)."""
     found = read_rows(path, fmt, why="cannot resume from it")
     if found.csv:
         if found.columns and found.columns != want:
@@ -357,4 +368,4 @@ def read_done(path: str, fmt: str, want: list[str]) -> set[str]:
     elif found.rows and sorted(found.rows[0]) != sorted(want):
         raise QuasarError(f"{path}: keys {sorted(found.rows[0])} differ from this run's {sorted(want)}; "
                           "use another output file or drop --resume")
-    return {resume_key(found.text(row, "path") or "") for row in found.rows}
+    return found
