@@ -52,8 +52,12 @@ def test_shipped_pack_provenance():
     assert prov["selection"]["chosen"] == {k: best[k] for k in ("kind", "alpha", "min_bad_level", "rule")}
     assert q.combine == {"rule": prov["selection"]["chosen"]["rule"], "of": [part_name(f) for f in QUALITY_HEADS]}
     ex = prov["explain_selection"]
-    assert ex["chosen"] == max(ex["candidates"], key=lambda r: r["explain_accuracy"])["specificity"]
-    assert all(pack.head(f).explain and pack.head(f).aggregation["specificity"] == ex["chosen"] for f in QUALITY_HEADS)
+    best = max(ex["candidates"], key=lambda r: r["explain_accuracy"])
+    chosen = {k: ex["chosen"][k] for k in ("alpha", "specificity")}
+    assert chosen == {k: best[k] for k in ("alpha", "specificity")}
+    assert all(pack.head(f).explain and {k: pack.head(f).aggregation[k] for k in chosen} == chosen
+               for f in QUALITY_HEADS)
+    assert q.aggregation["calibration"] == "level_medians"
 
 
 @pytest.mark.slow

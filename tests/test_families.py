@@ -58,6 +58,38 @@ def test_calibrate_maps_levels_to_the_documented_scale():
         H.calibrate(-margin, H.level_target(level))
 
 
+def test_level_median_calibration_keeps_the_scale_for_the_typical_photo_of_each_level():
+    """With a wide spread within each level (content), the fit over every anchor flattens the curve:
+    the median pristine anchor reads well below 1 - 0/5. :func:`calibrate_medians` puts each level's
+    median nearer its target, and ranks the same (a monotone map of the same margin)."""
+    rng = np.random.default_rng(1)
+    level = np.repeat(np.arange(6), 400)
+    margin = -0.02 * level + rng.normal(size=level.size) * 0.02
+    target = H.level_target(level)
+
+    def level_medians(scale, bias):
+        score = 1 / (1 + np.exp(-scale * (margin + bias)))
+        return np.array([np.median(score[level == v]) for v in range(6)])
+
+    every, medians = H.calibrate(margin, target), H.calibrate_medians(margin, target)
+    error = {k: np.abs(level_medians(*sb) - (1 - np.arange(6) / 5)).mean() for k, sb in
+             (("every", every), ("medians", medians))}
+    assert error["medians"] < 0.85 * error["every"]
+    assert level_medians(*medians)[0] > level_medians(*every)[0] + 0.04  # the pristine median nearer 1
+    assert medians[0] > every[0] > 0  # steeper: the within-level spread no longer flattens it
+    with pytest.raises(QuasarError, match="do not rank"):
+        H.calibrate_medians(-margin, target)
+    with pytest.raises(QuasarError, match="two or more levels"):
+        H.calibrate_medians(margin[level == 0], target[level == 0])
+
+
+def test_quality_head_records_its_calibration():
+    g = synthetic_grid()
+    cfg = HeadConfig("ridge", 1.0, 1, "mean")
+    heads = to_heads(fit_quality(g, cfg, heads=FAMS), cfg, {"photos": 12})
+    assert heads[-1].aggregation["calibration"] == "level_medians"
+
+
 def test_ridge_and_lda_find_the_distortion_direction():
     g = synthetic_grid()
     e = np.concatenate([g.pristine, g.distorted[:, 0].reshape(-1, g.pristine.shape[1])])
@@ -171,21 +203,31 @@ def test_explanation_heads_name_the_cause_and_quality_does_not_read_them():
     """Explanation heads (chosen on anchor halves) name the true family more often than the heads that
     ``quality`` averages; in the pack they carry the family names and ``explain``, the averaged heads
     are ``quality.<family>``, and ``quality`` is the same function of the embedding as before."""
-    from quasar.centroids.families import explain_accuracy, fit_explain, select_explain
+    from quasar.centroids.families import (
+        EXPLAIN_CANDIDATES,
+        explain_accuracy,
+        explain_config,
+        fit_explain,
+        select_explain,
+    )
 
     g = synthetic_grid(n_photos=16, shared=0.8)
     cfg = HeadConfig("ridge", 1.0, 1, "mean")
     model = fit_quality(g, cfg, heads=FAMS)
-    sp, table = select_explain(g, cfg, heads=FAMS)
-    assert [r["specificity"] for r in table] == [0.3, 1.0, 3.0] and sp in (0.3, 1.0, 3.0)
+    ecfg, table = select_explain(g, cfg, heads=FAMS)
+    assert [(r["alpha"], r["specificity"]) for r in table] == list(EXPLAIN_CANDIDATES)
+    best = max(table, key=lambda r: r["explain_accuracy"])
+    assert (ecfg.alpha, ecfg.specificity) == (best["alpha"], best["specificity"])
     a, b = g.photo_halves()
-    fitted = fit_explain(g, cfg, sp, a, FAMS)
+    fitted = fit_explain(g, ecfg, a, FAMS)
     plain = fit_quality(g, cfg, a, FAMS).families
     assert explain_accuracy(fitted, g, b, FAMS) > explain_accuracy(plain, g, b, FAMS)
     with pytest.raises(QuasarError, match="positive specificity"):
-        fit_explain(g, cfg, 0.0, heads=FAMS)
+        fit_explain(g, cfg, heads=FAMS)
+    with pytest.raises(QuasarError, match="positive specificity"):
+        explain_config(cfg, 1.0, 0.0)
 
-    model.explain, model.explain_specificity = fit_explain(g, cfg, sp, heads=FAMS), sp
+    model.explain, model.explain_cfg = fit_explain(g, ecfg, heads=FAMS), ecfg
     pack = CentroidPack("x", PreprocessSpec(), to_heads(model, cfg, {"kind": "synthetic"}))
     pack.validate()
     assert pack.output_names == ["quality.blurry", "quality.noisy", "quality.dark", "blurry", "noisy", "dark",

@@ -19,7 +19,7 @@ Recipe (all choices made on anchors only, never on the held-out photos the bench
    ``reason`` from;
 4. how heads are fitted and combined: :func:`quasar.centroids.families.select_config`, by
    cross-validation over anchor-photo halves and leave-one-family-out; the explanation heads'
-   specificity: :func:`quasar.centroids.families.select_explain`, on anchor-photo halves.
+   ridge alpha and specificity: :func:`quasar.centroids.families.select_explain`, on anchor-photo halves.
 """
 
 from __future__ import annotations
@@ -96,14 +96,15 @@ def build_default_pack(use_cache: bool = True, progress: bool | None = None, spe
     grid, emb_stats = anchor_grid(photo_paths, encoder, use_cache, progress)
     cfg, table = select_config(grid, candidates) if len(candidates) > 1 else (candidates[0], [])
     model = fit_quality(grid, cfg)
-    specificity, explain_table = select_explain(grid, cfg)
-    model.explain, model.explain_specificity = fit_explain(grid, cfg, specificity), specificity
+    model.explain_cfg, explain_table = select_explain(grid, cfg)
+    model.explain = fit_explain(grid, model.explain_cfg)
     meta = {"kind": "synthetic", "good": len(grid.photos), "bad": int(np.prod(grid.distorted.shape[:3])),
             "provenance": {"photos": [names.get(p, p) for p in grid.photos], "packages": provenance(),
                            "distortions": list(grid.types), "levels": list(grid.levels),
                            "recipe": "quasar.centroids.default.build_default_pack",
                            "selection": {"chosen": cfg.to_dict(), "candidates": table},
-                           "explain_selection": {"chosen": specificity, "candidates": explain_table}},
+                           "explain_selection": {"chosen": model.explain_cfg.to_dict(),
+                                                 "candidates": explain_table}},
             "quasar_version": __version__}
     pack = make_pack(encoder, to_heads(model, cfg, meta))
     stats = dict(emb_stats, seconds=round(time.perf_counter() - t0, 1), photos=len(grid.photos),

@@ -232,13 +232,18 @@ class QualityModel:
     scale: float
     bias: float
     explain: list[FittedHead] = field(default_factory=list)
-    explain_specificity: float = 0.0
+    explain_cfg: HeadConfig | None = None  # how the explanation heads were fitted (:func:`select_explain`)
 
     def family_logits(self, e: np.ndarray) -> np.ndarray:
         return np.stack([h.logits(e) for h in self.families], axis=-1)
 
     def quality_logit(self, e: np.ndarray) -> np.ndarray:
         return self.scale * (H.combine_logits(self.family_logits(e), self.rule) + self.bias)
+
+
+# How ``quality``'s scale is fitted: the median anchor of each level reads 1 - level/5
+# (:func:`heads.calibrate_medians`); the family heads keep the fit over every anchor (:func:`heads.calibrate`).
+QUALITY_CALIBRATION = "level_medians"
 
 
 def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = None,
@@ -251,9 +256,9 @@ def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = N
             for name, types in heads.items()]
     if heads is QUALITY_HEADS:
         all_types += [t for t in MIXTURE_TYPES if t in grid.types]
-    emb, _, target, weight = _rows(grid, photos, grid.type_index(all_types))
+    emb, _, target, _ = _rows(grid, photos, grid.type_index(all_types))
     c = H.combine_logits(np.stack([h.logits(emb) for h in fams], -1), cfg.rule)
-    scale, bias = H.calibrate(c, target, weight)
+    scale, bias = H.calibrate_medians(c, target)  # the combination's scale: see QUALITY_CALIBRATION
     return QualityModel(fams, cfg.rule, scale, bias)
 
 
@@ -261,18 +266,27 @@ def fit_quality(grid: AnchorGrid, cfg: HeadConfig, photos: np.ndarray | None = N
 # (``specificity``), so that the lowest of them names the cause. They are separate from the heads that
 # ``quality`` averages: specific heads give the right reason but a worse overall ranking (on anchor
 # halves, pristine > level 1 fell from about 0.8 to 0.6 when ``quality`` read them).
-EXPLAIN_CANDIDATES: tuple[float, ...] = (0.3, 1.0, 3.0)  # specificity, chosen on anchor halves
+# (ridge alpha, specificity), chosen on anchor halves: a head that must tell one family from the others
+# may want less regularisation than one that only ranks its own family's levels
+EXPLAIN_CANDIDATES: tuple[tuple[float, float], ...] = ((3.0, 0.3), (3.0, 1.0), (3.0, 3.0), (1.0, 1.0),
+                                                       (1.0, 3.0))
 EXPLAIN_LEVELS: tuple[int, ...] = (3, 4, 5)  # where "name the cause" is measured (clearly visible defects)
 
 
-def fit_explain(grid: AnchorGrid, cfg: HeadConfig, specificity: float, photos: np.ndarray | None = None,
-                heads: dict[str, tuple[str, ...]] | None = None) -> list[FittedHead]:
-    """One explanation head per family: ``cfg``'s fit with ``specificity`` > 0 (:func:`fit_head`)."""
+def explain_config(cfg: HeadConfig, alpha: float, specificity: float) -> HeadConfig:
+    """``cfg`` (the quality heads' fit) with the explanation heads' ``alpha`` and ``specificity`` (> 0)."""
     if not specificity > 0:
         raise QuasarError(f"explanation heads need a positive specificity, not {specificity!r}")
+    return replace(cfg, alpha=float(alpha), specificity=float(specificity))
+
+
+def fit_explain(grid: AnchorGrid, spec_cfg: HeadConfig, photos: np.ndarray | None = None,
+                heads: dict[str, tuple[str, ...]] | None = None) -> list[FittedHead]:
+    """One explanation head per family, fitted with ``spec_cfg`` (:func:`explain_config`; :func:`fit_head`)."""
+    if not spec_cfg.specificity > 0:
+        raise QuasarError(f"explanation heads need a positive specificity, not {spec_cfg.specificity!r}")
     heads = QUALITY_HEADS if heads is None else heads
     photos = np.ones(len(grid.photos), bool) if photos is None else photos
-    spec_cfg = replace(cfg, specificity=specificity)
     all_types = [t for types in heads.values() for t in types]
     return [fit_head(grid, name, types, photos, spec_cfg, [t for t in all_types if t not in types])
             for name, types in heads.items()]
@@ -295,18 +309,20 @@ def explain_accuracy(explain: Sequence[FittedHead], grid: AnchorGrid, photos: np
     return float((pred == truth[None, :, None]).mean())
 
 
-def select_explain(grid: AnchorGrid, cfg: HeadConfig, candidates: Sequence[float] = EXPLAIN_CANDIDATES,
-                   heads: dict[str, tuple[str, ...]] | None = None) -> tuple[float, list[dict]]:
-    """The specificity whose explanation heads name the true family most often on the other half of the
-    anchor photos (fit on one half, measure on the other, and back); returns it and the table."""
+def select_explain(grid: AnchorGrid, cfg: HeadConfig,
+                   candidates: Sequence[tuple[float, float]] = EXPLAIN_CANDIDATES,
+                   heads: dict[str, tuple[str, ...]] | None = None) -> tuple[HeadConfig, list[dict]]:
+    """The (alpha, specificity) whose explanation heads name the true family most often on the other half
+    of the anchor photos (fit on one half, measure on the other, and back); returns the explanation
+    heads' config (:func:`explain_config` of ``cfg``) and the table."""
     a, b = grid.photo_halves()
-    table = []
-    for sp in candidates:
-        acc = [explain_accuracy(fit_explain(grid, cfg, sp, fit_on, heads), grid, test_on, heads)
+    table, configs = [], [explain_config(cfg, al, sp) for al, sp in candidates]
+    for c in configs:
+        acc = [explain_accuracy(fit_explain(grid, c, fit_on, heads), grid, test_on, heads)
                for fit_on, test_on in ((a, b), (b, a))]
-        table.append({"specificity": sp, "explain_accuracy": float(np.mean(acc))})
+        table.append({"alpha": c.alpha, "specificity": c.specificity, "explain_accuracy": float(np.mean(acc))})
     best = max(range(len(table)), key=lambda i: (round(table[i]["explain_accuracy"], 6), -i))
-    return float(candidates[best]), table
+    return configs[best], table
 
 
 # --------------------------------------------------------------------------- measuring
@@ -438,12 +454,12 @@ def to_heads(model: QualityModel, cfg: HeadConfig, anchors_meta: dict) -> list[H
         out.append(Head(named(h), None, None, h.scale, "levels", {"method": cfg.kind, **cfg.to_dict()},
                         {**anchors_meta, "types": list(QUALITY_HEADS.get(h.name, ()))}, kind="linear",
                         bias=h.bias, weight=h.weight.astype(np.float32)))
-    explain_cfg = {"method": cfg.kind, **cfg.to_dict(), "specificity": model.explain_specificity}
+    explain_cfg = {"method": model.explain_cfg.kind, **model.explain_cfg.to_dict()} if model.explain else {}
     for h in model.explain:
         out.append(Head(h.name, None, None, h.scale, "levels", explain_cfg,
                         {**anchors_meta, "types": list(QUALITY_HEADS.get(h.name, ()))}, kind="linear",
                         bias=h.bias, weight=h.weight.astype(np.float32), explain=True))
-    out.append(Head(OVERALL_HEAD, None, None, model.scale, "levels", {"method": "combine", **cfg.to_dict()},
-                    dict(anchors_meta), kind="combine", bias=model.bias,
-                    combine={"rule": model.rule, "of": [named(h) for h in model.families]}))
+    combine_cfg = {"method": "combine", **cfg.to_dict(), "calibration": QUALITY_CALIBRATION}
+    out.append(Head(OVERALL_HEAD, None, None, model.scale, "levels", combine_cfg, dict(anchors_meta),
+                    kind="combine", bias=model.bias, combine={"rule": model.rule, "of": [named(h) for h in model.families]}))
     return out
