@@ -45,6 +45,7 @@ class Fake:
         self.requests: list[dict] = []  # method, path, headers, files
         self.limits = limits or {"max_files": 64, "max_body_bytes": 1 << 20, "max_request_pixels": 10**9}
         self.lock = threading.Lock()
+        self.decide = None  # files -> (status, headers, body), instead of the script
 
 
 @pytest.fixture
@@ -79,6 +80,8 @@ def fake():
                 state.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers),
                                        "files": files})
                 scripted = state.answers.pop(0) if state.answers else None
+            if state.decide is not None:
+                scripted = state.decide(files)
             if scripted is not None:
                 return self._answer(scripted[0], scripted[2], scripted[1])
             if any(d.startswith(b"whole") for _, d in files):
@@ -239,3 +242,32 @@ def test_score_url_token_file_and_option_checks(fake, tmp_path, capsys):
         assert main(["score", *argv, str(tmp_path / "a.jpg")]) == 2
         err = capsys.readouterr().err.strip()
         assert text in err and "\n" not in err, err
+
+
+
+def test_a_fatal_answer_stops_the_other_requests_at_once(fake):
+    """The first file's request gets a 500 (fatal) once the second's was answered 503 with a 30 s Retry-After:
+    score() raises the 500 and the second's wait is cut short (cancelled), not sat out."""
+    busy_sent = threading.Event()
+
+    def decide(files):
+        if files[0][1].startswith(b"b"):
+            busy_sent.set()
+            return 503, {"Retry-After": "30"}, {"error": "busy"}
+        busy_sent.wait(20)
+        return 500, {}, {"error": "internal error: boom"}
+
+    fake.limits = {"max_files": 1, "max_body_bytes": 1 << 20}
+    fake.decide = decide
+    completed = []
+    with ServiceClient(fake.url, concurrency=2) as c:
+        orig = c.transport.sleep
+
+        def sleep(s):
+            orig(s)
+            completed.append(s)
+
+        c.transport.sleep = sleep
+        with pytest.raises(QuasarError, match="500 internal error: boom"):
+            c.score([b"a" * 10, b"b" * 10])
+    assert completed == []

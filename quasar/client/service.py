@@ -145,9 +145,12 @@ class ServiceClient(Closeable):
             while pending:
                 yield from pending.popleft().result()
         finally:
-            for f in pending:
-                f.cancel()
+            if pending:  # stopped early (an error, Ctrl-C, the caller closed us): end the requests in flight now
+                self.transport.cancel()
+                for f in pending:
+                    f.cancel()
             pool.shutdown(wait=True)
+            self.transport.resume()
 
     def _entry(self, item: Item, body_limit: int) -> _Entry:
         if item.error is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -65,8 +66,6 @@ def retry_after(value: str | None) -> float | None:
 class Transport:
     """Requests to one base URL (``http://host:port[/prefix]``) with a bearer token when given."""
 
-    sleep = staticmethod(time.sleep)  # how a retry waits (tests record the waits instead)
-
     def __init__(self, url: str, token: str | None = None, timeout: float = 120.0, retries: int = 5,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -83,6 +82,30 @@ class Transport:
         self.token, self.timeout, self.retries = token, timeout, retries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self._local = threading.local()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's connection, for cancel()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def sleep(self, seconds: float) -> None:
+        """How a retry waits (tests record the waits instead): ends early, raising, on :meth:`cancel`."""
+        if self._cancelled.wait(seconds):
+            raise QuasarError(f"{self.url}: cancelled")
+
+    def cancel(self) -> None:
+        """Stop every request in flight (their connections closed) and every retry waiting; until :meth:`resume`."""
+        self._cancelled.set()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:  # a shutdown socket ends a blocked read in its own thread (closing it there is theirs)
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def resume(self) -> None:
+        self._cancelled.clear()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -90,6 +113,8 @@ class Transport:
             cls = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
             conn = cls(self.parts.hostname, self.parts.port, timeout=self.timeout)
             self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
         return conn
 
     def _drop(self) -> None:
@@ -97,6 +122,8 @@ class Transport:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._lock:
+                self._open.discard(conn)
 
     def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         conn = self._connection()
@@ -137,7 +164,7 @@ class Transport:
                 return _checked(answer, where)
             if answer is not None:
                 why = f"{answer.status} {answer.reason()}"
-            if attempt == self.retries:
+            if attempt == self.retries or self._cancelled.is_set():
                 tries = f"{self.retries + 1} {'try' if self.retries == 0 else 'tries'}"
                 raise QuasarError(f"{where}: {why} (gave up after {tries})")
             self.sleep(self.wait_s(attempt, answer))
@@ -145,6 +172,10 @@ class Transport:
 
     def close(self) -> None:
         self._drop()
+        with self._lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            conn.close()
 
 
 def _checked(answer: Answer, where: str) -> Answer:
