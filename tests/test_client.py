@@ -45,6 +45,7 @@ class Fake:
         self.requests: list[dict] = []  # method, path, headers, files
         self.limits = limits or {"max_files": 64, "max_body_bytes": 1 << 20, "max_request_pixels": 10**9}
         self.lock = threading.Lock()
+        self.drop_idle = False
         self.decide = None  # files -> (status, headers, body), instead of the script
 
 
@@ -53,6 +54,8 @@ def fake():
     state = Fake()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the service's proxy
+
         def log_message(self, *a):
             pass
 
@@ -65,6 +68,8 @@ def fake():
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            if state.drop_idle:  # as an idle timeout does: closed after the answer, without saying so
+                self.close_connection = True
 
         def do_GET(self):
             with state.lock:
@@ -271,3 +276,12 @@ def test_a_fatal_answer_stops_the_other_requests_at_once(fake):
         with pytest.raises(QuasarError, match="500 internal error: boom"):
             c.score([b"a" * 10, b"b" * 10])
     assert completed == []
+
+
+def test_a_kept_alive_connection_closed_by_the_service_is_replaced_without_a_retry(fake):
+    fake.drop_idle = True
+    with client(fake) as c:
+        c.health()
+        (a,) = c.score([b"x" * 10])
+        (b,) = c.score([b"y" * 20])
+    assert a.ok and b.ok and c.waits == []  # every request on a fresh connection, none counted as failed

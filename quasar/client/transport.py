@@ -126,6 +126,17 @@ class Transport:
                 self._open.discard(conn)
 
     def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+        """One exchange. A kept-alive connection the service has closed meanwhile (its idle timeout) is
+        replaced at once, not counted as a try."""
+        reused = getattr(self._local, "conn", None) is not None
+        try:
+            return self._exchange(method, path, body, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused or self._cancelled.is_set():
+                raise
+        return self._exchange(method, path, body, headers)
+
+    def _exchange(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         conn = self._connection()
         try:
             conn.request(method, self.prefix + path, body=body, headers=headers)
