@@ -150,6 +150,7 @@ class ServiceClient(Closeable):
                 for f in pending:
                     f.cancel()
             pool.shutdown(wait=True)
+            self.transport.close()  # the pool's threads are gone: so are their connections
             self.transport.resume()
 
     def _entry(self, item: Item, body_limit: int) -> _Entry:

@@ -92,7 +92,7 @@ class Transport:
             raise QuasarError(f"{self.url}: cancelled")
 
     def cancel(self) -> None:
-        """Stop every request in flight (their connections closed) and every retry waiting; until :meth:`resume`."""
+        """Stop every request in flight (their sockets shut down) and every retry waiting; until :meth:`resume`."""
         self._cancelled.set()
         with self._lock:
             conns = list(self._open)
