@@ -269,6 +269,24 @@ def plot(blocks: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def targets(blocks: list[dict], clients: int = 32) -> list[dict]:
+    """Issue 26's targets per tool at ``clients``: vs offline >= 0.9 and p99 <= 2 x p50 (each replica count),
+    and 2 replicas at least as fast as 1."""
+    at = {(b["replicas"], r["tool"]): r for b in blocks for r in b["runs"] if r["clients"] == clients}
+    out = []
+    for (replicas, tool), r in sorted(at.items()):
+        p99_p50 = r["p99_ms"] / r["p50_ms"] if r["p50_ms"] else None
+        one = at.get((1, tool))
+        row = {"tool": tool, "replicas": replicas, "clients": clients, "vs_offline": r["vs_offline"],
+               "vs_offline_ok": r["vs_offline"] >= 0.9, "p99_over_p50": p99_p50,
+               "p99_ok": p99_p50 is not None and p99_p50 <= 2.0}
+        if replicas > 1 and one is not None:
+            row["vs_one_replica"] = r["img_per_s"] / one["img_per_s"]
+            row["not_slower_ok"] = r["img_per_s"] >= one["img_per_s"]
+        out.append(row)
+    return out
+
+
 def markdown(result: dict) -> list[str]:
     m = result["machine"]
     md = [f"# quasar serve under Locust and wrk ({result['images']} photos as {SIZE[0]}x{SIZE[1]} JPEG, 127.0.0.1)",
@@ -289,6 +307,12 @@ def markdown(result: dict) -> list[str]:
     for b in result["blocks"]:
         fmt = lambda mem: ", ".join(f"{x['rss_mb']:.0f}" for x in mem) or "-"  # noqa: E731
         md.append(f"| {b['replicas']} | {fmt(b['memory_before'])} | {fmt(b['memory_after'])} |")
+    if result["targets"]:
+        md += ["", "Targets at 32 clients (issue 26): vs offline >= 0.9, p99 <= 2 x p50, 2 replicas not slower than 1:",
+               "", "| tool | replicas | vs offline | p99/p50 | vs 1 replica |", "|---|---|---|---|---|"]
+        for t in result["targets"]:
+            vs1 = f"{t['vs_one_replica']:.2f}" if "vs_one_replica" in t else "-"
+            md.append(f"| {t['tool']} | {t['replicas']} | {t['vs_offline']:.2f} | {t['p99_over_p50'] or 0:.2f} | {vs1} |")
     md += ["", f"Plot: {result['plot']}"]
     return md
 
@@ -329,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(blocks, png)
     result = {"blocks": blocks, "images": len(paths), "size": list(SIZE), "levels": args.levels,
               "level_s": args.level_s, "tools": args.tools, "quick": args.quick, "plot": png.name,
+              "targets": targets(blocks),
               "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     write_results(out / name, result, markdown(result))
     return 0
