@@ -5,7 +5,7 @@ The flow, bottom to top (each layer may import the layers below it, never one ab
 * the floor (errors, limits, paths, preprocess, io, contract, constants, machine...): no stage;
 * the stages, in the order data flows: photos, encoders -> centroids (anchors -> pack) -> export (the fused
   graph) -> runtime -> eval; ``quasar.testing`` sits on the floor;
-* the features built on the runtime: report, cull, perf, scale, nativelib; none imports a build
+* the features built on the runtime: report, cull, perf, scale, nativelib, client (of ``quasar serve``); none imports a build
   stage, and none imports another feature except as listed in ``FEATURE_USES``;
 * the application layer: ``quasar.app`` (the commands that compose the features: ``score`` with
   ``--report``/``--ray``, cull, report, serve, perf, list, bench), ``quasar.cli`` and ``__main__``.
@@ -34,7 +34,7 @@ FLOOR = ("quasar.errors", "quasar.limits", "quasar.paths", "quasar.preprocess", 
 STAGES = ("quasar.photos", "quasar.encoders", "quasar.centroids", "quasar.export", "quasar.runtime", "quasar.eval")
 BUILD = ("quasar.encoders", "quasar.centroids", "quasar.export", "quasar.photos", "quasar.eval")  # not the runtime
 # Features on top of the runtime (nativelib: the native library's ctypes binding, beside the runtime).
-FEATURES = ("quasar.nativelib", "quasar.report", "quasar.cull", "quasar.perf", "quasar.scale")
+FEATURES = ("quasar.nativelib", "quasar.report", "quasar.cull", "quasar.perf", "quasar.scale", "quasar.client")
 FEATURE_USES = {"quasar.perf": ("quasar.nativelib",)}  # `quasar perf --backend native`
 APP = ("quasar.app", "quasar.cli", "quasar.__main__")
 ABOVE_STAGES = FEATURES + APP
@@ -138,7 +138,7 @@ def _all_modules() -> list[str]:
 # Layers checked by importing all their modules in a fresh interpreter; the two that import torch at
 # module level (a few seconds each) run with the slow tests, the static scan covers them in the fast loop.
 LAYERS = ["floor", "quasar.testing", "quasar.photos", "quasar.centroids", "quasar.runtime", "quasar.nativelib",
-          "quasar.eval", "quasar.report", "quasar.cull"]
+          "quasar.eval", "quasar.report", "quasar.cull", "quasar.client"]
 TORCH_LAYERS = ["quasar.encoders", "quasar.export"]
 
 

@@ -107,7 +107,45 @@ def register(subparsers) -> None:
                         "(default: all cores for a local cluster, else 1)")
     r.add_argument("--ray-batch", type=positive_int, default=None, metavar="N",
                    help="with --ray: paths per actor call (default: 64, less for small inputs)")
+    add_service_options(p)
     p.set_defaults(func=run)
+
+
+def add_service_options(p) -> None:
+    s = p.add_argument_group("a running quasar serve (quasar.client; docs/scaling.md)")
+    s.add_argument("--url", metavar="URL", default=None,
+                   help="score through the service at URL (e.g. http://127.0.0.1:8000): files are read here and "
+                        "sent in multipart requests; same output and --resume as local scoring")
+    s.add_argument("--token-file", metavar="FILE", default=None,
+                   help="with --url: a file whose first line is the service's bearer token")
+    s.add_argument("--request-files", type=positive_int, default=None, metavar="N",
+                   help="with --url: most files per request (default: 16, at most the service's --max-files)")
+    s.add_argument("--retries", type=int, default=None, metavar="N",
+                   help="with --url: tries again after a busy answer (408/429/503, honouring Retry-After) or a "
+                        "dropped connection, with exponential backoff (default: 5)")
+
+
+# what --url cannot take: the model and how it runs belong to the service
+NOT_WITH_URL = (("ray", "--ray"), ("model", "--model"), ("device", "--device"), ("batch_size", "--batch-size"),
+                ("workers", "--workers"), ("threads", "--threads"), ("embeddings", "--embeddings"),
+                ("max_pixels", "--max-pixels"), ("no_reduced_decode", "--no-reduced-decode"))
+
+
+def _validate_url(args: argparse.Namespace) -> None:
+    if getattr(args, "url", None) is None:
+        given = [flag for name, flag in (("token_file", "--token-file"), ("request_files", "--request-files"),
+                                         ("retries", "--retries")) if getattr(args, name, None) is not None]
+        if given:
+            raise QuasarError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --url")
+        return
+    given = [flag for name, flag in NOT_WITH_URL if getattr(args, name, None)]
+    if args.backend != "auto":
+        given.append("--backend")
+    if given:
+        raise QuasarError(f"{', '.join(given)} cannot be combined with --url: the service runs the model "
+                          "(its own quasar serve options say how)")
+    if args.retries is not None and args.retries < 0:
+        raise QuasarError(f"--retries must be 0 or more, got {args.retries}")
 
 
 FOLLOW_LINKS_HELP = ("with -r, follow every symlinked sub-folder (default: only those pointing inside the folder "
@@ -133,6 +171,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.resume and args.output == "-":
         raise QuasarError("--resume needs an output file (-o FILE), not stdout")
     check_outputs(args)
+    _validate_url(args)
     if not args.ray and (args.address or args.ray_actors or args.ray_actor_cpus or args.ray_batch
                          or args.connect_timeout is not None):
         raise QuasarError("--address, --connect-timeout, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
@@ -146,7 +185,14 @@ def _build(args: argparse.Namespace):
     from quasar.runtime.output import open_writer
     from quasar.runtime.pathtext import encode_text
 
-    if args.ray:
+    if getattr(args, "url", None):
+        from quasar.client import ServiceClient
+        from quasar.client.transport import read_token_file
+
+        token = read_token_file(args.token_file) if args.token_file else None
+        options = {k: v for k, v in (("batch_files", args.request_files), ("retries", args.retries)) if v is not None}
+        scorer = ServiceClient(args.url, token, margins=args.margins, **options)
+    elif args.ray:
         from quasar.scale.raycli import RayScorer
 
         scorer = RayScorer(args.model, address=args.address, connect_timeout=args.connect_timeout,
