@@ -86,6 +86,9 @@ def register(subparsers) -> None:
                    help="allow a --host other than loopback without --token-file")
     p.add_argument("--cors-origin", metavar="ORIGIN", action="append", default=[],
                    help="let browser pages from ORIGIN call the service (repeatable; default: CORS off)")
+    p.add_argument("--access-log", metavar="FILE", default=None,
+                   help="JSON-lines access log each replica appends to (default: quasar-access.jsonl in Ray's "
+                        "serve log folder, <session>/logs/serve/; - for the replica's stderr)")
     p.add_argument("--drain-s", type=non_negative_float, default=30.0,
                    help="on shutdown, how long replicas may take to answer the requests they hold")
     p.add_argument("--address", metavar="ADDR", default=None,
@@ -158,12 +161,14 @@ def run(args: argparse.Namespace) -> int:
             limits=Limits(max_body_bytes=int(args.max_body_mb * MiB), max_files=args.max_files,
                           max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
                           read_timeout_s=args.read_timeout_s, max_slow_reads=args.max_slow_reads),
-            token_digests=digests, cors_origins=tuple(args.cors_origin))
+            token_digests=digests, cors_origins=tuple(args.cors_origin), access_log=args.access_log)
         app = service.build_app(info.path, options, replica_cpus=args.replica_cpus, graceful_shutdown_s=args.drain_s,
                                 **replicas)
         service.start(app, args.host, args.port)
+        batching = "off" if args.max_batch_size == 1 else f"up to {args.max_batch_size}"
         print(f"quasar serve: {info.path} on http://{args.host}:{args.port} (POST /score, GET /healthz, "
-              f"/readyz, /metadata, /metrics, /docs); {'bearer token required' if digests else 'no token'}; batching {'off' if args.max_batch_size == 1 else f'up to {args.max_batch_size}'}",
+              f"/readyz, /metadata, /metrics, /docs); {'bearer token required' if digests else 'no token'}; "
+              f"batching {batching}; access log {args.access_log or service.default_access_log()}",
               file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass

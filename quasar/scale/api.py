@@ -262,7 +262,7 @@ class Front:
         self.app, self.echo = app, echo_request_id
         self.tokens = service.options.token_digests
         self.metrics = service.metrics
-        self.log = access_logger()
+        self.log = access_logger(service.options.access_log)
 
     async def __call__(self, scope, receive, send) -> None:
         app = self.app

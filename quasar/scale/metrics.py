@@ -123,12 +123,17 @@ class _TimedPending:
         return getattr(self._pending, name)
 
 
-def access_logger() -> logging.Logger:
-    """The access log: one JSON object a line on stderr (a replica's stderr goes to its Ray log file and,
-    under ``quasar serve``, to the console); set up once per process."""
+def access_logger(path: str | None = None) -> logging.Logger:
+    """The access log: one JSON object a line, appended to ``path`` (``-`` or None: stderr); set up once
+    per process (the first caller's ``path`` wins). Each line is one ``write``, so the replicas of a node
+    can share one file."""
     log = logging.getLogger(ACCESS_LOG)
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        if path and path != "-":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            handler: logging.Handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        else:
+            handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

@@ -45,6 +45,7 @@ requests it holds before it stops it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 
 from ray import serve
@@ -57,6 +58,7 @@ __all__ = ["APP_NAME", "DEPLOYMENT", "ScoringService", "ServiceOptions", "app_bu
 APP_NAME = "quasar"
 DEPLOYMENT = "QuasarScorer"
 MAX_ONGOING = 256  # requests one replica holds at once (more wait in Serve's proxy)
+ACCESS_LOG_NAME = "quasar-access.jsonl"  # in Ray's serve log folder of each replica's node, unless access_log says
 
 
 @serve.ingress()
@@ -70,6 +72,8 @@ class ScoringReplica:
             replica = get_replica_context().replica_tag
         except Exception:  # not in a replica (never under Serve)
             replica = None
+        if not options.get("access_log"):
+            options = {**options, "access_log": default_access_log()}
         self.service = ScoringService(model, options, replica=replica)
 
     def __serve_build_asgi_app__(self):
@@ -82,6 +86,13 @@ class ScoringReplica:
         why = self.service.not_ready()
         if why:
             raise RuntimeError(f"quasar replica not ready: {why}")
+
+
+def default_access_log() -> str:
+    """``quasar-access.jsonl`` in Ray Serve's log folder of this node (``<session>/logs/serve/``)."""
+    from ray.serve._private.logging_utils import get_serve_logs_dir
+
+    return os.path.join(get_serve_logs_dir(), ACCESS_LOG_NAME)
 
 
 def _replica_counts() -> dict | None:
@@ -130,10 +141,11 @@ def app_builder(args: dict):
     """The app from a Serve config file's ``args`` (``import_path: quasar.scale.serve:app_builder``): ``model``,
     ``token_file``, ``cors_origins`` and any :class:`ServiceOptions` field (``limits`` a mapping); replicas
     and autoscaling belong to the file's ``deployments`` section (Serve applies them over these defaults)."""
+    from quasar.runtime.model import default_model_path, load_model_info
     from quasar.scale.auth import read_token_digests
 
     args = dict(args or {})
-    model = args.pop("model", None)
+    model = load_model_info(args.pop("model", None) or default_model_path()).path  # a bad model: one line, now
     token_file = args.pop("token_file", None)
     if token_file:
         args["token_digests"] = read_token_digests(token_file)

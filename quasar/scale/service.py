@@ -39,6 +39,7 @@ class ServiceOptions:
     malloc_arenas: int | None = 2  # MALLOC_ARENA_MAX of the replica's process (None: glibc's 8 per core)
     token_digests: tuple[str, ...] = ()  # SHA-256 of the accepted bearer tokens; empty: no authentication
     cors_origins: tuple[str, ...] = ()  # origins browsers may call from; empty: CORS off
+    access_log: str | None = None  # JSON-lines file of the access log; "-" or None: stderr (serve: Ray's log folder)
 
     @classmethod
     def from_dict(cls, options: dict) -> ServiceOptions:
