@@ -1,18 +1,22 @@
 """What the scoring service accepts and answers, in plain Python (no Ray, no web framework).
 
 ``POST /score`` takes one image as the body (``Content-Type: image/*`` or
-``application/octet-stream``) or several as ``multipart/form-data`` (one file per part). Every
-refusal is a :class:`RequestError`: an HTTP status and a one-line reason, answered as
-``{"error": reason}``; a replica never raises on a client's input:
+``application/octet-stream``, or ``application/x-www-form-urlencoded`` when the bytes are an image:
+``curl --data-binary``'s default) or several as ``multipart/form-data`` (one file per part, read part
+by part by :mod:`quasar.scale.multipart` as the body arrives). Every refusal is a
+:class:`RequestError`: an HTTP status and a one-line reason, answered as ``{"error": reason}``; a
+replica never raises on a client's input (a missing or wrong bearer token is 401, :mod:`quasar.scale.auth`):
 
 =================================  ======  ==========================================
 request                            status  reason starts with
 =================================  ======  ==========================================
 empty body                         400     ``empty body``
 body over ``max_body_bytes``       413     ``request body over``
-other content type                 415     ``unsupported content type``
-multipart without a boundary, or   400     ``malformed multipart body``
- with no file in it
+other content type (or url-       415     ``unsupported content type``
+ encoded bytes that are no image)
+multipart without a boundary, not  400     ``malformed multipart body``
+ starting with it, unclosed, bad
+ part headers, or with no file
 more files than ``max_files``      400     ``too many files``
 more pixels in all than            413     ``request over``
  ``max_request_pixels``
