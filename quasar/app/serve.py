@@ -24,10 +24,10 @@ SERVE_EPILOG = """endpoints:
                   files, malformed multipart), 413 (body over --max-body-mb, or images over
                   --max-request-pixels in all), 415 (other content type), 408 (body not in within
                   --read-timeout-s), 503 (body slow while --max-slow-reads others are); 408 and 503
-                  carry Retry-After. Images of concurrent requests are batched fairly: each batch
-                  takes one image per waiting client in turn
-                  (curl --data-binary without -H sends application/x-www-form-urlencoded: accepted when
-                  the bytes are an image). 401 without the bearer token when --token-file is given
+                  carry Retry-After; 401 without the bearer token when --token-file is given.
+                  curl --data-binary without -H sends application/x-www-form-urlencoded: accepted
+                  when the bytes are an image. Images of concurrent requests are batched fairly:
+                  each batch takes one image per waiting client in turn
   GET  /healthz   {"status": "ok"} (liveness; no token needed)
   GET  /readyz    {"status": "ready", "replicas": ...}, or 503 and why not (readiness; no token needed)
   GET  /metadata  model, heads, precision, preprocessing spec, batching and limits
