@@ -16,6 +16,7 @@ writes one JSON access-log line. CORS is off unless origins are given.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -243,8 +244,6 @@ def build_api(service, *, replicas: Callable[[], dict | None] | None = None, ech
 async def _replica_counts(replicas: Callable[[], dict | None] | None) -> dict | None:
     if replicas is None:
         return None
-    import asyncio
-
     try:
         return await asyncio.wait_for(asyncio.to_thread(replicas), 5)
     except Exception:  # Serve's controller busy or gone: the replica still knows about itself
