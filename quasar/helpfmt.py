@@ -54,6 +54,14 @@ def add_workload_options(p: argparse.ArgumentParser, *, count_help: str, repeat_
     p.add_argument("--repeat", type=positive_int, default=repeat_default, metavar="R", help=repeat_help)
 
 
+def non_negative_int(v: str) -> int:
+    """argparse type: an integer of at least 0 (counts that may be zero, e.g. --min-replicas)."""
+    n = int(v)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {n}")
+    return n
+
+
 def positive_float(v: str) -> float:
     """argparse type: a number above 0 (timeouts)."""
     x = float(v)

@@ -7,21 +7,25 @@ stops it while a request is in flight and checks that the request is still answe
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from fixtures_images import jpeg, pattern, png_header_only, truncated
 from test_scale_http import multipart
 
 from quasar.runtime import Scorer
+from quasar.runtime.model import default_model_path
 from quasar.scale.http import Limits, MiB
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 CT = "multipart/form-data; boundary=----quasar-test-7d1f"
 
@@ -107,6 +111,29 @@ def test_health_and_metadata(service):
         assert meta["heads"] == list(s.heads) and meta["preprocess"] == s.info.preprocess
         assert meta["precision"] == s.info.precision and meta["model"] in s.model_path
     assert meta["batching"]["max_batch_size"] == 8 and meta["limits"]["max_files"] == 4
+
+
+def test_ingress_serves_schema_metrics_readyz_and_request_ids(service, images):
+    """The FastAPI ingress on Serve's port: /openapi.json, /metrics counting what was asked, /readyz with
+    the app's replicas, one X-Request-Id (Serve's proxy's, the client's when it sends one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, schema = request(service + "/openapi.json")
+    assert status == 200 and "/score" in schema["paths"] and "multipart/form-data" in \
+        schema["paths"]["/score"]["post"]["requestBody"]["content"]
+    assert request(service + "/readyz") == (200, {"status": "ready", "replicas": {"running": 1, "total": 1}})
+    data, _ = images
+    req = urllib.request.Request(service + "/score", data=data[0], headers={"Content-Type": "image/jpeg",
+                                                                           "X-Request-Id": "client-id-1"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200 and r.headers.get_all("X-Request-Id") == ["client-id-1"]
+    assert request(service + "/score", b"", "image/jpeg")[0] == 400
+    with urllib.request.urlopen(service + "/metrics", timeout=60) as r:
+        text = r.read().decode()
+    got = {(s.name, s.labels.get("endpoint") or s.labels.get("outcome"), s.labels.get("status")): s.value
+           for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert got[("quasar_requests_total", "/score", "200")] >= 1 and got[("quasar_requests_total", "/score", "400")] >= 1
+    assert got[("quasar_images_scored_total", "ok", None)] >= 1
 
 
 def test_one_image_and_multipart_score_like_local(service, images):
@@ -237,6 +264,55 @@ def test_batching_off_scores_the_same(service, images):
         results = list(pool.map(lambda d: request(service + "/score", d, "image/png"), data))
     assert all(s == 200 and close(b["scores"], w) for (s, b), w in zip(results, want, strict=True))
     assert request(service + "/metadata")[1]["stats"]["largest_batch"] == 1
+
+
+def test_serve_yaml_deploys_and_rolls_to_a_new_model_while_answering(service, images, tiny):
+    """docs/serve.yaml deployed as `serve run`/`serve deploy` do (Serve's client.deploy_apps), then deployed
+    again with another model while a client keeps sending: every request is answered 200 and the app
+    ends on the new model."""
+    import yaml
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load((ROOT / "docs" / "serve.yaml").read_text())
+    app = raw["applications"][0]
+    app["args"].pop("model")  # the built-in model first
+    app["deployments"][0]["autoscaling_config"]["max_replicas"] = 1  # the test cluster has 2 CPUs
+    client = _get_global_client()
+
+    def deploy_yaml(wait_for_model: str) -> None:
+        client.deploy_apps(ServeDeploySchema.model_validate(raw), _blocking=False)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                status, meta = request(service + "/metadata", timeout=10)
+                if status == 200 and meta["model"] == wait_for_model and request(service + "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"the app never served {wait_for_model}"
+            time.sleep(0.25)
+
+    deploy_yaml(os.path.basename(default_model_path()))
+    data, want = images
+    answers: list[int] = []
+    stop_sending = threading.Event()
+
+    def keep_sending() -> None:
+        while not stop_sending.is_set():
+            answers.append(request(service + "/score", data[0], "image/jpeg", timeout=120)[0])
+
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        time.sleep(1.0)
+        app["args"]["model"] = tiny
+        deploy_yaml(os.path.basename(tiny))
+        time.sleep(1.0)
+    finally:
+        stop_sending.set()
+        sender.join(120)
+    assert len(answers) >= 2 and set(answers) == {200}, answers
 
 
 def test_shutdown_answers_requests_in_flight(service, images):

@@ -1,18 +1,22 @@
 """What the scoring service accepts and answers, in plain Python (no Ray, no web framework).
 
 ``POST /score`` takes one image as the body (``Content-Type: image/*`` or
-``application/octet-stream``) or several as ``multipart/form-data`` (one file per part). Every
-refusal is a :class:`RequestError`: an HTTP status and a one-line reason, answered as
-``{"error": reason}``; a replica never raises on a client's input:
+``application/octet-stream``, or ``application/x-www-form-urlencoded`` when the bytes are an image:
+``curl --data-binary``'s default) or several as ``multipart/form-data`` (one file per part, read part
+by part by :mod:`quasar.scale.multipart` as the body arrives). Every refusal is a
+:class:`RequestError`: an HTTP status and a one-line reason, answered as ``{"error": reason}``; a
+replica never raises on a client's input (a missing or wrong bearer token is 401, :mod:`quasar.scale.auth`):
 
 =================================  ======  ==========================================
 request                            status  reason starts with
 =================================  ======  ==========================================
 empty body                         400     ``empty body``
 body over ``max_body_bytes``       413     ``request body over``
-other content type                 415     ``unsupported content type``
-multipart without a boundary, or   400     ``malformed multipart body``
- with no file in it
+other content type (or url-       415     ``unsupported content type``
+ encoded bytes that are no image)
+multipart without a boundary, not  400     ``malformed multipart body``
+ starting with it, unclosed, bad
+ part headers, or with no file
 more files than ``max_files``      400     ``too many files``
 more pixels in all than            413     ``request over``
  ``max_request_pixels``
@@ -36,12 +40,11 @@ a larger request would hold the scorer for minutes (64 parts of 64 MP).
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from quasar.io.decode import DEFAULT_MAX_PIXELS
-from quasar.io.formats import probe
+from quasar.io.formats import probe, sniff
 
 MiB = 1 << 20
 
@@ -81,8 +84,10 @@ class SlowReads:
         self.count = 0
 
 
-async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowReads) -> bytes:
-    """The whole body from ``chunks``, or :class:`RequestError` 413 (too long), 408 (not in within
+async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowReads,
+                    sink: Callable[[bytes], None] | None = None) -> bytes:
+    """The whole body from ``chunks`` (or, with ``sink``, each chunk handed to it as it arrives and b""
+    returned: a streaming parser there may refuse the request before the rest is read), or :class:`RequestError` 413 (too long), 408 (not in within
     ``read_timeout_s``) or 503 (slow while ``max_slow_reads`` others are). A body is slow when it is
     still arriving ``read_grace_s`` after the request at under ``min_body_rate`` bytes a second on
     average (looked at again every ``read_grace_s`` until it is slow or in). Before its first bytes
@@ -91,7 +96,7 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
     until the read is given up, so the stream stays intact between looks."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    body, counted, look = bytearray(), False, limits.read_grace_s
+    body, counted, look, size = bytearray(), False, limits.read_grace_s, 0
     it = chunks.__aiter__()
     pending: asyncio.Future | None = None
     try:
@@ -101,7 +106,7 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
                 raise RequestError(408, f"request body not received within {limits.read_timeout_s:g} s "
                                         "(the service's read timeout)")
             if not counted and elapsed >= look:
-                if 0 < len(body) < limits.min_body_rate * elapsed:
+                if 0 < size < limits.min_body_rate * elapsed:
                     if slow.count >= limits.max_slow_reads:
                         raise RequestError(503, f"busy: too many request bodies arriving slowly (over "
                                                 f"{limits.max_slow_reads}); retry shortly")
@@ -120,9 +125,13 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
                 chunk = fut.result()
             except StopAsyncIteration:
                 return bytes(body)
-            body += chunk
-            if len(body) > limits.max_body_bytes:
+            size += len(chunk)
+            if size > limits.max_body_bytes:
                 raise RequestError(413, too_large(limits))
+            if sink is None:
+                body += chunk
+            elif chunk:
+                sink(chunk)
     finally:
         if pending is not None:
             pending.cancel()
@@ -130,18 +139,29 @@ async def read_body(chunks: AsyncIterator[bytes], limits: Limits, slow: SlowRead
             slow.count -= 1
 
 
-def check_request_pixels(files: list[tuple[str, bytes]], limits: Limits) -> None:
-    """413 when the images' header sizes add up to more than ``max_request_pixels``. Images that are
-    never decoded count 0: unreadable headers, and headers over ``max_pixels`` (each refused on its
-    own as a decompression bomb, from the header)."""
-    total = 0
-    for _, data in files:
+class PixelBudget:
+    """The pixels of a request's images so far, from their headers: :meth:`add` raises 413 when they
+    add up to more than ``max_request_pixels``. Images that are never decoded count 0: unreadable
+    headers, and headers over ``max_pixels`` (each refused on its own as a decompression bomb)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits, self.total = limits, 0
+
+    def add(self, data: bytes) -> None:
+        limits = self.limits
         pixels = probe(data).pixels or 0
         if limits.max_pixels is None or pixels <= limits.max_pixels:
-            total += pixels
-        if total > limits.max_request_pixels:
+            self.total += pixels
+        if self.total > limits.max_request_pixels:
             raise RequestError(413, f"request over {limits.max_request_pixels} pixels in all (the service's "
                                     "--max-request-pixels): send fewer or smaller images per request")
+
+
+def check_request_pixels(files: list[tuple[str, bytes]], limits: Limits) -> None:
+    """413 when the images' header sizes add up to more than ``max_request_pixels`` (:class:`PixelBudget`)."""
+    budget = PixelBudget(limits)
+    for _, data in files:
+        budget.add(data)
 
 
 def media_type(content_type: str | None) -> str:
@@ -165,79 +185,47 @@ def too_large(limits: Limits) -> str:
 
 
 def split_files(content_type: str | None, body: bytes, limits: Limits) -> list[tuple[str, bytes]]:
-    """``[(name, encoded image)]`` from a request body, or :class:`RequestError`."""
+    """``[(name, encoded image)]`` from a whole request body, or :class:`RequestError` (the service
+    streams instead: :func:`body_kind`, then :class:`~quasar.scale.multipart.MultipartReader` or
+    :func:`one_image`; this is the same rules on bytes already in memory)."""
     if len(body) > limits.max_body_bytes:
         raise RequestError(413, too_large(limits))
+    if body_kind(content_type) == "multipart":
+        from quasar.scale.multipart import MultipartReader
+
+        reader = MultipartReader(content_type or "", limits)
+        reader.feed(body)
+        return reader.finish()
+    return one_image(content_type, body)
+
+
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def body_kind(content_type: str | None) -> str:
+    """``"multipart"`` (several images, streamed part by part) or ``"image"`` (the body is one image,
+    or refused by :func:`one_image` once read)."""
+    return "multipart" if media_type(content_type) == "multipart/form-data" else "image"
+
+
+def one_image(content_type: str | None, body: bytes) -> list[tuple[str, bytes]]:
+    """The body as one image, or :class:`RequestError` (400 empty, 415 other content type).
+
+    ``application/x-www-form-urlencoded`` is what ``curl --data-binary @photo.jpg`` sends without
+    ``-H 'Content-Type: ...'``: such a body is accepted when its first bytes are the signature of an
+    image format the decoder reads (:func:`quasar.io.formats.sniff`), and refused with the fix otherwise."""
     if not body:
         raise RequestError(400, "empty body: send one image as the body, or several as multipart/form-data")
     mt = media_type(content_type)
-    if mt == "multipart/form-data":
-        files = parse_multipart(content_type or "", body, limits.max_files)
-        if not files:
-            raise RequestError(400, "malformed multipart body: no file parts found")
-        return files
     if mt.startswith("image/") or mt in ("application/octet-stream", ""):
         return [("image", body)]
+    if mt == URLENCODED:
+        if sniff(body[:64]) is not None:
+            return [("image", body)]
+        raise RequestError(415, f"unsupported content type {mt!r} (curl --data-binary's default) and the body "
+                                "is not an image: send -H 'Content-Type: image/jpeg' (or the image's type)")
     raise RequestError(415, f"unsupported content type {mt!r}: send an image (image/jpeg, image/png, ... or "
                             "application/octet-stream) or multipart/form-data")
-
-
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,200})"|([^\s;,]{1,200}))', re.IGNORECASE)
-_PARAM = r'{}=(?:"((?:[^"\\]|\\.)*)"|([^\s;]+))'
-
-
-def _param(header: str, name: str) -> str | None:
-    m = re.search(_PARAM.format(name), header, re.IGNORECASE)
-    if not m:
-        return None
-    return m.group(1) if m.group(1) is not None else m.group(2)
-
-
-def parse_multipart(content_type: str, body: bytes, max_files: int) -> list[tuple[str, bytes]]:
-    """The file parts of a ``multipart/form-data`` body (RFC 7578), as ``[(filename or field name, bytes)]``.
-
-    The part count is checked against ``max_files`` before any part is copied, so a body of many
-    tiny parts costs one scan. Parts without a filename and with an empty body are skipped (form
-    fields); any other part counts as a file.
-    """
-    m = _BOUNDARY.search(content_type)
-    if not m:
-        raise RequestError(400, "malformed multipart body: the Content-Type has no boundary")
-    delim = b"--" + (m.group(1) or m.group(2)).encode("latin-1")
-    if body.startswith(delim):
-        start = len(delim)
-    else:
-        first = body.find(b"\r\n" + delim)
-        if first < 0:
-            raise RequestError(400, "malformed multipart body: boundary not found")
-        start = first + 2 + len(delim)
-    sep = b"\r\n" + delim
-    if body.count(sep, start) > max_files + 1:  # parts + the closing delimiter, counted before copying
-        raise RequestError(400, f"too many files: more than {max_files} in one request (the service's --max-files)")
-    files: list[tuple[str, bytes]] = []
-    pos = start
-    while True:
-        if body.startswith(b"--", pos):  # the closing delimiter
-            break
-        end = body.find(sep, pos)
-        if end < 0:
-            raise RequestError(400, "malformed multipart body: no closing boundary")
-        part = body[pos:end]
-        pos = end + len(sep)
-        if part.startswith(b"\r\n"):
-            part = part[2:]
-        head, found, data = part.partition(b"\r\n\r\n")
-        if not found:
-            raise RequestError(400, "malformed multipart body: a part has no header/body separator")
-        headers = head.decode("latin-1")
-        disp = next((h for h in headers.split("\r\n") if h.lower().startswith("content-disposition:")), "")
-        filename, field = _param(disp, "filename"), _param(disp, "name")
-        if filename is None and not data:
-            continue
-        files.append((filename or field or f"part {len(files)}", data))
-        if len(files) > max_files:
-            raise RequestError(400, f"too many files: more than {max_files} in one request (the service's --max-files)")
-    return files
 
 
 def record_json(rec, margins: bool = False) -> dict:

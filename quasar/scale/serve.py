@@ -1,10 +1,13 @@
 """The scoring service on Ray Serve, with dynamic batching (imports Ray: call ``require_ray`` first).
 
-Endpoints (:mod:`quasar.scale.http` says what a request may be and how it is refused):
+Each replica is a :class:`~quasar.scale.service.ScoringService` with the FastAPI app of
+:mod:`quasar.scale.api` as its Serve ingress (``@serve.ingress``, the app built in the replica, after
+the model is loaded). Endpoints (:mod:`quasar.scale.http` says what a request may be and how it is refused):
 
 * ``POST /score``: one image as the body -> ``{"scores": {head: P(good)}}`` (``?margins=1`` adds
   ``margins``), or several as ``multipart/form-data`` -> ``{"results": [{"name", "scores"|"error"}]}``.
-* ``GET /healthz`` -> ``{"status": "ok"}``.
+* ``GET /healthz`` -> ``{"status": "ok"}``; ``GET /readyz`` -> ``{"status": "ready", "replicas": ...}``
+  or 503 with why not; ``GET /metrics`` (Prometheus); ``GET /openapi.json``, ``GET /docs``.
 * ``GET /metadata`` -> model, heads, precision, preprocessing spec, batching and limits, and the
   answering replica's ``stats`` (scorer calls, images, largest batch: is batching happening?; its
   resident memory ``rss_mb``); ``memory`` says how the replica keeps its heap bounded.
@@ -29,6 +32,11 @@ score share two heaps instead of up to eight per core, and the freed memory of a
 to the system when no other batch is running (``trim_heap``). Without them its RSS rose with every
 round of the same load; with them it is flat after the second (``benchmarks/serve_memory.py``).
 
+**Scale.** ``replicas`` fixed replicas, or Ray Serve autoscaling between ``min_replicas`` and
+``max_replicas`` on ``target_ongoing_requests`` per replica (:func:`build_app`). :func:`app_builder` is
+the same app from a Serve config file's ``args`` (``serve deploy``, docs/serve.yaml); changing the
+model there and deploying again rolls replicas over to it one by one.
+
 The scorer runs in a worker thread, so ``/healthz`` answers while a batch is scored. Shutdown is
 graceful: Ray Serve stops routing to a replica and waits up to ``graceful_shutdown_s`` for the
 requests it holds before it stops it.
@@ -36,180 +44,112 @@ requests it holds before it stops it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 from ray import serve
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
 
-from quasar.constants import SCORE_RANGE
-from quasar.runtime.heap import ARENAS_ENV, trim_heap
-from quasar.scale.fair import FairBatcher
-from quasar.scale.http import (
-    Limits,
-    RequestError,
-    SlowReads,
-    check_length,
-    check_request_pixels,
-    read_body,
-    record_json,
-    split_files,
-    truthy,
-)
+from quasar.runtime.heap import ARENAS_ENV
+from quasar.scale.service import ScoringService, ServiceOptions
 
-log = logging.getLogger("quasar.serve")
+__all__ = ["APP_NAME", "DEPLOYMENT", "ScoringService", "ServiceOptions", "app_builder", "build_app", "start", "stop"]
+
 APP_NAME = "quasar"
+DEPLOYMENT = "QuasarScorer"
 MAX_ONGOING = 256  # requests one replica holds at once (more wait in Serve's proxy)
+ACCESS_LOG_NAME = "quasar-access.jsonl"  # in Ray's serve log folder of each replica's node, unless access_log says
 
 
-@dataclass(frozen=True)
-class ServiceOptions:
-    """How one replica scores. ``workers``/``threads``/``batch_size``/``backend``/``device`` go to its Scorer."""
-
-    max_batch_size: int = 16
-    batch_wait_ms: float = 10.0
-    batch_concurrency: int = 2
-    workers: int | None = None
-    threads: int | None = None
-    batch_size: int | None = None
-    backend: str = "auto"
-    device: str | None = None
-    limits: Limits = field(default_factory=Limits)
-    trim_heap: bool = True  # give freed heap memory back after each batch when none other runs (runtime.heap)
-    malloc_arenas: int | None = 2  # MALLOC_ARENA_MAX of the replica's process (None: glibc's 8 per core)
-
-
-class ScoringService:
-    """One Ray Serve replica: one Scorer, the three endpoints, per-request error handling."""
+@serve.ingress()
+class ScoringReplica:
+    """One Ray Serve replica: a ScoringService, and the FastAPI app built on it once its model is loaded."""
 
     def __init__(self, model: str | None, options: dict) -> None:
-        from quasar.runtime.scorer import Scorer
+        from ray.serve import get_replica_context
 
-        limits = Limits(**options.pop("limits"))
-        self.options = ServiceOptions(**options, limits=limits)
-        o = self.options
-        self.scorer = Scorer(model, backend=o.backend, device=o.device, batch_size=o.batch_size, workers=o.workers,
-                             threads=o.threads, max_pixels=limits.max_pixels)
-        self.batching = o.max_batch_size > 1
-        self.batcher = FairBatcher(self._score_now, o.max_batch_size, o.batch_wait_ms / 1000, o.batch_concurrency)
-        self.slow_reads = SlowReads()
-        self.metadata = self._metadata()
-        self._stats_lock = threading.Lock()
-        self.stats = {"scorer_calls": 0, "images": 0, "largest_batch": 0}
-        self._running = 0  # batches being scored now (under _stats_lock)
-
-    def _metadata(self) -> dict:
-        info, o = self.scorer.info, self.options
-        return {"model": os.path.basename(info.path), "encoder": info.encoder, "pack_hash": info.pack_hash,
-                "heads": list(info.heads), "summary_heads": list(info.summary_heads),
-                "explain_heads": list(info.explain_heads), "precision": info.precision,
-                "preprocess": info.preprocess, "dynamic_size": info.dynamic_size, "score_range": list(SCORE_RANGE),
-                "higher_is_better": True, "backend": self.scorer.backend.name, "device": self.scorer.backend.device,
-                "batching": {"max_batch_size": o.max_batch_size, "batch_wait_ms": o.batch_wait_ms,
-                             "batch_concurrency": o.batch_concurrency},
-                "limits": asdict(o.limits),
-                "memory": {"trim_heap": o.trim_heap, "malloc_arena_max": os.environ.get(ARENAS_ENV)}}
-
-    async def __call__(self, request: Request) -> JSONResponse:
-        path = request.url.path.rstrip("/") or "/"
         try:
-            if path == "/score":
-                _method(request, "POST")
-                return await self._score(request)
-            if path == "/healthz":
-                _method(request, "GET")
-                return JSONResponse({"status": "ok"})
-            if path == "/metadata":
-                _method(request, "GET")
-                with self._stats_lock:
-                    return JSONResponse({**self.metadata, "stats": {**self.stats, "rss_mb": _rss_mb()}})
-            raise RequestError(404, f"no endpoint {path!r}: POST /score, GET /healthz, GET /metadata")
-        except RequestError as e:
-            return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
-        except ClientDisconnect:  # nobody to answer
-            return JSONResponse({"error": "client disconnected"}, status_code=400)
-        except Exception as e:  # a bug here, not the client's input: say so, keep the replica up
-            log.exception("quasar serve: internal error")
-            return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+            replica = get_replica_context().replica_tag
+        except Exception:  # not in a replica (never under Serve)
+            replica = None
+        if not options.get("access_log"):
+            options = {**options, "access_log": default_access_log()}
+        self.service = ScoringService(model, options, replica=replica)
 
-    async def _read_body(self, request: Request) -> bytes:
-        limits = self.options.limits
-        check_length(request.headers.get("content-length"), limits)
-        return await read_body(request.stream(), limits, self.slow_reads)
+    def __serve_build_asgi_app__(self):
+        from quasar.scale.api import build_api
 
-    async def _score(self, request: Request) -> JSONResponse:
-        from quasar.runtime.sources import Item
+        # Serve's proxy already returns X-Request-Id (the one it forwarded to us)
+        return build_api(self.service, replicas=_replica_counts, echo_request_id=False)
 
-        body = await self._read_body(request)
-        multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
-        files = split_files(request.headers.get("content-type"), body, self.options.limits)
-        check_request_pixels(files, self.options.limits)
-        items = [Item(name, data=data) for name, data in files]
-        if self.batching:
-            records = await self.batcher.submit(request.client.host if request.client else "", items)
-        else:
-            records = await asyncio.to_thread(self._score_now, items)
-        margins = truthy(request.query_params.get("margins"))
-        if multipart:
-            return JSONResponse({"results": [{"name": name, **record_json(r, margins)}
-                                             for (name, _), r in zip(files, records, strict=True)]})
-        (rec,) = records
-        return JSONResponse(record_json(rec, margins), status_code=200 if rec.ok else 400)
-
-    def _score_now(self, items: list) -> list:
-        with self._stats_lock:
-            self.stats["scorer_calls"] += 1
-            self.stats["images"] += len(items)
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(items))
-            self._running += 1
-        try:
-            return list(self.scorer.score_items(items))
-        finally:
-            with self._stats_lock:
-                self._running -= 1
-                last = self._running == 0
-            if last and self.options.trim_heap:
-                trim_heap()  # the batch's buffers are free now: back to the system, not kept at the peak
-
-    def __del__(self) -> None:
-        scorer = getattr(self, "scorer", None)
-        if scorer is not None:
-            scorer.close()
+    def check_health(self) -> None:
+        why = self.service.not_ready()
+        if why:
+            raise RuntimeError(f"quasar replica not ready: {why}")
 
 
-def _rss_mb() -> float | None:
-    """This replica's resident memory in MB (Linux), so load tests can see whether it stays flat."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(round(int(line.split()[1]) / 1024, 1) for line in f if line.startswith("VmRSS:"))
-    except (OSError, StopIteration, ValueError):
+def default_access_log() -> str:
+    """``quasar-access.jsonl`` in Ray Serve's log folder of this node (``<session>/logs/serve/``)."""
+    from ray.serve._private.logging_utils import get_serve_logs_dir
+
+    return os.path.join(get_serve_logs_dir(), ACCESS_LOG_NAME)
+
+
+def _replica_counts() -> dict | None:
+    """``{"running", "total"}`` replicas of this app's deployment, from Serve's controller (None if unknown)."""
+    details = serve.status().applications.get(APP_NAME)
+    if details is None or DEPLOYMENT not in details.deployments:
         return None
+    states = {str(getattr(k, "value", k)): int(v) for k, v in details.deployments[DEPLOYMENT].replica_states.items()}
+    return {"running": states.get("RUNNING", 0), "total": sum(states.values())}
 
 
-def _method(request: Request, want: str) -> None:
-    if request.method != want:
-        raise RequestError(405, f"{request.method} not allowed here: use {want}")
-
-
-def build_app(model: str | None = None, options: ServiceOptions | None = None, *, replicas: int = 1,
-              replica_cpus: float = 1, graceful_shutdown_s: float = 30.0, max_ongoing_requests: int | None = None):
-    """The Serve application (``serve.run(build_app(...))``); nothing starts until it is run."""
-    o = options or ServiceOptions()
+def deployment_options(o: ServiceOptions, *, replicas: int = 1, replica_cpus: float = 1,
+                       graceful_shutdown_s: float = 30.0, max_ongoing_requests: int | None = None,
+                       min_replicas: int | None = None, max_replicas: int | None = None,
+                       target_ongoing_requests: float | None = None) -> dict:
+    """Ray Serve's deployment options for the service (autoscaling when ``min_replicas``/``max_replicas`` are given)."""
     # requests a replica holds at once: reading bodies and waiting for batches costs it a coroutine
     # each (the slow ones are bounded by max_slow_reads), so it takes many, and /healthz is never queued
     ongoing = max_ongoing_requests or max(MAX_ONGOING, 2 * o.max_batch_size * o.batch_concurrency)
     actor: dict = {"num_cpus": replica_cpus}
     if o.malloc_arenas:  # set before the replica's process starts: glibc reads it once
         actor["runtime_env"] = {"env_vars": {ARENAS_ENV: str(o.malloc_arenas)}}
-    deployment = serve.deployment(
-        ScoringService, name="QuasarScorer", num_replicas=replicas, max_ongoing_requests=ongoing,
-        ray_actor_options=actor, graceful_shutdown_wait_loop_s=0.2,
-        graceful_shutdown_timeout_s=graceful_shutdown_s)
-    return deployment.bind(model, asdict(o))
+    options = {"name": DEPLOYMENT, "max_ongoing_requests": ongoing, "ray_actor_options": actor,
+               "graceful_shutdown_wait_loop_s": 0.2, "graceful_shutdown_timeout_s": graceful_shutdown_s}
+    if min_replicas is None and max_replicas is None:
+        options["num_replicas"] = replicas
+    else:
+        lo = 1 if min_replicas is None else min_replicas
+        hi = max(lo, 1) if max_replicas is None else max_replicas
+        # a replica is busy at full batches: max_batch_size one-image requests in each of its concurrent batches
+        target = target_ongoing_requests or o.max_batch_size * o.batch_concurrency
+        options["num_replicas"] = "auto"
+        options["autoscaling_config"] = {"min_replicas": lo, "max_replicas": hi, "initial_replicas": max(lo, 1),
+                                         "target_ongoing_requests": target}
+    return options
+
+
+def build_app(model: str | None = None, options: ServiceOptions | None = None, **deployment):
+    """The Serve application (``serve.run(build_app(...))``); nothing starts until it is run.
+    ``deployment``: :func:`deployment_options`' keywords (replicas, autoscaling, drain time)."""
+    o = options or ServiceOptions()
+    return serve.deployment(ScoringReplica, **deployment_options(o, **deployment)).bind(model, asdict(o))
+
+
+def app_builder(args: dict):
+    """The app from a Serve config file's ``args`` (``import_path: quasar.scale.serve:app_builder``): ``model``,
+    ``token_file``, ``cors_origins`` and any :class:`ServiceOptions` field (``limits`` a mapping); replicas
+    and autoscaling belong to the file's ``deployments`` section (Serve applies them over these defaults)."""
+    from quasar.runtime.model import default_model_path, load_model_info
+    from quasar.scale.auth import read_token_digests
+
+    args = dict(args or {})
+    model = load_model_info(args.pop("model", None) or default_model_path()).path  # a bad model: one line, now
+    token_file = args.pop("token_file", None)
+    if token_file:
+        args["token_digests"] = read_token_digests(token_file)
+    return build_app(model, ServiceOptions.from_dict(args))
 
 
 def start(app, host: str = "127.0.0.1", port: int = 8000) -> None:
