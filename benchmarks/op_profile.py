@@ -3,8 +3,9 @@
 For fp32 (the shipped model) and int8 (the cached default int8, :func:`quasar.export.default.default_pack_model`,
 what ``quasar bench`` runs), at batch 1 and batch 8, 384x512: the session the runtime runs now (the
 graph's free dimensions fixed, :mod:`quasar.runtime.backends.shapes`) with ``enable_profiling``; the
-dynamic session is profiled too, for what its shape arithmetic costs. The first run of each session
-is a warm-up and not counted; the others are averaged per run.
+dynamic session is profiled too, for what its shape arithmetic costs. All sessions are made first and
+their runs interleaved round by round; the first run of each is a warm-up and not counted, the
+others are averaged per run.
 
 Reported per configuration: the top nodes by time; the share of time by operator type; the share of
 the convolutions by kind (from the weight's shape [O, I/groups, kh, kw]: depthwise = one input
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -66,17 +68,25 @@ def session(path: str, threads: int, batch: int | None, prefix: str):
 
 
 def weight_shape(op: str, shapes: list[dict]) -> list[int] | None:
-    k = 3 if op == "QLinearConv" else 1
+    if op in INT_CONV_OPS:  # ORT pre-packs their weights: the profile lists scales, not the weight
+        return None
+    k = 1
     if len(shapes) <= k:
         return None
     dims = next(iter(shapes[k].values()))
     return dims if len(dims) == 4 else None
 
 
-def conv_kind(op: str, shapes: list[dict]) -> str:
+NAME_KINDS = (("conv_dw", "depthwise"), ("conv_pwl", "pointwise"), ("conv_pw", "pointwise"),
+              ("conv_head", "pointwise"), ("conv_stem", "dense kxk"))
+
+
+def conv_kind(op: str, shapes: list[dict], name: str) -> str:
+    """From the weight's shape; else (an integer conv's weight is pre-packed and not listed) from the
+    timm layer name the node keeps (conv_dw, conv_pw, conv_pwl, conv_head, conv_stem)."""
     w = weight_shape(op, shapes)
     if w is None:
-        return "conv (weight shape unknown)"
+        return next((kind for key, kind in NAME_KINDS if f"/{key}/" in name), "conv (kind unknown)")
     if w[1] == 1 and w[0] > 1:
         return "depthwise"
     if w[2] == 1 and w[3] == 1:
@@ -92,12 +102,9 @@ def scope(name: str) -> str:
     return "input/head"
 
 
-def profile(path: str, threads: int, batch: int | None, x: np.ndarray, runs: int, tmp: str) -> dict:
-    """Per-run node times (ms) of ``runs`` runs after one warm-up."""
-    s = session(path, threads, batch, str(Path(tmp) / "prof"))
-    for _ in range(runs + 1):
-        s.run(None, {"images": x})
-    with open(s.end_profiling()) as f:
+def parse(profile_file: str, runs: int) -> dict:
+    """Per-run node times (ms) of the ``runs`` runs after the first (the warm-up)."""
+    with open(profile_file) as f:
         events = json.load(f)
     model_runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session"
                         and e.get("name") == "model_run")
@@ -113,9 +120,22 @@ def profile(path: str, threads: int, batch: int | None, x: np.ndarray, runs: int
         n = nodes.setdefault(name, {"op": op, "ms": 0.0, "scope": scope(name)})
         n["ms"] += e["dur"] / 1000 / runs
         if op in CONV_OPS:
-            n["conv"] = conv_kind(op, e["args"].get("input_type_shape", []))
+            n["conv"] = conv_kind(op, e["args"].get("input_type_shape", []), name)
     run_ms = float(np.median([(b - a) / 1000 for a, b in model_runs[1:]]))
     return summarise(nodes, run_ms)
+
+
+def profile_all(configs: dict, pix: np.ndarray, threads: int, runs1: int, runs8: int, tmp: str) -> dict:
+    """Every configuration's session made first, then their runs interleaved round by round (one
+    warm-up each first), so load from other processes hits all alike."""
+    sessions = {name: session(path, threads, fixed, str(Path(tmp) / f"p{k}"))
+                for k, (name, (path, fixed, _n)) in enumerate(configs.items())}
+    runs = {name: runs1 if n == 1 else runs8 for name, (_p, _f, n) in configs.items()}
+    for r in range(max(runs.values()) + 1):
+        for name, s in sessions.items():
+            if r <= runs[name]:
+                s.run(None, {"images": pix[: configs[name][2]]})
+    return {name: {**parse(s.end_profiling(), runs[name]), "runs": runs[name]} for name, s in sessions.items()}
 
 
 def summarise(nodes: dict[str, dict], run_ms: float) -> dict:
@@ -134,6 +154,12 @@ def summarise(nodes: dict[str, dict], run_ms: float) -> dict:
             if integer:
                 c["int_ms"] += n["ms"]
     share = {k: v / total for k, v in by_op.most_common()}
+    where = {"int": set(), "float": set()}  # which layers (timm block, or stem/head) run integer or float convs
+    for name, n in nodes.items():
+        if "conv" in n:
+            m = re.search(r"/blocks\.(\d+)/", name)
+            layer = f"block {m.group(1)}" if m else ("head" if "head" in name else "stem")
+            where["int" if n["op"] in INT_CONV_OPS else "float"].add(layer)
     conv_ms = sum(c["ms"] for c in by_conv.values())
     top = sorted(nodes.items(), key=lambda kv: -kv[1]["ms"])[:TOP]
     return {
@@ -145,6 +171,7 @@ def summarise(nodes: dict[str, dict], run_ms: float) -> dict:
         "taps_share": by_scope.get("taps", 0.0) / total,
         "reorder_share": sum(by_op.get(op, 0.0) for op in REORDERS) / total,
         "reduce_share": sum(v for k, v in by_op.items() if k.startswith("Reduce") or k == "GlobalAveragePool") / total,
+        "int_conv_layers": sorted(where["int"]), "float_conv_layers": sorted(where["float"]),
         "top": [{"node": k, "op": v["op"], "ms": v["ms"], "share": v["ms"] / total, "kind": v.get("conv", "")}
                 for k, v in top],
     }
@@ -170,8 +197,9 @@ def findings(res: dict) -> list[str]:
             f"pointwise {pw:.0%}), {f['taps_share']:.0%} in the taps' statistics (reductions {f['reduce_share']:.0%}) "
             f"and {f['reorder_share']:.0%} in NCHWc reorders; int8 runs {n_int} of its {n_all} convolutions as "
             f"integer kernels ({per_kind}), which take {int_share:.0%} of its time, while the float convolutions "
-            f"left take {float_conv:.0%}; int8 / fp32 time per run: {i['run_ms_median'] / f['run_ms_median']:.2f} "
-            f"(profiled).")
+            f"left take {float_conv:.0%} (layers with float convs: {', '.join(i['float_conv_layers'])}; with "
+            f"integer ones: {', '.join(i['int_conv_layers'])}); int8 / fp32 time per run: "
+            f"{i['run_ms_median'] / f['run_ms_median']:.2f} (profiled).")
     d, s = res.get("fp32 b1 dynamic"), res.get("fp32 b1")
     if d and s:
         out.append(f"The dynamic session runs {d['nodes']} nodes at batch 1 against {s['nodes']} with the shape fixed, "
@@ -198,12 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     pix = np.stack([resize(read_rgb(p.path), H, W, info.spec.interpolation, info.spec.resampler) for p in photos])
     configs = {"fp32 b1": (fp32, 1, 1), "fp32 b1 dynamic": (fp32, None, 1), "int8 b1": (int8, 1, 1),
                "fp32 b8": (fp32, 8, 8), "fp32 b8 dynamic": (fp32, None, 8), "int8 b8": (int8, 8, 8)}
-    res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (path, fixed, n) in configs.items():
-            runs = args.runs if n == 1 else max(2, args.runs // 2)
-            res[name] = profile(path, threads, fixed, pix[:n], runs, tmp)
-            res[name]["runs"] = runs
+        res = profile_all(configs, pix, threads, args.runs, max(2, args.runs // 2), tmp)
     cpuinfo = lscpu()
     paragraph = findings(res)
     report = {"machine": machine_info(), "lscpu": cpuinfo, "isa": isa_summary(cpuinfo["flags"]), "threads": threads,
