@@ -62,6 +62,19 @@ def test_a_rare_shape_runs_on_the_dynamic_session_a_frequent_one_on_its_own(tiny
     assert tiny_backend.session_for(_batch(3, 48, 80).shape) is tiny_backend.session  # another batch: rare
 
 
+def test_all_sessions_share_one_arena_and_plan_no_memory_pattern(tiny_backend):
+    """The memory bound: activations come from the one process-wide arena, and no session keeps a
+    plan (a block) per shape, the dynamic one included."""
+    x = _batch(2, 64, 96)
+    tiny_backend.session_for(x.shape)
+    special = tiny_backend.session_for(x.shape)
+    assert special is not tiny_backend.session
+    for s in (tiny_backend.session, special):
+        so = s.get_session_options()
+        assert so.get_session_config_entry("session.use_env_allocators") == "1"
+        assert so.enable_mem_pattern is False
+
+
 def test_unnamed_free_dimensions_cannot_be_specialised():
     assert free_dims(["batch", "height", "width", 3]) == ((0, "batch"), (1, "height"), (2, "width"))
     assert free_dims([1, 64, 64, 3]) == ()
