@@ -15,8 +15,8 @@ short batch is not padded up to a specialised batch: padding 3 images to 4 costs
 for what specialisation saves. Memory: every session, the dynamic one included, allocates from one
 process-wide ONNX Runtime arena (``session.use_env_allocators``), so activations are not held once
 per session, and no session plans a memory pattern (its one block per shape would not be shared);
-what a specialised session adds is its own copy of the (layout-converted) weights and graph, a few
-XX/shape_sessions.py`` measures the peak RSS with and without;
+what a specialised session adds is its own copy of the (layout-converted) weights and graph, about
+twice the model file's size (``benchmarks/shape_sessions.py`` measures the peak RSS with and without;
 sharing the initializers with ``SessionOptions.add_initializer`` saved nothing, ONNX Runtime converts
 them per session).
 
