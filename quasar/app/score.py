@@ -88,6 +88,9 @@ def register(subparsers) -> None:
                         "(default: about 179 MP)")
     p.add_argument("--no-reduced-decode", action="store_true",
                    help="always decode JPEGs at full resolution (slower; for exact parity checks)")
+    p.add_argument("--no-shape-sessions", action="store_true",
+                   help="run every batch on the one dynamic ONNX Runtime session (default on CPU: the shapes "
+                        "seen most get sessions with their sizes fixed, at most 4; same scores, faster)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings or summary on stderr")
     r = p.add_argument_group("Ray (the ray extra; docs/scaling.md)")
@@ -206,7 +209,8 @@ def _build(args: argparse.Namespace):
         scorer = Scorer(args.model, backend=args.backend, device=args.device, batch_size=args.batch_size,
                         workers=args.workers, threads=args.threads,
                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
-                        embeddings=getattr(args, "embeddings", False))
+                        embeddings=getattr(args, "embeddings", False),
+                        shape_sessions=not args.no_shape_sessions)
     try:
         heads = scorer.info.explained_heads if args.explain else scorer.info.summary_heads
         reasons = scorer.info.explain_heads if args.explain else ()

@@ -185,8 +185,10 @@ def int8_scheme(model: onnx.ModelProto) -> str | None:
 
 
 def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarray], spec: PreprocessSpec,
-                  scheme: str = "cpu", per_channel: bool = True, batch: int = 1) -> None:
-    """Quantise ``fp32_path`` (a fused graph) to a QDQ int8 graph at ``out_path`` (see :data:`SCHEMES`)."""
+                  scheme: str = "cpu", per_channel: bool = True, batch: int = 1,
+                  leading_fraction: float = FP32_LEADING_FRACTION) -> None:
+    """Quantise ``fp32_path`` (a fused graph) to a QDQ int8 graph at ``out_path`` (see :data:`SCHEMES`);
+    ``leading_fraction`` of the backbone's weighted layers stay float32 (:func:`nodes_to_exclude`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -208,7 +210,7 @@ def quantize_int8(fp32_path: str, out_path: str, images: Sequence[str | np.ndarr
         per_channel=per_channel,
         activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=nodes_to_exclude(onnx.load(fp32_path)),
+        nodes_to_exclude=nodes_to_exclude(onnx.load(fp32_path), leading_fraction),
         calibrate_method=CalibrationMethod.MinMax,
         # No "CalibMaxIntermediateOutputs": onnxruntime's MinMax calibrater *drops* each full chunk
         # (only the last len % max images set the ranges; none when it divides evenly). The collected

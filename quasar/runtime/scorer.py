@@ -61,7 +61,8 @@ def default_workers() -> int:
 
 
 def check_scorer_args(*, backend="auto", batch_size=None, workers=None, threads=None, max_pixels=DEFAULT_MAX_PIXELS,
-                      reduced_decode=True, window=None, optimization="all", device_id=0, embeddings=False) -> None:
+                      reduced_decode=True, window=None, optimization="all", device_id=0, embeddings=False,
+                      shape_sessions=True) -> None:
     """QuasarError (one line naming the argument) for a :class:`Scorer` argument it cannot take, before
     the model is read or a thread started. None means the documented default; 0 is not a default."""
     a = "Scorer"
@@ -75,6 +76,7 @@ def check_scorer_args(*, backend="auto", batch_size=None, workers=None, threads=
     argcheck.int_at_least(a, "device_id", device_id, 0)
     argcheck.boolean(a, "reduced_decode", reduced_decode)
     argcheck.boolean(a, "embeddings", embeddings)
+    argcheck.boolean(a, "shape_sessions", shape_sessions)
 
 
 class Scorer(Closeable):
@@ -94,6 +96,9 @@ class Scorer(Closeable):
         embeddings: also give each record the unit embedding the heads read (``ScoreRecord.embedding``,
             from the same forward pass; ONNX models on the onnxruntime backend, see
             :mod:`quasar.runtime.embedding`).
+        shape_sessions: ONNX Runtime on CPU: run the input shapes a run keeps feeding (the default
+            model's 384x512, 512x384...) on sessions with the graph's free dimensions fixed, at most 4,
+            made lazily (:mod:`quasar.runtime.backends.shapes`); same scores. False: one dynamic session.
 
     Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
     is False), as pyiqa's metrics state it.
@@ -145,14 +150,17 @@ class Scorer(Closeable):
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto", *, device: str | None = None,
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, reduced_decode: bool = True, window: int | None = None,
-                 optimization: str = "all", device_id: int = 0, embeddings: bool = False) -> None:
+                 optimization: str = "all", device_id: int = 0, embeddings: bool = False,
+                 shape_sessions: bool = True) -> None:
         check_scorer_args(backend=backend, batch_size=batch_size, workers=workers, threads=threads,
                           max_pixels=max_pixels, reduced_decode=reduced_decode, window=window,
-                          optimization=optimization, device_id=device_id, embeddings=embeddings)
+                          optimization=optimization, device_id=device_id, embeddings=embeddings,
+                          shape_sessions=shape_sessions)
         path = os.fspath(model) if model is not None else default_model_path()
         self.info: ModelInfo = load_model_info(path)
         self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
-                                      device_id=device_id, batch_size=batch_size, embeddings=embeddings)
+                                      device_id=device_id, batch_size=batch_size, embeddings=embeddings,
+                                      shape_sessions=shape_sessions)
         # On CPU a larger batch buys nothing (measured: effnet-lite0 costs the same CPU time per image
         # at batch 1..16) and only makes native-size buckets wait longer; GPUs want big batches.
         bs = batch_size or (32 if self.backend.device == "cuda" else 4)

@@ -43,11 +43,12 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
 
 def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = None, *,
                    threads: int | None = None, optimization: str = "all", device_id: int = 0,
-                   batch_size: int | None = None, embeddings: bool = False) -> Backend:
+                   batch_size: int | None = None, embeddings: bool = False, shape_sessions: bool = True) -> Backend:
     """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``).
 
     ``embeddings``: also return each image's unit embedding (ONNX Runtime only, see
-    :mod:`quasar.runtime.embedding`)."""
+    :mod:`quasar.runtime.embedding`). ``shape_sessions``: ONNX Runtime on CPU runs the input shapes it
+    keeps seeing on sessions with the graph's free dimensions fixed (:mod:`quasar.runtime.backends.shapes`)."""
     name, device = resolve_backend(info, backend, device)
     if embeddings and name != "onnxruntime":
         raise QuasarError(f"{info.path}: embeddings are read from ONNX graphs on the onnxruntime backend, "
@@ -63,4 +64,4 @@ def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = 
     from quasar.runtime.backends.ort import OrtBackend
 
     return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id,
-                      max_batch=batch_size or 32, embeddings=embeddings)
+                      max_batch=batch_size or 32, embeddings=embeddings, shape_sessions=shape_sessions)
