@@ -319,7 +319,7 @@ def run(args) -> dict:
         report["score_scale"] = score_scale(grid_scores(held_grid, lambda e: pack.score_embeddings(e)[0][:, qi]),
                                             held_grid)
         report["explain"] = explain_confusion(pack, held_grid)
-        cfg = HeadConfig(**{k: v for k, v in pack.head("quality").aggregation.items() if k != "method"})
+        cfg = HeadConfig.from_aggregation(pack.head("quality").aggregation)
         report["default_config"] = cfg.to_dict()
         # the family heads quality averages, on their own types: does each head see its family?
         fam = {}

@@ -88,6 +88,7 @@ def test_quality_head_records_its_calibration():
     cfg = HeadConfig("ridge", 1.0, 1, "mean")
     heads = to_heads(fit_quality(g, cfg, heads=FAMS), cfg, {"photos": 12})
     assert heads[-1].aggregation["calibration"] == "level_medians"
+    assert HeadConfig.from_aggregation(heads[-1].aggregation) == cfg  # method and calibration left out
 
 
 def test_ridge_and_lda_find_the_distortion_direction():

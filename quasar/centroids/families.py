@@ -73,6 +73,14 @@ class HeadConfig:
             out["specificity"] = self.specificity
         return out
 
+    @classmethod
+    def from_aggregation(cls, aggregation: dict) -> HeadConfig:
+        """The config a pack head records in its ``aggregation`` (which also names the ``method`` and
+        the ``calibration``)."""
+        from dataclasses import fields
+
+        return cls(**{f.name: aggregation[f.name] for f in fields(cls) if f.name in aggregation})
+
 
 DEFAULT_CANDIDATES: tuple[HeadConfig, ...] = tuple(
     HeadConfig(kind, alpha, lvl, rule)
