@@ -1,0 +1,195 @@
+"""The torch backend's GPU path, run on the CPU: the same code as on CUDA (decode_jpeg on the backend's device,
+resizing on the device, fp16/bf16, per-file errors, input order), checked against ONNX Runtime on the CPU
+with the shipped default model and real photos. CUDA itself is not yet run (no GPU here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixtures_images import cmyk_jpeg, encode, jpeg, jpeg_with_orientation, oriented_view, pattern, truncated
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+pytest.importorskip("onnx")
+
+import cv2  # noqa: E402
+
+from quasar.errors import QuasarError  # noqa: E402
+from quasar.eval.metrics import srcc  # noqa: E402
+from quasar.io.decode import apply_orientation  # noqa: E402
+from quasar.io.formats import exif_orientation, jpeg_exif  # noqa: E402
+from quasar.preprocess import PreprocessSpec, preprocess  # noqa: E402
+from quasar.runtime import Scorer  # noqa: E402
+from quasar.runtime.backends.torch_device import DeviceResize, orient  # noqa: E402
+from quasar.runtime.backends.torch_options import TorchOptions  # noqa: E402
+from quasar.runtime.prepare import Preparer  # noqa: E402
+from quasar.runtime.sources import Item  # noqa: E402
+
+DEVICE_CPU = TorchOptions(device_decode="on")  # the GPU path's code, on CPU tensors
+
+
+@pytest.fixture(scope="module")
+def model():
+    from quasar.shipped import shipped_model_path
+
+    path = shipped_model_path()
+    if path is None:
+        pytest.skip("the shipped model was not exported from the shipped pack (a rebuilt development pack)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_jpegs(photos, tmp_path_factory):
+    """Eight real photos (at most 768 px) written as quality-92 JPEGs, as cameras and websites store them."""
+    d = tmp_path_factory.mktemp("jpegs")
+    out = []
+    for i, p in enumerate(photos[:8]):
+        f = d / f"{i}.jpg"
+        cv2.imwrite(str(f), cv2.imread(p.path), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        out.append(str(f))
+    return out
+
+
+def test_device_resize_matches_pillow_on_real_photos(photos):
+    """Resizing on the device (torch antialiased kernels, Pillow's pass order and rounding) is within one
+    grey level of the CPU preprocessing (Pillow), and almost everywhere identical; a single 2-D interpolate
+    (no rounding and clipping between the passes) is up to 5 levels off at edges."""
+    specs = [PreprocessSpec(policy="native", size=512, size_multiple=32, min_size=64, mean=(0.5,) * 3, std=(0.5,) * 3),
+             PreprocessSpec(policy="center_crop", size=224, channel_order="BGR"),
+             PreprocessSpec(policy="fixed", size=320, height=240, width=320, fit="crop", interpolation="bilinear")]
+    worst, differing, total = 0, 0, 0
+    for spec in specs:
+        resize = DeviceResize(torch, spec)
+        for p in photos[:4]:
+            rgb = cv2.cvtColor(cv2.imread(p.path), cv2.COLOR_BGR2RGB)
+            want = preprocess(rgb, spec)
+            got = resize(torch.from_numpy(rgb).permute(2, 0, 1), rgb.shape[:2]).numpy()
+            assert got.shape == want.shape and got.dtype == np.uint8
+            diff = np.abs(got.astype(int) - want.astype(int))
+            worst, differing, total = max(worst, int(diff.max())), differing + int((diff > 0).sum()), total + diff.size
+    print(f"device resize vs Pillow: max |d| {worst} grey levels, {100 * differing / total:.3f}% of values differ")
+    assert worst <= 1 and differing / total < 0.01
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_on_the_device_matches_the_cpu(orientation):
+    rgb = pattern(30, 50)
+    data = jpeg_with_orientation(rgb, orientation)
+    assert exif_orientation(jpeg_exif(data)) == orientation
+    chw = torch.from_numpy(rgb).permute(2, 0, 1)
+    got = orient(torch, chw, orientation).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(got, apply_orientation(rgb, orientation))
+    np.testing.assert_array_equal(got, oriented_view(rgb, orientation))
+
+
+def test_jpeg_exif_is_none_without_an_exif_segment():
+    assert jpeg_exif(jpeg(pattern())) is None
+    assert jpeg_exif(b"\x89PNG\r\n\x1a\n") is None
+
+
+@pytest.fixture(scope="module")
+def ort_scorer(model):
+    with Scorer(model, workers=2) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def torch_device_scorer(model):
+    with Scorer(model, backend="torch", device="cpu", workers=2, batch_size=4, torch_options=DEVICE_CPU) as s:
+        yield s
+
+
+def test_fp32_matches_onnxruntime_on_the_same_pixels(model, photos, ort_scorer):
+    """The torch backend (fp32, CPU) against ONNX Runtime (CPU) on the same preprocessed real photos."""
+    from quasar.runtime.backends.torch_backend import TorchBackend
+
+    prep = Preparer(ort_scorer.info.spec)
+    arrays = [prep(Item(p.path, path=p.path)) for p in photos[:6]]
+    batch = np.stack([a for a in arrays if a.shape == arrays[0].shape][:3])
+    backend = TorchBackend(ort_scorer.info, device="cpu")
+    try:
+        t_scores, t_margins = backend.run(batch)
+    finally:
+        backend.close()
+    o_scores, o_margins = ort_scorer.backend.run(batch)
+    print(f"torch fp32 vs ORT: max |d score| {np.abs(t_scores - o_scores).max():.2e}")
+    assert np.abs(t_scores - o_scores).max() <= 1e-3
+    np.testing.assert_allclose(t_margins, o_margins, rtol=5e-4, atol=1e-4)  # as tests/test_runtime_parity.py
+
+
+def test_device_decoded_jpegs_rank_like_opencv_decoded(photo_jpegs, model, ort_scorer, torch_device_scorer):
+    """torchvision's decode_jpeg + resizing on the device against the CPU path (OpenCV at full scale, and
+    OpenCV's default reduced decoding): per-head SRCC, printed; the decoders differ slightly."""
+    dev = torch_device_scorer.score(photo_jpegs)
+    assert torch_device_scorer.pipeline.stats["device_decoded"] >= len(photo_jpegs)
+    cpu_reduced = ort_scorer.score(photo_jpegs)
+    with Scorer(model, workers=2, reduced_decode=False) as s:
+        cpu_full = s.score(photo_jpegs)
+    assert all(r.ok for r in dev + cpu_full + cpu_reduced)
+    worst_full, worst_reduced, worst_d = 1.0, 1.0, 0.0
+    for head in ort_scorer.heads:
+        d = [r.scores[head] for r in dev]
+        worst_full = min(worst_full, srcc(d, [r.scores[head] for r in cpu_full]))
+        worst_reduced = min(worst_reduced, srcc(d, [r.scores[head] for r in cpu_reduced]))
+        worst_d = max(worst_d, max(abs(a - r.scores[head]) for a, r in zip(d, cpu_full, strict=True)))
+    print(f"device decode vs OpenCV full decode: worst-head SRCC {worst_full:.4f}, max |d score| {worst_d:.4f}; "
+          f"vs OpenCV reduced decode (the default): worst-head SRCC {worst_reduced:.4f}")
+    assert worst_full >= 0.97 and worst_d <= 0.02
+
+
+def test_per_file_errors_and_order_as_on_the_cpu(tmp_path, ort_scorer, torch_device_scorer):
+    """Errors are the CPU path's one-line reasons, the batch goes on, results come in input order."""
+    rgb = pattern(96, 128)
+    files = {"good.jpg": jpeg(rgb), "cut.jpg": truncated(jpeg(pattern(200, 300))), "empty.jpg": b"",
+             "cmyk.jpg": cmyk_jpeg(rgb), "rotated.jpg": jpeg_with_orientation(pattern(64, 160, 3), 6),
+             "good.png": encode(pattern(80, 120, 1)), "text.png": b"<html>not an image</html>",
+             "tiny.jpg": jpeg(pattern(12, 16)), "strip.png": encode(pattern(4, 2000, 2))}
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    paths.insert(3, str(tmp_path / "missing.jpg"))
+    cpu, dev = ort_scorer.score(paths), torch_device_scorer.score(paths)
+    assert [r.source for r in dev] == paths
+    for a, b in zip(cpu, dev, strict=True):
+        assert a.error == b.error, a.source
+        assert a.warning == b.warning, a.source
+        if a.ok:
+            assert max(abs(a.scores[h] - b.scores[h]) for h in a.scores) < 0.05, a.source
+    assert sum(r.ok for r in dev) >= 4 and sum(not r.ok for r in dev) >= 4
+
+
+def test_bf16_ranks_like_fp32(model, photos, ort_scorer):
+    """bf16 encoder on the CPU (the heads stay float32): per-head SRCC against ORT fp32 on real photos."""
+    files = [p.path for p in photos[:8]]
+    ref = ort_scorer.score(files)
+    with Scorer(model, backend="torch", device="cpu", workers=2,
+                torch_options=TorchOptions(precision="bf16")) as s:
+        assert s.backend.name == "torch-cpu-bf16"
+        got = s.score(files)
+    worst = min(srcc([r.scores[h] for r in got], [r.scores[h] for r in ref]) for h in ort_scorer.heads)
+    print(f"bf16 vs fp32: worst-head SRCC {worst:.4f} on {len(files)} photos")
+    assert worst >= 0.999
+
+
+def test_options_are_checked_before_anything_loads(model):
+    with pytest.raises(QuasarError, match="precision"):
+        TorchOptions(precision="fp8")
+    with pytest.raises(QuasarError, match="device_decode"):
+        TorchOptions(device_decode="gpu")
+    with pytest.raises(QuasarError, match="not both"):
+        TorchOptions(compile=True, cuda_graphs=True)
+    with pytest.raises(QuasarError, match="--cuda-graphs runs on CUDA only"):
+        TorchOptions(cuda_graphs=True).check_device("cpu")
+    with pytest.raises(QuasarError, match="apply to the torch backend"):
+        Scorer(model, backend="onnxruntime", torch_options=TorchOptions())
+    with pytest.raises(QuasarError, match="TorchOptions"):
+        Scorer(model, backend="torch", torch_options={"precision": "fp16"})
+
+
+def test_cpu_default_keeps_the_cpu_pipeline(model):
+    """On the CPU the torch backend decodes with OpenCV unless asked (``device_decode='auto'``)."""
+    from quasar.runtime.pipeline import Pipeline
+
+    with Scorer(model, backend="torch", device="cpu") as s:
+        assert type(s.pipeline) is Pipeline
