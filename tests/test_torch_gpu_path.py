@@ -198,3 +198,20 @@ def test_cpu_default_keeps_the_cpu_pipeline(model):
 
     with Scorer(model, backend="torch", device="cpu") as s:
         assert type(s.pipeline) is Pipeline
+
+
+def test_score_command_takes_the_torch_options(tmp_path, model, capsys):
+    from quasar.cli import main
+
+    img = tmp_path / "a.jpg"
+    img.write_bytes(jpeg(pattern(96, 128)))
+    out = tmp_path / "out.csv"
+    assert main(["score", str(img), "--model", model, "--backend", "torch", "--device", "cpu", "--device-decode", "on",
+                 "-o", str(out), "-q"]) == 0
+    assert out.read_text().splitlines()[1].startswith(str(img))
+    assert main(["score", str(img), "--model", model, "--precision", "fp16", "-o", str(tmp_path / "b.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("need --backend torch (not --ray)") and len(err) == 1
+    assert main(["score", str(img), "--model", model, "--backend", "torch", "--device", "cpu", "--cuda-graphs",
+                 "-o", str(tmp_path / "c.csv")]) == 2
+    assert "--cuda-graphs runs on CUDA only" in capsys.readouterr().err
