@@ -73,3 +73,16 @@ def test_a_missing_cuda_device_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no CUDA device" in err[0]
     assert not (tmp_path / "gc.json").exists()
+
+
+def test_numpy_srcc_matches_the_projects_srcc():
+    """gpu_check's scipy-free SRCC (for GPU images without scipy) agrees with quasar.eval.metrics.srcc, ties too."""
+    from quasar.eval.metrics import srcc
+
+    gc = _gpu_check()
+    rng = __import__("numpy").random.default_rng(0)
+    for _ in range(5):
+        a, b = rng.integers(0, 6, 40).astype(float), rng.normal(size=40)
+        b[:10] = a[:10]
+        assert abs(gc.rank_srcc(a, b) - srcc(a, b)) < 1e-12
+    assert gc.rank_srcc([1, 1, 1], [1, 2, 3]) != gc.rank_srcc([1, 1, 1], [1, 2, 3])  # NaN for a constant input

@@ -277,9 +277,35 @@ def scores_of(results: list) -> np.ndarray:
     return np.stack([r.scores for r in results])
 
 
-def worst_srcc(a: np.ndarray, b: np.ndarray, heads) -> dict:
-    from quasar.eval.metrics import srcc
+def average_ranks(x) -> np.ndarray:
+    """Ranks 0..n-1, ties sharing their average rank (as Spearman's definition takes them)."""
+    x = np.asarray(x, dtype=np.float64)
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="mergesort")] = np.arange(len(x))
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
 
+
+def rank_srcc(a, b) -> float:
+    """Spearman's correlation with numpy alone (NaN for a constant input)."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def srcc_function():
+    """:func:`quasar.eval.metrics.srcc`, the project's SRCC; :func:`rank_srcc` where scipy, which it needs, is
+    not installed (a bare GPU image has torch, not scipy)."""
+    try:
+        from quasar.eval.metrics import srcc
+    except ImportError:
+        return rank_srcc
+    return srcc
+
+
+def worst_srcc(a: np.ndarray, b: np.ndarray, heads) -> dict:
+    srcc = srcc_function()
     per = {h: round(float(srcc(a[:, k], b[:, k])), 5) for k, h in enumerate(heads)}
     worst = min(per, key=per.get)
     return {"worst_head": worst, "worst_srcc": per[worst], "per_head": per,
