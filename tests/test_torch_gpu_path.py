@@ -107,6 +107,9 @@ def test_fp32_matches_onnxruntime_on_the_same_pixels(model, photos, ort_scorer):
     arrays = [prep(Item(p.path, path=p.path)) for p in photos[:6]]
     batch = np.stack([a for a in arrays if a.shape == arrays[0].shape][:3])
     backend = TorchBackend(ort_scorer.info, device="cpu")
+    # the mean combine's column lives on the device, so a CUDA graph can capture the forward pass
+    assert backend.module.head._mean_cols and all(isinstance(c, torch.Tensor)
+                                                  for c in backend.module.head._mean_cols.values())
     try:
         t_scores, t_margins = backend.run(batch)
     finally:
@@ -215,3 +218,28 @@ def test_score_command_takes_the_torch_options(tmp_path, model, capsys):
     assert main(["score", str(img), "--model", model, "--backend", "torch", "--device", "cpu", "--cuda-graphs",
                  "-o", str(tmp_path / "c.csv")]) == 2
     assert "--cuda-graphs runs on CUDA only" in capsys.readouterr().err
+
+
+def test_pinned_pool_reuses_a_buffer_once_given_back():
+    """The staging pool (page-locked on CUDA; plain memory here, pinning needs a CUDA driver)."""
+    import types
+
+    from quasar.runtime.backends.torch_device import PinnedPool
+
+    made = []
+
+    def empty(n, dtype):
+        t = torch.empty(n, dtype=dtype)
+        made.append(t)
+        return types.SimpleNamespace(pin_memory=lambda: t)
+
+    pool = PinnedPool(types.SimpleNamespace(empty=empty, uint8=torch.uint8))
+    a, b = pattern(30, 40), pattern(20, 50, 1)
+    buf_a, view_a = pool.stage(a)
+    np.testing.assert_array_equal(view_a.numpy(), a)
+    buf_b, _ = pool.stage(b)  # a is still in flight: a second buffer
+    assert len(made) == 2 and buf_a.numel() == 4096 and buf_a.numel() >= a.nbytes
+    pool.give_back(buf_a)
+    buf_c, view_c = pool.stage(b)  # same size class: the buffer given back, no new allocation
+    assert buf_c is buf_a and len(made) == 2
+    np.testing.assert_array_equal(view_c.numpy(), b)

@@ -117,6 +117,7 @@ class TorchBackend(Backend):
             module.encoder.to(dtype)  # the heads (and the embedding's normalisation) stay float32
         channels_last = options.channels_last if options.channels_last is not None else device == "cuda"
         module = module.to(device, memory_format=torch.channels_last) if channels_last else module.to(device)
+        module.head.place_constants(device)  # no host->device copy inside forward (CUDA graphs)
         self.module = module
         self._forward = torch.compile(module) if options.compile else module
         self._graphs = CudaGraphs(torch, module) if options.cuda_graphs else None

@@ -135,7 +135,7 @@ class Loaded:
 
     jpeg: bytes | None = None
     orientation: int = 1
-    host: object = None  # a torch CHW view of the (pinned) host image
+    host: object = None  # a torch HWC view of the (pinned) host image
     buffer: object = None  # the pinned buffer ``host`` lives in, to give back after the copy
     full_size: tuple[int, int] = (0, 0)
     warning: str | None = None
@@ -251,7 +251,7 @@ class DevicePipeline:
             buf, hwc = self.pool.stage(img)
         else:
             hwc = self.torch.from_numpy(img)
-        return Loaded(host=hwc.permute(2, 0, 1), buffer=buf, full_size=tuple(decoded.full_size),
+        return Loaded(host=hwc, buffer=buf, full_size=tuple(decoded.full_size),
                       warning=tiny_image_warning(*decoded.full_size, self.spec))
 
     # ------------------------------------------------------------------ feeder (device work, its own thread)
@@ -286,9 +286,10 @@ class DevicePipeline:
             return results
 
     def _to_device(self, loaded: Loaded, copies: list):
+        """The host image as a CHW tensor on the device (copied contiguous HWC, permuted there)."""
         if self.device == "cpu":
-            return loaded.host
-        x = loaded.host.to(self.device, non_blocking=self.pinned)
+            return loaded.host.permute(2, 0, 1)
+        x = loaded.host.to(self.device, non_blocking=self.pinned).permute(2, 0, 1)
         if loaded.buffer is not None:
             done = self.torch.cuda.Event()
             done.record()
