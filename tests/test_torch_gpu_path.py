@@ -243,3 +243,23 @@ def test_pinned_pool_reuses_a_buffer_once_given_back():
     buf_c, view_c = pool.stage(b)  # same size class: the buffer given back, no new allocation
     assert buf_c is buf_a and len(made) == 2
     np.testing.assert_array_equal(view_c.numpy(), b)
+
+
+def test_a_spec_without_a_device_resize_keeps_the_cpu_pipeline_or_says_why(model, monkeypatch):
+    """``opencv_area`` (spec version 1) has no device implementation: ``auto`` keeps the CPU pipeline,
+    ``on`` is one line naming the reason."""
+    import dataclasses
+
+    from quasar.runtime.backends.torch_backend import TorchBackend
+    from quasar.runtime.model import load_model_info
+
+    info = load_model_info(model)
+    old = dataclasses.replace(info, spec=dataclasses.replace(info.spec, resampler="opencv_area"))
+    backend = TorchBackend(old, device="cpu", options=TorchOptions(device_decode="on"))
+    try:
+        with pytest.raises(QuasarError, match="opencv_area resampler has no device implementation"):
+            backend.make_pipeline(Preparer(old.spec), batch_size=4, workers=1)
+        backend.options = TorchOptions(device_decode="auto")
+        assert backend.make_pipeline(Preparer(old.spec), batch_size=4, workers=1) is None
+    finally:
+        backend.close()

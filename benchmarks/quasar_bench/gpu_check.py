@@ -115,8 +115,10 @@ def device_facts(device: str) -> dict:
         facts.update(name=torch.cuda.get_device_name(0), capability=list(torch.cuda.get_device_capability(0)),
                      memory_gib=round(p.total_memory / 2**30, 1), sms=p.multi_processor_count,
                      cudnn=torch.backends.cudnn.version())
-    row = nvidia_smi(",".join(CLOCK_FIELDS))
-    facts["nvidia_smi"] = dict(zip(CLOCK_FIELDS, row, strict=False)) if row else "not available"
+    if shutil.which("nvidia-smi"):  # one field per query: a field this driver does not know costs only itself
+        facts["nvidia_smi"] = {f: (row[0] if (row := nvidia_smi(f)) else "n/a") for f in CLOCK_FIELDS}
+    else:
+        facts["nvidia_smi"] = "not available"
     return facts
 
 

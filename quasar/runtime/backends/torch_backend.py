@@ -138,10 +138,18 @@ class TorchBackend(Backend):
         for decoding on the device; None: the runtime's CPU pipeline."""
         if not self.options.decodes_on_device(self.device):
             return None
-        from quasar.runtime.backends.torch_device import DevicePipeline
+        from quasar.runtime.backends.torch_device import DevicePipeline, device_resize_unsupported
 
-        return DevicePipeline(preparer, self, batch_size=batch_size, workers=workers, window=window,
-                              pinned=self.options.pinned)
+        why = device_resize_unsupported(self.info.spec)
+        if why is not None:  # auto: the CPU pipeline does it; asked for explicitly: say why not
+            if self.options.device_decode == "on":
+                raise QuasarError(f"{self.info.path}: cannot preprocess on the device: {why}")
+            return None
+        try:
+            return DevicePipeline(preparer, self, batch_size=batch_size, workers=workers, window=window,
+                                  pinned=self.options.pinned)
+        except ImportError as e:
+            raise QuasarError(f"decoding on the device needs torchvision ({e}); or use --device-decode off") from None
 
     def batch_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.device != "cuda":
