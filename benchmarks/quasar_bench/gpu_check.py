@@ -588,7 +588,8 @@ def markdown(data: dict) -> list[str]:
         lines += ["", f"## End to end (images/s; batch {e['batch']}, {e['workers']} workers)", ""]
         for set_name in ("1mp", "camera", "png_staging", "providers"):
             for name, r in e.get(set_name, {}).items():
-                val = f"{r['images_per_s']} img/s, peak {r['peak_mib']} MiB" if isinstance(r, dict) else r
+                peak = f", peak {r['peak_mib']} MiB" if isinstance(r, dict) and not isinstance(r["peak_mib"], str) else ""
+                val = f"{r['images_per_s']} img/s{peak}" if isinstance(r, dict) else r
                 lines.append(f"- {set_name} / {name}: {val}")
     v = data.get("targets", {})
     if v:
