@@ -370,6 +370,7 @@ class DevicePipeline:
                     for item in islice(items, self.batch_size)]
 
         group: list = []
+        following: list = []
         try:
             group = submit()
             while group:
@@ -388,7 +389,7 @@ class DevicePipeline:
                             emit(shape)
                 if self.pool is not None:
                     self._give_back(copies)
-                group = following
+                group, following = following, []
             for shape in list(buckets):
                 emit(shape)
             put(_END)
@@ -398,7 +399,7 @@ class DevicePipeline:
             with contextlib.suppress(_Stopped):
                 put(_Fatal(e))
         finally:
-            for _, _, fut in group:
+            for _, _, fut in group + following:
                 fut.cancel()
             if self.pool is not None:
                 self._give_back(copies, wait=True)
