@@ -263,3 +263,26 @@ def test_a_spec_without_a_device_resize_keeps_the_cpu_pipeline_or_says_why(model
         assert backend.make_pipeline(Preparer(old.spec), batch_size=4, workers=1) is None
     finally:
         backend.close()
+
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="no CUDA device (bash .ci/gpu and python -m benchmarks.gpu_check run this)")
+@pytest.mark.parametrize("options", [TorchOptions(), TorchOptions(pinned=False), TorchOptions(precision="fp16"),
+                                     TorchOptions(cuda_graphs=True), TorchOptions(device_decode="off")],
+                         ids=["fp32-pinned", "fp32-pageable", "fp16", "cuda-graphs", "cpu-decode"])
+def test_cuda_path_matches_the_cpu(options, photo_jpegs, tmp_path, model, torch_device_scorer):
+    """Not yet run (no GPU here): the same inputs on CUDA as on the CPU device path, errors included."""
+    (tmp_path / "bad.jpg").write_bytes(truncated(jpeg(pattern(200, 300))))
+    (tmp_path / "b.png").write_bytes(encode(pattern(300, 400, 1)))
+    files = photo_jpegs + [str(tmp_path / "bad.jpg"), str(tmp_path / "b.png")]
+    ref = torch_device_scorer.score(files)
+    with Scorer(model, backend="torch", device="cuda", batch_size=4, torch_options=options) as s:
+        got = s.score(files)
+    tol = 2e-3 if options.precision == "fp32" else 0.1
+    for a, b in zip(ref, got, strict=True):
+        assert a.source == b.source and a.error == b.error
+        if a.ok:
+            assert max(abs(a.scores[h] - b.scores[h]) for h in a.scores) <= tol, a.source
