@@ -104,6 +104,11 @@ class TorchBackend(Backend):
         if device == "cuda" and not torch.cuda.is_available():
             raise QuasarError("torch has no CUDA device here")
         options.check_device(device)
+        if device == "cuda" and options.precision == "fp32":
+            # fp32 means fp32: cuDNN convolutions default to TF32 (10-bit mantissa) on Ampere and later, as
+            # coarse as fp16, which the parity with ONNX Runtime (1e-3) would not survive. Process-wide flags.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         if threads:
             torch.set_num_threads(int(threads))
         self.device = device
