@@ -242,22 +242,26 @@ def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bicub
     return cv2.resize(img, (width, height), interpolation=INTERPOLATIONS[interpolation])
 
 
+def crop_offsets(height: int, width: int, crop: tuple[int, int], spec: PreprocessSpec | None = None) -> tuple[int, int]:
+    """(top, left) of the spec's centre crop of a ``height`` x ``width`` image: rounded like torchvision's
+    ``center_crop``, or floored for policy ``fixed`` (the static-graph contract, simple to reproduce in C).
+    The one rule, shared by the CPU crop below and the torch backend's crop on the device."""
+    ch, cw = crop
+    if spec is not None and spec.policy == "fixed":
+        return max(0, (height - ch) // 2), max(0, (width - cw) // 2)
+    return max(0, int(round((height - ch) / 2.0))), max(0, int(round((width - cw) / 2.0)))
+
+
 def center_crop(img: np.ndarray, ch: int, cw: int) -> np.ndarray:
     """Crop the centre; offsets are rounded like torchvision's ``center_crop`` (not floored)."""
-    h, w = img.shape[:2]
-    top, left = max(0, int(round((h - ch) / 2.0))), max(0, int(round((w - cw) / 2.0)))
+    top, left = crop_offsets(*img.shape[:2], (ch, cw))
     return img[top : top + ch, left : left + cw]
 
 
 def crop_for(img: np.ndarray, crop: tuple[int, int], spec: PreprocessSpec) -> np.ndarray:
-    """The spec's centre crop: torchvision's rounded offsets, or floored ones for policy ``fixed``
-    (the static-graph contract, simple to reproduce in C)."""
-    ch, cw = crop
-    if spec.policy != "fixed":
-        return center_crop(img, ch, cw)
-    h, w = img.shape[:2]
-    top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
-    return img[top : top + ch, left : left + cw]
+    """The spec's centre crop (:func:`crop_offsets`)."""
+    top, left = crop_offsets(*img.shape[:2], crop, spec)
+    return img[top : top + crop[0], left : left + crop[1]]
 
 
 def preprocess(img_rgb: np.ndarray, spec: PreprocessSpec, full_size: tuple[int, int] | None = None) -> np.ndarray:

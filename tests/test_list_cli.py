@@ -62,12 +62,17 @@ def test_list_text(cache, capsys):
     assert "unreadable:" in broken
     assert "notes.txt" not in out
     assert "default_quality-fp32.onnx" in out  # the shipped model
+    assert "  torch/cuda             not yet run" in lines and "  tensorrt/cuda          not yet run" in lines
 
 
 def test_list_json(cache, capsys):
     assert main(["list", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"encoders", "packs", "models"}
+    assert set(d) == {"encoders", "packs", "models", "backends"}
+    status = {b["name"]: b["status"] for b in d["backends"]}
+    assert status["onnxruntime/cpu"] == status["torch/cpu"] == "tested"
+    assert {status[k] for k in ("onnxruntime/cuda", "onnxruntime/tensorrt", "tensorrt/cuda", "torch/cuda")} == {
+        "not yet run"}  # no GPU has run them: say so wherever backends are listed
     assert d["encoders"] == list_encoders()
     (pack,) = [p for p in d["packs"] if p["name"] == "default_quality"]
     assert pack["encoder"] == "effnet-lite0+taps" and "quality" in pack["heads"]

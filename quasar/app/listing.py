@@ -1,4 +1,5 @@
-"""``quasar list``: the encoders, centroid packs and fused models this install knows about.
+"""``quasar list``: the encoders, centroid packs and fused models this install knows about, and the backends
+with where each has run (the CUDA and TensorRT ones: not yet run).
 
 Torch-free: encoder names come from :mod:`quasar.encoders.names` (plain data), packs are read as
 JSON, models through the runtime's metadata reader. Nothing is imported until the command runs, so
@@ -70,10 +71,17 @@ def list_models(folders: list[Path] | None = None) -> list[dict]:
     return out
 
 
+def list_backends() -> list[dict]:
+    """One record per backend and device: where it has run (``quasar.runtime.backends.VERIFIED``)."""
+    from quasar.runtime.backends import VERIFIED
+
+    return [{"name": name, "status": status} for name, status in VERIFIED.items()]
+
+
 def collect() -> dict:
     from quasar.encoders.names import list_encoders
 
-    return {"encoders": list_encoders(), "packs": list_packs(), "models": list_models()}
+    return {"encoders": list_encoders(), "packs": list_packs(), "models": list_models(), "backends": list_backends()}
 
 
 def _size(n: int) -> str:
@@ -101,6 +109,8 @@ def format_text(d: dict) -> str:
     lines = ["encoders"] + [f"  {e}" for e in d["encoders"]]
     lines += _section("packs", d["packs"], "name", _pack_line)
     lines += _section("models", d["models"], "path", _model_line)
+    lines += ["backends (tested: run by this project's tests on a CPU; not yet run: no GPU was available, "
+              "python -m benchmarks.gpu_check runs them)"] + [f"  {b['name']:22s} {b['status']}" for b in d["backends"]]
     return "\n".join(lines)
 
 
@@ -110,4 +120,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["collect", "format_text", "list_models", "list_packs", "register", "run"]
+__all__ = ["collect", "format_text", "list_backends", "list_models", "list_packs", "register", "run"]

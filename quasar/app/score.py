@@ -111,6 +111,13 @@ def register(subparsers) -> None:
     r.add_argument("--ray-batch", type=positive_int, default=None, metavar="N",
                    help="with --ray: paths per actor call (default: 64, less for small inputs)")
     add_service_options(p)
+    t = p.add_argument_group("torch backend (--backend torch; its CUDA side is not yet run)")
+    t.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
+                   help="the encoder's precision; the heads stay float32 (default: fp32)")
+    t.add_argument("--device-decode", choices=("auto", "on", "off"), default=None,
+                   help="decode JPEGs with torchvision on the device and resize there (default: auto, on for cuda)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (cuda only)")
+    t.add_argument("--cuda-graphs", action="store_true", help="replay one CUDA graph per batch shape (cuda only)")
     p.set_defaults(func=run)
 
 
@@ -180,6 +187,21 @@ def _validate(args: argparse.Namespace) -> None:
         raise QuasarError("--address, --connect-timeout, --ray-actors, --ray-actor-cpus and --ray-batch need --ray")
     if args.ray and getattr(args, "embeddings", False):
         raise QuasarError("--embeddings is not available with --ray yet: score locally to write embeddings")
+    if torch_options(args) is not None and (args.backend != "torch" or args.ray):
+        raise QuasarError("--precision, --device-decode, --compile and --cuda-graphs need --backend torch (not --ray)")
+
+
+def torch_options(args: argparse.Namespace):
+    """The torch backend's options from the command line, or None when none was given."""
+    given = {k: v for k, v in (("precision", getattr(args, "precision", None)),
+                               ("device_decode", getattr(args, "device_decode", None)),
+                               ("compile", getattr(args, "compile", False) or None),
+                               ("cuda_graphs", getattr(args, "cuda_graphs", False) or None)) if v is not None}
+    if not given:
+        return None
+    from quasar.runtime.backends.torch_options import TorchOptions
+
+    return TorchOptions(**given)
 
 
 def _build(args: argparse.Namespace):
@@ -210,7 +232,7 @@ def _build(args: argparse.Namespace):
                         workers=args.workers, threads=args.threads,
                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, reduced_decode=not args.no_reduced_decode,
                         embeddings=getattr(args, "embeddings", False),
-                        shape_sessions=not args.no_shape_sessions)
+                        shape_sessions=not args.no_shape_sessions, torch_options=torch_options(args))
     try:
         heads = scorer.info.explained_heads if args.explain else scorer.info.summary_heads
         reasons = scorer.info.explain_heads if args.explain else ()

@@ -79,6 +79,11 @@ class ScoringHead(nn.Module):
         self.register_buffer("combine_biases", torch.as_tensor(b[k_base:].copy()))
         self.register_buffer("logit_scales", s)
 
+    def place_constants(self, device) -> None:
+        """Hold the mean combines' columns as tensors on ``device``, so a forward pass copies nothing from
+        the host (a CUDA graph cannot capture such a copy). The torch backend calls it; export never does."""
+        self._mean_cols = {j: torch.as_tensor(c, device=device) for j, c in self._mean_cols.items()}
+
     @classmethod
     def from_pack(cls, pack: CentroidPack) -> ScoringHead:
         return cls(pack.head_weights(), pack.logit_scales(), pack.head_biases(), pack.combine_plan())

@@ -164,6 +164,31 @@ def _jpeg_size(b: bytes | memoryview) -> tuple[int, int] | None:
         i += seglen
 
 
+def jpeg_exif(b: bytes | memoryview) -> bytes | None:
+    """The first APP1 ``Exif`` segment's payload of a JPEG (before its first scan), or None.
+
+    For decoders that do not apply EXIF orientation themselves (nvJPEG through torchvision): the
+    orientation is then :func:`exif_orientation` of this blob, the segment OpenCV reads it from."""
+    raw = bytes(b)
+    if raw[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(raw)
+    while i + 4 <= n and raw[i] == 0xFF:
+        marker = raw[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD9, 0xDA):  # EOI or the first scan: no EXIF after it
+            return None
+        seglen = (raw[i + 2] << 8) | raw[i + 3]
+        if seglen < 2:
+            return None
+        if marker == 0xE1 and raw[i + 4 : i + 10] == b"Exif\x00\x00":
+            return raw[i + 4 : i + 2 + seglen]
+        i += 2 + seglen
+    return None
+
+
 def jpeg_has_eoi(b: bytes | memoryview) -> bool:
     """True when an end-of-image marker follows the first scan (a cut-off file has none)."""
     raw = bytes(b)

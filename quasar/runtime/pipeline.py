@@ -85,6 +85,14 @@ class _Fatal:
 _END = object()
 
 
+def non_finite_reason(backend: Backend) -> str:
+    """The error of an image whose score or margin is NaN or infinite: the model is the suspect."""
+    info = getattr(backend, "info", None)
+    model = getattr(info, "path", None) or "the model"
+    return (f"the model gave a non-finite score (NaN or infinity); suspect the model file {model} "
+            "(corrupted weights or logit scale), not the image")
+
+
 class _Stopped(Exception):
     """The consumer went away; the feeder unwinds."""
 
@@ -284,10 +292,7 @@ class Pipeline:
             self._cleanup(out_q, pending, feeder)
 
     def _non_finite_reason(self) -> str:
-        info = getattr(self.backend, "info", None)
-        model = getattr(info, "path", None) or "the model"
-        return (f"the model gave a non-finite score (NaN or infinity); suspect the model file {model} "
-                "(corrupted weights or logit scale), not the image")
+        return non_finite_reason(self.backend)
 
     def _cleanup(self, out_q: queue.Queue, pending: deque, feeder: threading.Thread) -> None:
         """Return staging buffers of batches that will never run, and let the feeder exit."""

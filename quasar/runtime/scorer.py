@@ -21,11 +21,13 @@ import numpy as np
 
 from quasar import argcheck
 from quasar.constants import SCORE_RANGE
+from quasar.errors import QuasarError
 from quasar.io import IMAGE_EXTENSIONS
 from quasar.io.decode import DEFAULT_MAX_PIXELS
 from quasar.lifecycle import Closeable
 from quasar.runtime.backends import BACKENDS, create_backend
 from quasar.runtime.backends.ort import OPT_LEVELS
+from quasar.runtime.backends.torch_options import TorchOptions
 from quasar.runtime.model import ModelInfo, default_model_path, load_model_info
 from quasar.runtime.pipeline import Pipeline, Result
 from quasar.runtime.prepare import Preparer
@@ -99,6 +101,8 @@ class Scorer(Closeable):
         shape_sessions: ONNX Runtime on CPU: run the input shapes a run keeps feeding (the default
             model's 384x512, 512x384...) on sessions with the graph's free dimensions fixed, at most 4,
             made lazily (:mod:`quasar.runtime.backends.shapes`); same scores. False: one dynamic session.
+        torch_options: precision, channels-last, compile / CUDA graphs and device decoding of the torch
+            backend (:class:`~quasar.runtime.backends.torch_options.TorchOptions`; CUDA: not yet run).
 
     Scores are P(good) per head: within ``score_range`` (0..1), higher is better (``lower_better``
     is False), as pyiqa's metrics state it.
@@ -151,16 +155,18 @@ class Scorer(Closeable):
                  batch_size: int | None = None, workers: int | None = None, threads: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, reduced_decode: bool = True, window: int | None = None,
                  optimization: str = "all", device_id: int = 0, embeddings: bool = False,
-                 shape_sessions: bool = True) -> None:
+                 shape_sessions: bool = True, torch_options: TorchOptions | None = None) -> None:
         check_scorer_args(backend=backend, batch_size=batch_size, workers=workers, threads=threads,
                           max_pixels=max_pixels, reduced_decode=reduced_decode, window=window,
                           optimization=optimization, device_id=device_id, embeddings=embeddings,
                           shape_sessions=shape_sessions)
+        if torch_options is not None and not isinstance(torch_options, TorchOptions):
+            raise QuasarError(f"Scorer: torch_options must be a TorchOptions, not {type(torch_options).__name__}")
         path = os.fspath(model) if model is not None else default_model_path()
         self.info: ModelInfo = load_model_info(path)
         self.backend = create_backend(self.info, backend, device, threads=threads, optimization=optimization,
                                       device_id=device_id, batch_size=batch_size, embeddings=embeddings,
-                                      shape_sessions=shape_sessions)
+                                      shape_sessions=shape_sessions, torch_options=torch_options)
         # On CPU a larger batch buys nothing (measured: effnet-lite0 costs the same CPU time per image
         # at batch 1..16) and only makes native-size buckets wait longer; GPUs want big batches.
         bs = batch_size or (32 if self.backend.device == "cuda" else 4)
@@ -169,8 +175,11 @@ class Scorer(Closeable):
         self.batch_size = bs
         self.workers = workers or default_workers()
         self.preparer = Preparer(self.info.spec, max_pixels=max_pixels, reduced_decode=reduced_decode)
-        self.pipeline = Pipeline(self.preparer.with_warning, self.backend, batch_size=bs, workers=self.workers,
-                                 window=window)
+        # A backend that decodes on its device (the torch backend on CUDA) brings its own pipeline.
+        make = getattr(self.backend, "make_pipeline", None)
+        device_pipeline = make(self.preparer, batch_size=bs, workers=self.workers, window=window) if make else None
+        self.pipeline = device_pipeline or Pipeline(self.preparer.with_warning, self.backend, batch_size=bs,
+                                                    workers=self.workers, window=window)
 
     @property
     def heads(self) -> tuple[str, ...]:

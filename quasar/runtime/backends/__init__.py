@@ -13,8 +13,19 @@ from quasar.errors import QuasarError
 from quasar.runtime.backends.base import Backend, Done, Pending
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+# Where each backend and device has run (``quasar list`` shows it; README and docs/architecture.md say the same):
+# "tested" = run by this project's tests on a CPU machine; "not yet run" = written against the library's API,
+# never executed (no GPU was available); ``python -m benchmarks.gpu_check`` is the one command that runs them.
+VERIFIED = {
+    "onnxruntime/cpu": "tested",
+    "onnxruntime/cuda": "not yet run",
+    "onnxruntime/tensorrt": "not yet run",
+    "tensorrt/cuda": "not yet run",
+    "torch/cpu": "tested",
+    "torch/cuda": "not yet run",
+}
 
-__all__ = ["BACKENDS", "Backend", "Done", "Pending", "create_backend", "resolve_backend"]
+__all__ = ["BACKENDS", "VERIFIED", "Backend", "Done", "Pending", "create_backend", "resolve_backend"]
 
 
 def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None = None) -> tuple[str, str | None]:
@@ -43,13 +54,19 @@ def resolve_backend(info: ModelInfo, backend: str = "auto", device: str | None =
 
 def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = None, *,
                    threads: int | None = None, optimization: str = "all", device_id: int = 0,
-                   batch_size: int | None = None, embeddings: bool = False, shape_sessions: bool = True) -> Backend:
+                   batch_size: int | None = None, embeddings: bool = False, shape_sessions: bool = True,
+                   torch_options=None) -> Backend:
     """Load ``info``'s model on the chosen backend (see the module docstring for ``auto``).
 
     ``embeddings``: also return each image's unit embedding (ONNX Runtime only, see
     :mod:`quasar.runtime.embedding`). ``shape_sessions``: ONNX Runtime on CPU runs the input shapes it
-    keeps seeing on sessions with the graph's free dimensions fixed (:mod:`quasar.runtime.backends.shapes`)."""
+    keeps seeing on sessions with the graph's free dimensions fixed (:mod:`quasar.runtime.backends.shapes`).
+    ``torch_options``: a :class:`~quasar.runtime.backends.torch_options.TorchOptions`, for the torch
+    backend only."""
     name, device = resolve_backend(info, backend, device)
+    if torch_options is not None and name != "torch":
+        raise QuasarError(f"torch options (precision, compile, CUDA graphs, device decoding) apply to the torch "
+                          f"backend, not {name}")
     if embeddings and name != "onnxruntime":
         raise QuasarError(f"{info.path}: embeddings are read from ONNX graphs on the onnxruntime backend, "
                           f"not the {name} backend")
@@ -60,7 +77,7 @@ def create_backend(info: ModelInfo, backend: str = "auto", device: str | None = 
     if name == "torch":
         from quasar.runtime.backends.torch_backend import TorchBackend
 
-        return TorchBackend(info, device=device, threads=threads)
+        return TorchBackend(info, device=device, threads=threads, options=torch_options)
     from quasar.runtime.backends.ort import OrtBackend
 
     return OrtBackend(info, device=device, threads=threads, optimization=optimization, device_id=device_id,
