@@ -38,8 +38,6 @@ characters are written \\xNN. --resume matches rows by absolute, normalised path
 
 
 def register(subparsers) -> None:
-    from quasar.scale.cluster import CONNECT_TIMEOUT_S  # a constant: imports no Ray
-
     p = subparsers.add_parser(
         "score", help="score images with a fused QUASAR model",
         description="Score image files and folders. One output row per input: path, one P(good) column "
@@ -93,6 +91,15 @@ def register(subparsers) -> None:
                         "seen most get sessions with their sizes fixed, at most 4; same scores, faster)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed (default: only if none was scored)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings or summary on stderr")
+    add_ray_options(p)
+    add_service_options(p)
+    add_torch_options(p)
+    p.set_defaults(func=run)
+
+
+def add_ray_options(p) -> None:
+    from quasar.scale.cluster import CONNECT_TIMEOUT_S  # a constant: imports no Ray
+
     r = p.add_argument_group("Ray (the ray extra; docs/scaling.md)")
     r.add_argument("--ray", action="store_true",
                    help="score on Ray Data actors: a local Ray cluster, or the one at --address (same output and --resume)")
@@ -110,7 +117,9 @@ def register(subparsers) -> None:
                         "(default: all cores for a local cluster, else 1)")
     r.add_argument("--ray-batch", type=positive_int, default=None, metavar="N",
                    help="with --ray: paths per actor call (default: 64, less for small inputs)")
-    add_service_options(p)
+
+
+def add_torch_options(p) -> None:
     t = p.add_argument_group("torch backend (--backend torch; its CUDA side is not yet run)")
     t.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
                    help="the encoder's precision; the heads stay float32 (default: fp32)")
@@ -118,7 +127,6 @@ def register(subparsers) -> None:
                    help="decode JPEGs with torchvision on the device and resize there (default: auto, on for cuda)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (cuda only)")
     t.add_argument("--cuda-graphs", action="store_true", help="replay one CUDA graph per batch shape (cuda only)")
-    p.set_defaults(func=run)
 
 
 def add_service_options(p) -> None:

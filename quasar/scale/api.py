@@ -214,6 +214,13 @@ def build_api(service, *, replicas: Callable[[], dict | None] | None = None, ech
     async def metrics():
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
+    _add_error_handlers(api)
+    _add_middleware(api, service, echo_request_id)
+    return api
+
+
+def _add_error_handlers(api: FastAPI) -> None:
+    """404/405 and validation errors as the service's one-line ``{"error": ...}`` answers."""
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
@@ -231,6 +238,11 @@ def build_api(service, *, replicas: Callable[[], dict | None] | None = None, ech
         where = ".".join(str(x) for x in first.get("loc", ()))
         return JSONResponse({"error": f"bad request: {where}: {first.get('msg', 'invalid')}"}, status_code=400)
 
+
+
+def _add_middleware(api: FastAPI, service, echo_request_id: bool) -> None:
+    """The front (auth, request id, access log, metrics) and, when asked, CORS outside it."""
+    o = service.options
     api.add_middleware(Front, service=service, echo_request_id=echo_request_id)
     if o.cors_origins:  # added last: outermost, so a browser's preflight needs no token
         from starlette.middleware.cors import CORSMiddleware
@@ -238,7 +250,6 @@ def build_api(service, *, replicas: Callable[[], dict | None] | None = None, ech
         api.add_middleware(CORSMiddleware, allow_origins=list(o.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
                            expose_headers=["X-Request-Id"])
-    return api
 
 
 async def _replica_counts(replicas: Callable[[], dict | None] | None) -> dict | None:
