@@ -51,6 +51,7 @@ from quasar.runtime.sources import Item  # noqa: E402
 
 SETS = ("camera", "1mp")
 MARGINS = (2,)
+TARGET_SRCC = 0.995  # issue 24's goal for the engine (fp32) vs eager
 
 # Pairs compared: (key, reference variant, other variant, what the difference isolates).
 PAIRS_FP32 = [
@@ -297,6 +298,29 @@ def reading(data: dict) -> list[str]:
         k = f"eager_vs_engine_margin{m:g}"
         out.append(f"- Candidate fix, reduced decoding only while it covers {m:g}x the target: SRCC "
                    f"{fmt(g(k)['worst_srcc'])} (max |Δ| {g(k)['max_abs_diff']:.1e}).")
+    ms = data["summary"]["decode_resize_ms"]
+    out.append("- Cost (decode + resize, ms/image, one thread): " + "; ".join(
+        f"{x}: PIL {t['pil']:.1f}, engine {t['engine']:.1f}, "
+        + ", ".join(f"{m:g}x margin {t[f'engine_margin{m:g}']:.1f}" for m in data["margins"])
+        + f", full decode {t['engine_full']:.1f}" for x, t in ms.items()) + ".")
+    whole, full = g("eager_vs_engine")["worst_srcc"], g("eager_vs_engine_full_decode")["worst_srcc"]
+    runtime = g("eager_on_engine_pixels_vs_engine")["worst_srcc"]
+    if full >= 0.999 and runtime >= 0.999:
+        out.append(f"- **One step explains it: reduced JPEG decoding.** Turning it off alone takes the SRCC from "
+                   f"{fmt(whole)} to {fmt(full)}; the model runtime (torch vs ORT) costs {fmt(1 - runtime)} at most, "
+                   "and OpenCV's full decode, colour conversion and the runtime's PIL resampler reproduce PIL's "
+                   "pixels (table (d)).")
+        ok = [m for m in data["margins"] if g(f"eager_vs_engine_margin{m:g}")["worst_srcc"] >= TARGET_SRCC]
+        if ok:
+            m = min(ok)
+            ratios = "; ".join(f"{x} {t[f'engine_margin{m:g}'] / t['engine']:.2f}x (full decode "
+                               f"{t['engine_full'] / t['engine']:.2f}x)" for x, t in ms.items())
+            out.append(f"- Matching: `Scorer(reduced_decode=False)` (an existing option) feeds the model PIL's exact pixels; the smallest margin measured that "
+                       f"meets the issue's {TARGET_SRCC} (reduced decoding only while the decoded image covers {m:g}x "
+                       f"the resize target) reaches {fmt(g(f'eager_vs_engine_margin{m:g}')['worst_srcc'])} for a "
+                       f"decode + resize time of, relative to today's default: {ratios} (where the margin leaves no "
+                       "reduced scale, table (d), it is a full decode). The runtime's default is "
+                       "unchanged here: whether that decode time is worth it is the end-to-end benchmark's call.")
     if "eager_vs_engine_int8" in p:
         out.append(f"- int8: whole gap {fmt(g('eager_vs_engine_int8')['worst_srcc'])}; quantisation alone (PIL pixels) "
                    f"{fmt(g('eager_vs_ort_int8_on_pil_pixels')['worst_srcc'])}; without reduced decoding "
@@ -311,7 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margins", type=float, nargs="*", default=list(MARGINS),
                     help="candidate reduced-decoding margins to measure [2]")
     ap.add_argument("--out", default=str(HERE / "results" / "engine_vs_eager"), help="results path without suffix")
+    ap.add_argument("--render", action="store_true", help="rewrite the Markdown (and the reading) from --out's JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        import json
+
+        data = json.loads(Path(f"{args.out}.json").read_text())
+        data["reading"] = reading(data)
+        write_results(args.out, data, markdown(data))
+        return 0
     from quasar_bench.models import model_path, snapshot_pack
 
     from quasar.paths import cache_dir
