@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             "all": [], "only input": [*PARTS], "+fp32 input": ["input"],
             "+fp32 input, stem, blocks.0-1": ["input", "stem", "blocks.0", "blocks.1"]}
         if args.sensitivity:  # everything fp32 but one part
-            todo.update({f"only {p}": [q for q in PARTS if q != p] for p in PARTS})
+            todo.update({f"only {p}": ["input", *(q for q in PARTS if q != p)] for p in PARTS})
         for name, parts in todo.items():
             variants[f"{prec} {name}"] = compare(ref, run(mixed(info, dtype, parts), arrays), combine_w, layout,
                                                  heads)

@@ -168,9 +168,9 @@ def test_reduced_precision_ranks_close_to_fp32(model, heldout_photos, ort_scorer
 
     Measured (benchmarks/results/torch_precision.md): bf16 worst head 0.979, short of the issue's 0.999.
     bf16 keeps 8 significant bits; rounding the normalised pixels alone (everything else fp32) moves the
-    margins by 2-1200x the closest pair of photos' gap, and keeping the input, stem and blocks 0-1 in fp32
-    does not help, so the loss is spread over every stage's activations (the tap statistics are already
-    taken in fp32). fp16 (11 bits) swaps one adjacent pair of one head (0.997; 0.995 allows no second
+    margins by 2-1200x the closest pair of photos' gap, keeping the input, stem and blocks 0-1 in fp32
+    does not help, and any one stage in bf16 (the rest fp32) costs about as much as all of them (the tap
+    statistics are already taken in fp32). fp16 (11 bits) swaps one adjacent pair of one head (0.997; 0.995 allows no second
     swap). Tried: the fp16 bound fails when the heads' logits are rounded to bf16 (0.994); the bf16 bound
     is the measured level less a margin and catches gross regressions only (taking the tap statistics in
     bf16 moves it to 0.977). The issue's 0.999 means no swap at all on 16 photos; not reached."""
