@@ -14,7 +14,7 @@ everything fp32 except that part (which part's rounding matters). Margins of com
 
 CPU only (no GPU here): it measures accuracy, not speed; GPU speed is ``benchmarks/gpu_check.py``'s, not yet run.
 
-Run: ``python benchmarks/torch_precision.py [--photos 24] [--precisions bf16 fp16]``; writes
+Run: ``python benchmarks/torch_precision.py --photos 16 --sensitivity`` (the committed results); writes
 ``benchmarks/results/torch_precision.{json,md}``.
 """
 
