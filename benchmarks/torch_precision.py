@@ -9,7 +9,9 @@ and its share of the margin error (``|W_block · Δe_block| / |e|``, the largest
 Variants: ``all``: the whole encoder in the low precision (what the torch backend runs); ``+fp32 <parts>``:
 those parts kept in float32 (``input``: the 0..255 -> mean/std normalisation and the input statistics, so
 the stem sees fp32 pixels only if the stem is fp32 too; ``stem``: ``conv_stem`` and ``bn1``); ``only <part>``:
-everything fp32 except that part (which part's rounding matters). Margins of combine heads are logits
+everything fp32 except that part (which part's rounding matters); ``weights rounded only`` / ``activations
+rounded only``: fp32 arithmetic with only the backbone's weights (and batch-norm buffers), or only the outputs
+of its convolutions and batch norms, rounded to the low precision. Margins of combine heads are logits
 (scaled). ``max_d_over_min_gap``: largest |Δ margin| over the closest pair of photos' fp32 margin gap.
 
 CPU only (no GPU here): it measures accuracy, not speed; GPU speed is ``benchmarks/gpu_check.py``'s, not yet run.
@@ -67,6 +69,22 @@ def mixed(info, dtype, fp32_parts):
             if part in fp32_parts:
                 mod.float()
             mod.register_forward_pre_hook(cast_input)
+    return m
+
+
+def rounded(info, dtype, what):
+    """The fp32 module computing in fp32 with only its backbone's weights (``what="weights"``) or only the
+    outputs of its convolutions and batch norms (``"activations"``) rounded to ``dtype``."""
+    m = TorchBackend(info, device="cpu").module
+    bb = m.encoder.backbone.backbone
+    if what == "weights":
+        with torch.no_grad():
+            for t in [*bb.parameters(), *(b for b in bb.buffers() if b.is_floating_point())]:
+                t.copy_(t.to(dtype).float())
+        return m
+    for mod in bb.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+            mod.register_forward_hook(lambda _m, _a, out: out.to(dtype).float())
     return m
 
 
@@ -130,6 +148,9 @@ def main(argv=None) -> int:
         todo = {"all": []} if prec == "fp16" else {
             "all": [], "only input": [*PARTS], "+fp32 input": ["input"],
             "+fp32 input, stem, blocks.0-1": ["input", "stem", "blocks.0", "blocks.1"]}
+        for what in ("weights", "activations"):
+            variants[f"{prec} {what} rounded only"] = compare(ref, run(rounded(info, dtype, what), arrays), combine_w,
+                                                              layout, heads)
         if args.sensitivity:  # everything fp32 but one part
             todo.update({f"only {p}": ["input", *(q for q in PARTS if q != p)] for p in PARTS})
         for name, parts in todo.items():
