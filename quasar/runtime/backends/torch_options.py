@@ -31,7 +31,7 @@ class TorchOptions:
             what separates similar photos. The statistics are already taken in fp32; the loss comes from
             rounding the weights and the activations alike, at every stage (bf16's 8 bits: rounding the input
             pixels alone, or any one stage, costs about as much as all; fp32 input, stem and first blocks
-            or fp32 batch norms do not recover it), so fp16 ranks much closer than bf16
+            do not recover it), so fp16 ranks much closer than bf16
             (``benchmarks/results/torch_precision.md``, CPU; ``gpu_check`` per head on CUDA); fp32 is the default.
         channels_last: NHWC memory format for the convolutions (None: on CUDA).
         compile: ``torch.compile`` the module (CUDA only).
