@@ -162,22 +162,27 @@ def test_per_file_errors_and_order_as_on_the_cpu(tmp_path, ort_scorer, torch_dev
     assert sum(r.ok for r in dev) >= 4 and sum(not r.ok for r in dev) >= 4
 
 
-def test_bf16_ranks_close_to_fp32(model, photos, ort_scorer):
-    """bf16 encoder on the CPU (the heads stay float32): per-head SRCC against ORT fp32 on real photos.
+@pytest.mark.parametrize(("precision", "bound"), [("bf16", 0.97), ("fp16", 0.995)])
+def test_reduced_precision_ranks_close_to_fp32(model, heldout_photos, ort_scorer, precision, bound):
+    """bf16/fp16 encoder on the CPU (the heads stay float32): per-head SRCC against ORT fp32 on 16 held-out photos.
 
-    Measured, and short of the issue's 0.999 target: the default model's taps embedding holds the
-    per-channel means of each stage's (unactivated, near-zero-mean) output, whose bf16 rounding moves a
-    margin by ~0.01 while 8 similar photos spread by ~0.03. So reduced precision keeps the ranking
-    roughly (the bound below) but not exactly; fp32 is the default."""
-    files = [p.path for p in photos[:8]]
+    Measured (benchmarks/results/torch_precision.md): bf16 worst head 0.979, short of the issue's 0.999.
+    bf16 keeps 8 significant bits; rounding the normalised pixels alone (everything else fp32) moves the
+    margins by 2-1200x the closest pair of photos' gap, keeping the input, stem and blocks 0-1 in fp32
+    does not help, and any one stage in bf16 (the rest fp32) costs about as much as all of them (the tap
+    statistics are already taken in fp32). fp16 (11 bits) swaps one adjacent pair of one head (0.997; 0.995 allows no second
+    swap). Tried: the fp16 bound fails when the heads' logits are rounded to bf16 (0.994); the bf16 bound
+    is the measured level less a margin and catches gross regressions only (taking the tap statistics in
+    bf16 moves it to 0.977). The issue's 0.999 means no swap at all on 16 photos; not reached."""
+    files = [p.path for p in sorted(heldout_photos, key=lambda p: p.name)[:16]]
     ref = ort_scorer.score(files)
     with Scorer(model, backend="torch", device="cpu", workers=2,
-                torch_options=TorchOptions(precision="bf16")) as s:
-        assert s.backend.name == "torch-cpu-bf16"
+                torch_options=TorchOptions(precision=precision)) as s:
+        assert s.backend.name == f"torch-cpu-{precision}"
         got = s.score(files)
     worst = min(srcc([r.scores[h] for r in got], [r.scores[h] for r in ref]) for h in ort_scorer.heads)
-    print(f"bf16 vs fp32: worst-head SRCC {worst:.4f} on {len(files)} photos")
-    assert worst >= 0.85
+    print(f"{precision} vs fp32: worst-head SRCC {worst:.4f} on {len(files)} photos")
+    assert worst >= bound
 
 
 def test_options_are_checked_before_anything_loads(model):

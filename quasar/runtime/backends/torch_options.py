@@ -28,8 +28,11 @@ class TorchOptions:
         precision: the encoder's dtype (``fp32``, ``fp16``, ``bf16``); the scoring heads stay float32.
             Reduced precision does not keep the default model's ranking exactly: its multi-layer
             embedding holds per-channel means of unactivated stage outputs, which rounding moves by about
-            what separates similar photos (``tests/test_torch_gpu_path.py`` measures bf16 on the CPU,
-            ``gpu_check`` fp16 and bf16 per head); fp32 is the default.
+            what separates similar photos. The statistics are already taken in fp32; the loss comes from
+            rounding the weights and the activations alike, at every stage (bf16's 8 bits: rounding the input
+            pixels alone, or any one stage, costs about as much as all; fp32 input, stem and first blocks
+            do not recover it), so fp16 ranks much closer than bf16
+            (``benchmarks/results/torch_precision.md``, CPU; ``gpu_check`` per head on CUDA); fp32 is the default.
         channels_last: NHWC memory format for the convolutions (None: on CUDA).
         compile: ``torch.compile`` the module (CUDA only).
         cuda_graphs: replay one CUDA graph per batch shape (CUDA only; shapes repeat per bucket).
