@@ -55,15 +55,10 @@ STATIC = {"static pc 0.3": (True, 0.3), "static pt 0.3": (False, 0.3), "static p
 def session(path: str, threads: int, batch: int | None):
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    so.enable_mem_pattern = False
-    if batch is not None:
-        for name, size in (("batch", batch), ("height", H), ("width", W)):
-            so.add_free_dimension_override_by_name(name, size)
+    from quasar.runtime.backends.ort import session_options
+
+    fixed = None if batch is None else {"batch": batch, "height": H, "width": W}
+    so = session_options("all", threads, overrides=fixed)
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

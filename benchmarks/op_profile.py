@@ -53,17 +53,12 @@ def session(path: str, threads: int, batch: int | None, prefix: str):
     the dynamic session, else batch, height and width fixed."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    so.enable_mem_pattern = False
+    from quasar.runtime.backends.ort import session_options
+
+    fixed = None if batch is None else {"batch": batch, "height": H, "width": W}
+    so = session_options("all", threads, overrides=fixed)
     so.enable_profiling = True
     so.profile_file_prefix = prefix
-    if batch is not None:
-        for name, size in (("batch", batch), ("height", H), ("width", W)):
-            so.add_free_dimension_override_by_name(name, size)
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 

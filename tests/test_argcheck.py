@@ -64,14 +64,14 @@ def test_a_dropped_scorer_stops_its_workers(tiny):
     s = Scorer(tiny, workers=2)
     s.score([__import__("numpy").zeros((32, 32, 3), "uint8")])
     pipeline = s.pipeline
-    assert pipeline._pool is not None
+    assert pipeline._decode.pool is not None
     del s
     gc.collect()
-    assert pipeline._closed and pipeline._pool is None
+    assert pipeline._decode.closed and pipeline._decode.pool is None
 
 
 def test_with_block_closes_and_close_is_idempotent(tiny):
     with Scorer(tiny) as s:
         pass
-    assert s.pipeline._closed
+    assert s.pipeline._decode.closed
     s.close()

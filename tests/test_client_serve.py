@@ -4,15 +4,12 @@ JSONL written are local scoring's, ``--resume`` sends only what is missing, a ba
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import pytest
-from test_scale_serve import free_port, request
+from test_scale_serve import spawn_serve
 
 from quasar.cli import main
 from quasar.client import ServiceClient
@@ -26,25 +23,9 @@ TOL = 1e-6
 
 @pytest.fixture(scope="module")
 def service(ray_nodes, tmp_path_factory):
-    port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = open(log_path, "w+")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "quasar.cli", "serve", "--address", ray_nodes.address,
-                             "--port", str(port), "--max-files", "4", "--max-batch-size", "8"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = spawn_serve(ray_nodes.address, ["--max-files", "4", "--max-batch-size", "8"], log_path)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if request(url + "/healthz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "quasar serve did not come up"
-            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
@@ -53,7 +34,6 @@ def service(ray_nodes, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_serve(address: str, args: list[str], log_path: Path):
+    """``quasar serve`` as a user runs it: a subprocess joining the Ray cluster at ``address`` on a free local
+    port, its output in ``log_path``; returns ``(process, url)`` once ``/healthz`` answers (3 min at most)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    log = open(log_path, "w+")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "quasar.cli", "serve", "--address", address,
+                             "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    log.close()  # the child holds its own descriptor
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if request(url + "/healthz", timeout=5)[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        exited, late = proc.poll() is not None, time.monotonic() >= deadline
+        if late and not exited:  # the caller never gets the process: stop it here
+            proc.kill()
+            proc.wait()
+        assert not exited, Path(log_path).read_text()
+        assert not late, "quasar serve did not come up"
+        time.sleep(0.5)
+
+
 def request(url: str, body: bytes | None = None, content_type: str | None = None, method: str | None = None,
             timeout: float = 60) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))

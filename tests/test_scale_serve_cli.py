@@ -4,9 +4,7 @@ free local port, and exits 0 on SIGTERM after answering what it holds. Plus the 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_images import encode, pattern
-from test_scale_serve import free_port, request
+from test_scale_serve import request, spawn_serve
 
 from quasar.cli import main
 
@@ -23,25 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_quasar_serve_answers_and_stops_on_sigterm(ray_nodes, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w+")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "quasar.cli", "serve", "--address", ray_nodes.address,
-                             "--port", str(port), "--max-batch-size", "4", "--batch-wait-ms", "2000",
-                             "--access-log", str(tmp_path / "access.jsonl")],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = spawn_serve(ray_nodes.address, ["--max-batch-size", "4", "--batch-wait-ms", "2000",
+                                                "--access-log", str(tmp_path / "access.jsonl")],
+                            tmp_path / "serve.log")
+    port = url.rsplit(":", 1)[1]
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if request(url + "/healthz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "quasar serve did not come up"
-            time.sleep(0.5)
         img = encode(pattern(120, 160), ".png")
         out: dict = {}
         t = threading.Thread(target=lambda: out.update(r=request(url + "/score", img, "image/png")))
@@ -62,7 +46,6 @@ def test_quasar_serve_answers_and_stops_on_sigterm(ray_nodes, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 def test_missing_ray_is_one_line(monkeypatch, capsys):

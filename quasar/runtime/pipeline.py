@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quasar.io.decode import ImageError
+from quasar.lifecycle import LazyPool
 from quasar.runtime.backends.base import Backend, Pending, check_backend
 from quasar.runtime.sources import Item
 
@@ -118,26 +119,15 @@ class Pipeline:
         self.queue_size = queue_size
         # Batches in flight on the device: 2 lets batch i+1's copy overlap batch i's compute.
         self.depth = depth if depth is not None else (2 if backend.device == "cuda" else 1)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        self._closed = False
+        self._decode = LazyPool(self.workers, "quasar-decode")
 
     def _decode_pool(self) -> ThreadPoolExecutor:
         """The decode workers, started on first use and kept across runs until :meth:`close`."""
-        with self._pool_lock:
-            if self._closed:
-                raise RuntimeError("this scorer is closed; create a new one")
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="quasar-decode")
-            return self._pool
+        return self._decode.get()
 
     def close(self) -> None:
         """Stop the decode workers (idempotent). Runs still in progress fail; later runs raise."""
-        with self._pool_lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._decode.close()
 
     def _prepare_one(self, item: Item) -> tuple[np.ndarray | None, str | None, str | None]:
         """``(array, None, warning)`` or ``(None, reason, None)``; the exception (and the pixels its

@@ -49,6 +49,38 @@ def memory_pattern(info: ModelInfo) -> bool:
     return not info.dynamic_size
 
 
+def session_options(optimization: str = "all", threads: int | None = None, spin: bool = False,
+                    mem_pattern: bool = False, shared_arena: bool = False,
+                    overrides: dict[str, int] | None = None):
+    """The runtime's ``SessionOptions``: graph optimisation level, intra-op threads (None: ORT's),
+    no spinning unless ``spin`` (decode threads share the cores: ORT's idle workers would otherwise
+    busy-wait on them), ORT's memory pattern only when asked, the process-wide arena
+    (:func:`~quasar.runtime.backends.shapes.use_shared_arena`) and free dimensions fixed by name
+    (``overrides``: name -> size). The benchmarks that time ORT sessions build theirs here too."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    so.log_severity_level = 3
+    so.enable_mem_pattern = mem_pattern
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if shared_arena:
+        from quasar.runtime.backends.shapes import use_shared_arena
+
+        use_shared_arena(so)
+    for name, size in (overrides or {}).items():
+        so.add_free_dimension_override_by_name(name, int(size))
+    return so
+
+
 def trt_ep_options(info: ModelInfo, max_batch: int) -> dict[str, str]:
     """TensorRT EP options: a persistent engine cache, and one optimisation profile covering every
     input the spec can produce, so the EP does not rebuild its engine for each new image shape."""
@@ -101,26 +133,9 @@ class OrtBackend(Backend):
             raise QuasarError(f"onnxruntime has no {missing[0]} here (install onnxruntime-gpu and CUDA)")
         if optimization not in OPT_LEVELS:
             raise QuasarError(f"unknown graph optimisation level {optimization!r}; expected one of {OPT_LEVELS}")
-        so = ort.SessionOptions()
-        so.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
-        if threads:
-            so.intra_op_num_threads = int(threads)
-        so.log_severity_level = 3
-        so.enable_mem_pattern = memory_pattern(info)
-        if not spin:
-            # Decode threads share the cores: ORT's idle workers would otherwise busy-wait on them.
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._shapes = None
         want_shapes = shape_sessions and device == "cpu"
-        if want_shapes:
-            from quasar.runtime.backends.shapes import use_shared_arena
-
-            use_shared_arena(so)
+        so = session_options(optimization, threads, spin, memory_pattern(info), shared_arena=want_shapes)
         providers: list = list(PROVIDERS[device])
         if device != "cpu":
             opts = {"CUDAExecutionProvider": {"device_id": str(device_id)},
@@ -140,7 +155,7 @@ class OrtBackend(Backend):
         self.device_id = device_id
         self._check_io()
         if want_shapes:
-            self._init_shape_sessions(so, source, providers, spin)
+            self._init_shape_sessions(optimization, threads, spin, source, providers)
         self._lock = threading.Lock()
         self._ring = None
         if self.device == "cuda":
@@ -169,7 +184,7 @@ class OrtBackend(Backend):
                 raise QuasarError(f"{path}: output {name!r} has {o.shape[1]} columns but the metadata names "
                                   f"{k} heads {list(self.info.heads)}")
 
-    def _init_shape_sessions(self, so, source, providers, spin: bool) -> None:
+    def _init_shape_sessions(self, optimization: str, threads: int | None, spin: bool, source, providers) -> None:
         from quasar.runtime.backends.shapes import ShapeSessions, free_dims
 
         dims = free_dims(self.session.get_inputs()[0].shape)
@@ -178,18 +193,9 @@ class OrtBackend(Backend):
         import onnxruntime as ort
 
         def make(overrides: dict[str, int]):
-            o = ort.SessionOptions()
-            o.graph_optimization_level = so.graph_optimization_level
-            o.intra_op_num_threads = so.intra_op_num_threads
-            o.log_severity_level = so.log_severity_level
             # No memory pattern: its plan is one block per shape that the shared arena cannot reuse across
             # shapes (tried: RSS grew by about one batch's activations per shape, for no measurable speed).
-            o.enable_mem_pattern = False
-            if not spin:
-                o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            o.add_session_config_entry("session.use_env_allocators", "1")
-            for name, size in overrides.items():
-                o.add_free_dimension_override_by_name(name, int(size))
+            o = session_options(optimization, threads, spin, False, shared_arena=True, overrides=overrides)
             try:
                 return ort.InferenceSession(source, o, providers=providers)
             except Exception as e:  # ORT raises its own exception types

@@ -193,8 +193,10 @@ class TorchBackend(Backend):
 
 
 class CudaGraphs:
-    """One CUDA graph per input shape, captured on first use (after a warm-up on a side stream): a
-    replay is one launch instead of hundreds. Past ``MAX_CUDA_GRAPHS`` shapes, new shapes run eagerly."""
+    """One CUDA graph per input shape, captured on first use (after a warm-up on a side stream, both in
+    inference mode): a replay is one launch instead of hundreds. Past ``MAX_CUDA_GRAPHS`` shapes, new
+    shapes run eagerly. Returns fresh float32 tensors (safe to keep). ``benchmarks/quasar_bench/gpu.py``
+    times the same runner."""
 
     def __init__(self, torch, module) -> None:
         import threading
@@ -208,12 +210,12 @@ class CudaGraphs:
         static_in = torch.zeros(shape, dtype=torch.uint8, device="cuda")
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(3):  # cuDNN autotuning and lazy initialisation before the capture
                 self.module(static_in)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.inference_mode(), torch.cuda.graph(graph):
             static_out = self.module(static_in)
         return graph, static_in, static_out
 

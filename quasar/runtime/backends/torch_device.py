@@ -47,6 +47,7 @@ import numpy as np
 from quasar.io import read_file
 from quasar.io.decode import ImageError, check_pixels
 from quasar.io.formats import JPEG, exif_orientation, jpeg_exif, jpeg_has_eoi, probe, sniff
+from quasar.lifecycle import LazyPool
 from quasar.preprocess import PreprocessSpec, crop_offsets, target_shape
 from quasar.runtime.pipeline import Result, non_finite_reason
 from quasar.runtime.prepare import tiny_image_warning
@@ -191,26 +192,15 @@ class DevicePipeline:
         self.pinned = cuda if pinned is None else bool(pinned) and cuda
         self.pool = PinnedPool(torch) if self.pinned else None
         self.resize = DeviceResize(torch, self.spec)
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._loaders = LazyPool(self.workers, "quasar-device-load")
         self.stats = {"device_decoded": 0, "host_decoded": 0, "device_decode_fallbacks": 0}
 
     # ------------------------------------------------------------------ CPU workers
     def _workers(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this scorer is closed; create a new one")
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="quasar-device-load")
-            return self._executor
+        return self._loaders.get()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            ex, self._executor = self._executor, None
-        if ex is not None:
-            ex.shutdown(wait=True, cancel_futures=True)
+        self._loaders.close()
 
     def _load(self, item: Item) -> Loaded:
         """Read a JPEG and check its header (for the device decoder), or decode anything else on the CPU."""
